@@ -1,0 +1,52 @@
+"""The `press` command line: a thin shell over the library.
+
+Each sub-command lives in its own module under `press.commands` (or next to the code it drives)
+and exposes `add_arguments(parser)` and `run(args) -> int`. Command modules keep their heavy
+imports (torch, the model) inside `run`, so that `press --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from press.errors import PressError
+
+# (name, module, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("info", "press.commands.info", "parameters and GMAC/s per exit of a model"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from press import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="press",
+        description="PRESS: speech separation and enhancement with probabilistic early exits.",
+    )
+    parser.add_argument("--version", action="version", version=f"press {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except PressError as err:
+        print(f"press {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
