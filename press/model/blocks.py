@@ -1,0 +1,174 @@
+"""The building blocks of PRESS-Net's residual stack.
+
+Every block is pre-norm residual with LayerScale (initialised ~1e-5, so a deep stack starts as the
+identity and each block learns how much to contribute): a sequence mixer followed by a SwiGLU
+channel MLP. Three mixers:
+  R  bidirectional self-gated linear RNN (minGRU-style gate, parallel scan; half the channels run
+     forward in time, half backward),
+  C  long depthwise convolution,
+  A  cross-speaker attention: at every frame, each speaker stream attends to all S streams.
+All blocks take and return (B, S, T, D) and a frame mask (B, 1, T, 1); padded frames never leak
+into valid ones, so a padded batch computes exactly what each item computes alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from press.model.scan import linear_scan
+
+
+class Scan(nn.Module):
+    """Bidirectional linear recurrence over (N, T, H): first H/2 channels forward, rest backward.
+
+    A module (not a function) so that compute accounting can see it: one multiply-add per
+    channel and frame, the cost of the recurrence itself.
+    """
+
+    def __init__(self, chunk: int) -> None:
+        super().__init__()
+        self.chunk = chunk
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        half = a.shape[-1] // 2
+        fwd = linear_scan(a[..., :half], b[..., :half], self.chunk)
+        bwd = linear_scan(a[..., half:], b[..., half:], self.chunk, reverse=True)
+        return torch.cat([fwd, bwd], dim=-1)
+
+    @staticmethod
+    def macs(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        return output.numel()
+
+
+class LinearRNN(nn.Module):
+    """h_t = a_t h_{t-1} + (1 - a_t) v_t,  y = W_out (h * silu(g)); a, v, g from the input."""
+
+    def __init__(self, dim: int, hidden: int, chunk: int) -> None:
+        super().__init__()
+        hidden += hidden % 2  # even, so it splits into the two directions
+        self.proj_in = nn.Linear(dim, 3 * hidden)
+        self.proj_out = nn.Linear(hidden, dim)
+        self.scan = Scan(chunk)
+        # Forget-gate bias: time constants log-spaced from 2 to 500 frames (1 ms to 250 ms at
+        # 2000 frames/s), so that the stack sees short and long context from the first step.
+        tau = torch.logspace(math.log10(2.0), math.log10(500.0), hidden // 2).repeat(2)
+        with torch.no_grad():
+            self.proj_in.bias[hidden:2 * hidden] = torch.logit(1.0 - 1.0 / tau)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # x: (N, T, D), mask: (N, T, 1)
+        v, f, g = self.proj_in(x).chunk(3, dim=-1)          # (N, T, H) each
+        a = torch.sigmoid(f) * mask + (1.0 - mask)           # padded frames: a = 1, input 0
+        h = self.scan(a, (1.0 - a) * v)
+        return self.proj_out(h * F.silu(g))
+
+
+class LongConv(nn.Module):
+    """GLU in-projection -> long depthwise conv over time -> SiLU -> out-projection."""
+
+    def __init__(self, dim: int, hidden: int, kernel: int) -> None:
+        super().__init__()
+        self.proj_in = nn.Linear(dim, 2 * hidden)
+        self.conv = nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2, groups=hidden)
+        self.proj_out = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # x: (N, T, D), mask: (N, T, 1)
+        u = F.glu(self.proj_in(x), dim=-1) * mask            # (N, T, E), zero in padding
+        u = self.conv(u.transpose(1, 2)).transpose(1, 2)
+        return self.proj_out(F.silu(u))
+
+
+class SpeakerMix(nn.Module):
+    """softmax(q k^T / sqrt(d)) v across the S streams at each frame and head.
+
+    Written with einsum rather than a fused attention kernel: S is tiny (2-3), the einsums are
+    exact, export-friendly, and visible to every MAC counter.
+    """
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # q, k, v: (B, T, heads, S, dh)
+        w = torch.einsum("bthsd,bthrd->bthsr", q, k) / math.sqrt(q.shape[-1])
+        return torch.einsum("bthsr,bthrd->bthsd", w.softmax(dim=-1), v)
+
+    @staticmethod
+    def macs(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        s = inputs[1].shape[-2]
+        return 2 * output.numel() * s  # scores + weighted sum
+
+
+class SpeakerAttention(nn.Module):
+    """Multi-head attention across speaker streams, one frame at a time (no time mixing)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.mix = SpeakerMix()
+        self.proj_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, S, T, D)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).permute(0, 2, 3, 1, 4)   # (B, T, h, S, dh)
+                   for t in self.qkv(x).chunk(3, dim=-1))
+        y = self.mix(q, k, v).permute(0, 3, 1, 2, 4).flatten(-2)             # (B, S, T, D)
+        return self.proj_out(y)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.proj_in = nn.Linear(dim, 2 * hidden)
+        self.proj_out = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.proj_in(x).chunk(2, dim=-1)
+        return self.proj_out(F.silu(a) * b)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, init: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Block(nn.Module):
+    """x + LS(mixer(norm(x))), then x + LS(mlp(norm(x))); kind is 'R', 'C' or 'A'."""
+
+    def __init__(self, kind: str, dim: int, *, rnn_hidden: int, conv_hidden: int, conv_kernel: int,
+                 ffn_hidden: int, heads: int, ls_init: float, chunk: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self.norm1 = nn.RMSNorm(dim)
+        if kind == "R":
+            self.mixer: nn.Module = LinearRNN(dim, rnn_hidden, chunk)
+        elif kind == "C":
+            self.mixer = LongConv(dim, conv_hidden, conv_kernel)
+        elif kind == "A":
+            self.mixer = SpeakerAttention(dim, heads)
+        else:
+            raise ValueError(f"unknown block kind {kind!r}")
+        self.ls1 = LayerScale(dim, ls_init)
+        self.norm2 = nn.RMSNorm(dim)
+        self.mlp = SwiGLU(dim, ffn_hidden)
+        self.ls2 = LayerScale(dim, ls_init)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # x: (B, S, T, D), mask: (B, 1, T, 1)
+        y = self.norm1(x)
+        if self.kind == "A":
+            y = self.mixer(y)
+        else:  # time mixers see every stream as its own sequence
+            B, S, T, D = y.shape
+            m = mask.expand(B, S, T, 1).reshape(B * S, T, 1)
+            y = self.mixer(y.reshape(B * S, T, D), m).reshape(B, S, T, D)
+        x = x + self.ls1(y)
+        x = x + self.ls2(self.mlp(self.norm2(x)))
+        return x * mask

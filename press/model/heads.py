@@ -1,0 +1,120 @@
+"""The ends of PRESS-Net: the encoder head on the waveform and the two heads of every exit.
+
+Encoder head: waveform -> wide conv (C channels, stride 1) -> ReLU -> patches of P samples ->
+ShiftNorm -> Linear to D. The conv features double as the analysis basis that every exit's
+decoder head masks and resynthesises, TasNet style.
+
+Exit heads: a decoder head (per-frame Linear -> C x P mask -> un-patch -> mask the basis ->
+synthesis conv, i.e. overlap-add of the C-channel basis) and an inverse-gamma head
+(GLU -> Snake -> mean over the likelihood block's frames -> Linear -> Softplus) giving alpha, beta
+per speaker and block.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ALPHA_FLOOR = 1e-3   # alpha, beta > 0 strictly, whatever the network outputs
+BETA_FLOOR = 1e-8
+
+
+def same_pad(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Pad the last axis so that a stride-1 conv with `kernel` keeps its length."""
+    return F.pad(x, ((kernel - 1) // 2, kernel // 2))
+
+
+class ShiftNorm(nn.Module):
+    """Per-frame normalisation that keeps loudness: (x - mean) / std, plus log(std) as a channel.
+
+    A plain norm would scale a quiet frame up to the level of a loud one, so the network could not
+    tell a whisper from a shout and would amplify artefacts in quiet passages. The extra channel
+    carries the frame's level on, so nothing of the amplitude is lost.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (..., C) -> (..., C + 1)
+        mean = x.mean(-1, keepdim=True)
+        std = (x - mean).pow(2).mean(-1, keepdim=True).add(self.eps ** 2).sqrt()
+        z = (x - mean) / std * self.weight + self.bias
+        return torch.cat([z, std.log()], dim=-1)
+
+
+class EncoderHead(nn.Module):
+    def __init__(self, channels: int, kernel: int, patch: int, dim: int) -> None:
+        super().__init__()
+        self.kernel, self.patch = kernel, patch
+        self.conv = nn.Conv1d(1, channels, kernel, bias=False)
+        self.norm = ShiftNorm(channels * patch)
+        self.proj = nn.Linear(channels * patch + 1, dim)
+
+    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # wave: (B, L) with L a multiple of P -> frames (B, 1, T, D), basis (B, C, L)
+        basis = F.relu(self.conv(same_pad(wave.unsqueeze(1), self.kernel)))
+        B, C, L = basis.shape
+        patches = basis.reshape(B, C, L // self.patch, self.patch).permute(0, 2, 1, 3)
+        frames = self.proj(self.norm(patches.reshape(B, L // self.patch, C * self.patch)))
+        return frames.unsqueeze(1), basis
+
+
+class DecoderHead(nn.Module):
+    """Frames of one exit -> waveform per stream, by masking the encoder basis."""
+
+    def __init__(self, dim: int, channels: int, kernel: int, patch: int) -> None:
+        super().__init__()
+        self.kernel, self.patch = kernel, patch
+        self.norm = nn.RMSNorm(dim)
+        self.mask = nn.Linear(dim, channels * patch)
+        self.synth = nn.Conv1d(channels, 1, kernel, bias=False)
+
+    def forward(self, h: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+        # h: (B, S, T, D), basis: (B, C, L) -> (B, S, L)
+        B, S, T, _ = h.shape
+        C = basis.shape[1]
+        m = self.mask(self.norm(h)).reshape(B, S, T, C, self.patch)
+        m = m.permute(0, 1, 3, 2, 4).reshape(B * S, C, T * self.patch)   # un-patch
+        masked = m * basis.repeat_interleave(S, dim=0)                    # (B*S, C, L)
+        return self.synth(same_pad(masked, self.kernel)).reshape(B, S, -1)
+
+
+class Snake(nn.Module):
+    """x + sin^2(a x) / a with a learnable frequency a per channel (periodic inductive bias)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.freq = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.freq.abs() + 1e-4
+        return x + torch.sin(a * x).pow(2) / a
+
+
+class InverseGammaHead(nn.Module):
+    """Frames of one exit -> raw (alpha~, beta~) per stream and likelihood block.
+
+    Returns softplus outputs, floored; PressNet turns them into alpha, beta (cumulatively or not).
+    """
+
+    def __init__(self, dim: int, hidden: int, frames_per_block: int) -> None:
+        super().__init__()
+        self.fpb = frames_per_block
+        self.norm = nn.RMSNorm(dim)
+        self.glu = nn.Linear(dim, 2 * hidden)
+        self.snake = Snake(hidden)
+        self.out = nn.Linear(hidden, 2)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # h: (B, S, T, D), mask: (B, 1, T, 1), T a multiple of frames_per_block
+        z = self.snake(F.glu(self.glu(self.norm(h)), dim=-1))             # (B, S, T, G)
+        B, S, T, G = z.shape
+        z = (z * mask).reshape(B, S, T // self.fpb, self.fpb, G).sum(3)
+        count = mask.reshape(B, 1, T // self.fpb, self.fpb).sum(3, keepdim=True).clamp_min(1.0)
+        raw = F.softplus(self.out(z / count))                             # (B, S, nb, 2)
+        return raw[..., 0] + ALPHA_FLOOR, raw[..., 1] + BETA_FLOOR

@@ -1,0 +1,168 @@
+"""PRESS-Net: a time-domain separator with evenly spaced probabilistic exits.
+
+    mixture (B, L)
+      -> level normalisation (divide by the input RMS; undone on every output)
+      -> EncoderHead: frames (B, 1, T, D), basis (B, C, L)         T = L / P
+      -> n_enc_blocks on the mixture stream
+      -> speaker split: Linear D -> S*D                            (B, S, T, D)
+      -> n_dec_blocks shared by all speakers, in n_exits groups; after each group an exit:
+         DecoderHead -> estimate (B, S, L); InverseGammaHead -> alpha, beta (B, S, nb)
+
+Execution is incremental: `begin` runs everything up to the first decoder group and returns an
+`ExitState`; `advance` runs one more group and its exit heads, and returns that exit's output with
+the next state. Running to exit i computes nothing of later groups, and resuming from exit i
+recomputes nothing before it. `forward` is `begin` followed by `advance` for every exit. The
+fixed-depth computation of each step has no data-dependent Python control flow, so a step can be
+traced or exported on its own; the dynamic decision of whether to advance lives outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn as nn
+
+from press.model.blocks import Block
+from press.model.config import ModelConfig
+from press.model.heads import DecoderHead, EncoderHead, InverseGammaHead
+
+SCALE_FLOOR = 1e-5  # RMS below this (-100 dBFS) counts as digital silence
+
+
+def input_scale(mixture: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """RMS of each mixture (B, L) over its valid samples, floored: the level PRESS normalises by.
+
+    The Student-t likelihood is not scale invariant, so the network, the loss and the exit rules
+    all work on audio divided by this level, and outputs are scaled back by it.
+    """
+    if lengths is None:
+        return mixture.pow(2).mean(1).sqrt().clamp_min(SCALE_FLOOR)
+    valid = torch.arange(mixture.shape[1], device=mixture.device) < lengths[:, None]
+    power = (mixture * valid).pow(2).sum(1) / lengths.clamp_min(1).to(mixture.dtype)
+    return power.sqrt().clamp_min(SCALE_FLOOR)
+
+
+@dataclass(frozen=True)
+class ExitOutput:
+    """What one exit says, in the units of the input audio."""
+
+    exit: int                 # 1-based exit index
+    estimate: torch.Tensor    # (B, S, L) reconstructed sources
+    alpha: torch.Tensor       # (B, S, nb) inverse-gamma shape per likelihood block
+    beta: torch.Tensor        # (B, S, nb) inverse-gamma scale, in squared input units
+
+
+@dataclass(frozen=True)
+class ExitState:
+    """Everything needed to continue from the last exit computed. Carried, never mutated."""
+
+    h: torch.Tensor                 # (B, S, T, D) residual stream after the blocks run so far
+    basis: torch.Tensor             # (B, C, Lp) encoder basis the decoder heads mask
+    mask: torch.Tensor              # (B, 1, T, 1) 1 on frames holding input, 0 on padding
+    scale: torch.Tensor             # (B,) input RMS the network normalised by
+    length: int                     # samples to return (the unpadded input length)
+    next_exit: int = 0              # 0-based index of the next exit to compute
+    alpha_sum: torch.Tensor | None = None   # running sums for the cumulative parameterisation
+    beta_sum: torch.Tensor | None = None
+
+    def select(self, index: torch.Tensor) -> "ExitState":
+        """The state of a subset of the batch (items that have not exited yet)."""
+        pick = (lambda t: None if t is None else t[index])
+        return replace(self, h=self.h[index], basis=self.basis[index], mask=self.mask[index],
+                       scale=self.scale[index], alpha_sum=pick(self.alpha_sum),
+                       beta_sum=pick(self.beta_sum))
+
+
+class PressNet(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.dim
+        shared = dict(conv_hidden=round(cfg.conv_expand * D), conv_kernel=cfg.conv_kernel,
+                      heads=cfg.attn_heads, ls_init=cfg.layer_scale_init, chunk=cfg.scan_chunk)
+        dec_sizes = dict(rnn_hidden=round(cfg.rnn_expand * D), ffn_hidden=round(cfg.ffn_expand * D),
+                         **shared)
+        enc_sizes = dict(rnn_hidden=round((cfg.enc_rnn_expand or cfg.rnn_expand) * D),
+                         ffn_hidden=round((cfg.enc_ffn_expand or cfg.ffn_expand) * D), **shared)
+        enc_kinds = [cfg.enc_pattern[i % len(cfg.enc_pattern)] for i in range(cfg.n_enc_blocks)]
+        dec_kinds = [cfg.dec_pattern[i % len(cfg.dec_pattern)] for i in range(cfg.n_dec_blocks)]
+        self.encoder_head = EncoderHead(cfg.enc_channels, cfg.enc_kernel, cfg.patch, D)
+        self.encoder = nn.ModuleList(Block(k, D, **enc_sizes) for k in enc_kinds)
+        self.split_norm = nn.RMSNorm(D)
+        self.split = nn.Linear(D, cfg.n_src * D)
+        per = cfg.blocks_per_exit
+        self.groups = nn.ModuleList(
+            nn.ModuleList(Block(k, D, **dec_sizes) for k in dec_kinds[i * per:(i + 1) * per])
+            for i in range(cfg.n_exits))
+        self.decoder_heads = nn.ModuleList(
+            DecoderHead(D, cfg.enc_channels, cfg.enc_kernel, cfg.patch) for _ in range(cfg.n_exits))
+        self.ig_heads = nn.ModuleList(
+            InverseGammaHead(D, cfg.ig_hidden, cfg.frames_per_block) for _ in range(cfg.n_exits))
+
+    @property
+    def n_exits(self) -> int:
+        return self.cfg.n_exits
+
+    def begin(self, mixture: torch.Tensor, lengths: torch.Tensor | None = None,
+              scale: torch.Tensor | None = None) -> ExitState:
+        """Encoder head, encoder blocks and speaker split for a batch of mixtures.
+
+        mixture: (B, L); lengths: (B,) valid samples per item (padded batches), None = all valid;
+        scale: (B,) level to normalise by, None = the RMS of each item's valid samples (give a
+        whole-file RMS when running segments of one file, so that quiet segments stay quiet).
+        """
+        if mixture.dim() != 2:
+            raise ValueError(f"mixture must be (batch, samples), got shape {tuple(mixture.shape)}")
+        B, L = mixture.shape
+        cfg = self.cfg
+        Lp = -(-max(L, 1) // cfg.block) * cfg.block                       # whole likelihood blocks
+        if lengths is None:
+            lengths = torch.full((B,), L, device=mixture.device)
+        valid = (torch.arange(Lp, device=mixture.device) < lengths[:, None]).to(mixture.dtype)
+        x = nn.functional.pad(mixture, (0, Lp - L)) * valid                 # (B, Lp)
+        scale = input_scale(x, lengths) if scale is None else scale.to(x.dtype).clamp_min(SCALE_FLOOR)
+        frames, basis = self.encoder_head(x / scale[:, None])              # (B,1,T,D), (B,C,Lp)
+        n_frames = -(-lengths // cfg.patch)                                  # frames touching input
+        T = Lp // cfg.patch
+        mask = (torch.arange(T, device=x.device) < n_frames[:, None]).to(x.dtype)
+        mask = mask[:, None, :, None]                                       # (B, 1, T, 1)
+        h = frames * mask
+        for block in self.encoder:
+            h = block(h, mask)
+        h = self.split(self.split_norm(h))                                  # (B, 1, T, S*D)
+        h = h.reshape(B, T, cfg.n_src, cfg.dim).permute(0, 2, 1, 3) * mask  # (B, S, T, D)
+        return ExitState(h=h, basis=basis, mask=mask, scale=scale, length=L)
+
+    def advance(self, state: ExitState) -> tuple[ExitOutput, ExitState]:
+        """Run the next decoder group and its exit heads."""
+        i = state.next_exit
+        if i >= self.n_exits:
+            raise ValueError(f"the model has only {self.n_exits} exits")
+        h = state.h
+        for block in self.groups[i]:
+            h = block(h, state.mask)
+        s = state.scale[:, None, None]
+        estimate = self.decoder_heads[i](h, state.basis)[..., :state.length] * s
+        a_raw, b_raw = self.ig_heads[i](h, state.mask)                     # (B, S, nb)
+        a_sum = b_sum = None
+        if self.cfg.cumulative:
+            a_sum = a_raw if state.alpha_sum is None else state.alpha_sum + a_raw
+            b_sum = b_raw if state.beta_sum is None else state.beta_sum + b_raw
+            alpha, beta = a_sum, 1.0 / b_sum
+        else:
+            alpha, beta = a_raw, b_raw
+        nb = -(-state.length // self.cfg.block)
+        out = ExitOutput(exit=i + 1, estimate=estimate, alpha=alpha[..., :nb],
+                         beta=beta[..., :nb] * s.pow(2))
+        return out, replace(state, h=h, next_exit=i + 1, alpha_sum=a_sum, beta_sum=b_sum)
+
+    def forward(self, mixture: torch.Tensor, lengths: torch.Tensor | None = None,
+                n_exits: int | None = None) -> list[ExitOutput]:
+        """All exits up to `n_exits` (default: every exit) for a batch of mixtures (B, L)."""
+        state = self.begin(mixture, lengths)
+        outputs = []
+        for _ in range(n_exits or self.n_exits):
+            out, state = self.advance(state)
+            outputs.append(out)
+        return outputs
