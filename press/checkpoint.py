@@ -1,0 +1,82 @@
+"""Model checkpoints: one safetensors file holding the weights and, as metadata, the config.
+
+safetensors stores plain tensors and a string-to-string header, so loading executes no code,
+whatever the file holds. The header carries the full YAML config (so the file alone rebuilds
+its model), the package version, and any JSON-able extras (e.g. a post-hoc recalibration).
+Writes are atomic: a temporary file in the same folder, then os.replace, so a crash mid-write
+never leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from press import __version__
+from press.errors import PressError
+from press.model import PressNet, model_config
+
+FORMAT = "press-checkpoint-1"
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call write(tmp_path) and move the result to `path` only once it is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(path: str | Path, model: PressNet, cfg: DictConfig, extra: dict[str, Any] | None = None) -> None:
+    """Write weights + config (+ JSON-able extras) to one safetensors file, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "press_version": __version__, "config": OmegaConf.to_yaml(cfg),
+            "extra": json.dumps(extra or {})}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PressError(f"{path} is not a readable safetensors checkpoint ({err})") from err
+    if meta.get("format") != FORMAT:
+        raise PressError(f"{path} is a safetensors file but not a PRESS checkpoint "
+                         f"(no '{FORMAT}' header); was it written by `press train`?")
+    return meta
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PressNet, DictConfig, dict]:
+    """(model in eval mode, full config, extras) from a checkpoint written by `save_model`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PressError(f"checkpoint not found: {path}")
+    meta = read_metadata(path)
+    cfg = OmegaConf.create(meta["config"])
+    model = PressNet(model_config(cfg))
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PressError(f"{path}: corrupt or truncated checkpoint ({err})") from err
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # missing/unexpected keys or shape mismatches
+        raise PressError(f"{path}: weights do not match its config ({str(err)[:300]})") from err
+    return model.to(device).eval(), cfg, json.loads(meta.get("extra", "{}"))

@@ -1,0 +1,25 @@
+import pytest
+import torch
+
+from press.model import ModelConfig, PressNet
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """A model small enough that a forward pass takes milliseconds."""
+    base = dict(sample_rate=8000, n_src=2, block=400, enc_channels=8, enc_kernel=8, patch=4, dim=16,
+                n_enc_blocks=2, n_dec_blocks=6, n_exits=3, enc_pattern="RC", dec_pattern="RAC",
+                rnn_expand=2.0, conv_expand=1.0, conv_kernel=9, ffn_expand=2.0, attn_heads=2,
+                ig_hidden=8, scan_chunk=16, layer_scale_init=0.1)
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+@pytest.fixture
+def tiny_model() -> PressNet:
+    return PressNet(tiny_config()).eval()

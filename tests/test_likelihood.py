@@ -1,0 +1,159 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from conftest import tiny_config
+from press.likelihood import (PressLoss, best_permutation, block_counts, block_energy, gaussian_loglik,
+                              student_t_loglik)
+from press.metrics import si_snr
+from press.model import ExitOutput, PressNet
+
+
+@pytest.mark.parametrize("alpha,beta,n", [(0.7, 0.3, 5), (3.0, 2.0, 40), (50.0, 0.01, 16), (1e4, 1e3, 8)])
+def test_student_t_matches_scipy_multivariate_t(alpha, beta, n):
+    rng = np.random.default_rng(0)
+    loc = rng.normal(size=n)
+    x = loc + rng.normal(size=n) * np.sqrt(beta / alpha) * 1.7
+    ref = stats.multivariate_t(loc=loc, shape=np.eye(n) * beta / alpha, df=2 * alpha).logpdf(x)
+    f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    got = student_t_loglik(f64(alpha), f64(beta), f64(((x - loc) ** 2).sum()), f64(float(n)))
+    assert got.item() == pytest.approx(ref, rel=1e-9, abs=1e-9)
+
+
+def test_student_t_is_marginal_of_normal_inverse_gamma():
+    """Integrate N(e; 0, s I) InvGamma(s; a, b) over s numerically: the closed form must agree."""
+    from scipy.integrate import quad
+
+    a, b, n, energy = 2.5, 0.8, 6, 1.3
+    integrand = lambda s: np.exp(-n / 2 * np.log(2 * np.pi * s) - energy / (2 * s)) * stats.invgamma.pdf(s, a, scale=b)  # noqa
+    ref = np.log(quad(integrand, 0, np.inf, limit=200)[0])
+    got = student_t_loglik(*(torch.tensor(v, dtype=torch.float64) for v in (a, b, energy, float(n))))
+    assert got.item() == pytest.approx(ref, rel=1e-7)
+
+
+def test_gaussian_matches_scipy():
+    n, alpha, beta, energy = 10, 4.0, 2.0, 3.0
+    e = np.full(n, np.sqrt(energy / n))
+    ref = stats.multivariate_normal(mean=np.zeros(n), cov=np.eye(n) * beta / alpha).logpdf(e)
+    got = gaussian_loglik(*(torch.tensor(v, dtype=torch.float64) for v in (alpha, beta, energy, float(n))))
+    assert got.item() == pytest.approx(ref, rel=1e-10)
+
+
+def test_numerically_safe_extremes():
+    """Digital silence, huge alpha, tiny beta, extreme errors: finite values and finite gradients."""
+    alpha = torch.tensor([1e-3, 1e9, 1.0, 1e9, 1.0, 1e-3], dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor([1e-8, 1e-8, 1e-8, 1e8, 1e8, 1e-8], dtype=torch.float64, requires_grad=True)
+    energy = torch.tensor([0.0, 0.0, 1e12, 1e12, 0.0, 1e-30], dtype=torch.float64)
+    ll = student_t_loglik(alpha, beta, energy, torch.full_like(energy, 2000.0))
+    assert torch.isfinite(ll).all()
+    ll.sum().backward()
+    assert torch.isfinite(alpha.grad).all() and torch.isfinite(beta.grad).all()
+    # huge alpha with matching beta tends to the Gaussian with variance beta / alpha
+    a = torch.tensor(1e10, dtype=torch.float64)
+    t = student_t_loglik(a, a * 0.01, torch.tensor(15.0, dtype=torch.float64), torch.tensor(2000.0))
+    g = gaussian_loglik(a, a * 0.01, torch.tensor(15.0, dtype=torch.float64), torch.tensor(2000.0))
+    assert t.item() == pytest.approx(g.item(), rel=1e-6)
+
+
+def test_loss_on_silence_and_extremes_is_finite():
+    model = PressNet(tiny_config()).train()
+    loss = PressLoss(block=400)
+    for mix, src in [(torch.zeros(2, 900), torch.zeros(2, 2, 900)),
+                     (torch.randn(2, 900) * 1e4, torch.randn(2, 2, 900) * 1e4),
+                     (torch.randn(2, 900) * 1e-7, torch.randn(2, 2, 900))]:
+        r = loss(model(mix), src, mix)
+        r.loss.backward()
+        assert torch.isfinite(r.loss)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        model.zero_grad()
+
+
+def test_block_energy_and_counts():
+    x = torch.arange(10.0)
+    assert block_energy(x, 4).tolist() == [14.0, 126.0, 145.0]
+    assert block_counts(torch.tensor([10, 3]), 10, 4).tolist() == [[4, 4, 2], [3, 0, 0]]
+
+
+def test_best_permutation_exhaustive_and_hungarian_agree():
+    cost = torch.rand(20, 5, 5)
+    perm = best_permutation(cost)                       # Hungarian (S = 5)
+    import itertools
+    for c, p in zip(cost, perm):
+        brute = min(itertools.permutations(range(5)), key=lambda q: sum(c[j, q[j]] for j in range(5)))
+        assert c[torch.arange(5), p].sum() == pytest.approx(c[torch.arange(5), list(brute)].sum().item())
+    small = torch.rand(8, 3, 3)
+    for c, p in zip(small, best_permutation(small)):
+        brute = min(itertools.permutations(range(3)), key=lambda q: sum(c[j, q[j]] for j in range(3)))
+        assert p.tolist() == list(brute)
+
+
+def fake_exit(estimate, block, alpha=2.0, beta=0.01):
+    B, S, L = estimate.shape
+    nb = -(-L // block)
+    return ExitOutput(1, estimate, torch.full((B, S, nb), alpha), torch.full((B, S, nb), beta))
+
+
+@pytest.mark.parametrize("objective", ["student_t", "gaussian", "sisnr"])
+def test_pit_finds_swapped_targets(objective):
+    src = torch.randn(3, 2, 1000)
+    mix = src.sum(1)
+    est = src + 0.05 * torch.randn_like(src)
+    swapped = src.flip(1)
+    r = PressLoss(400, objective)([fake_exit(est, 400)], swapped, mix)
+    assert r.perm.tolist() == [[1, 0]] * 3
+    r_true = PressLoss(400, objective)([fake_exit(est, 400)], src, mix)
+    assert r.loss.item() == pytest.approx(r_true.loss.item(), rel=1e-5)
+
+
+def test_shared_permutation_across_exits_vs_per_exit():
+    src = torch.randn(1, 2, 800)
+    mix = src.sum(1)
+    good = fake_exit(src + 0.01 * torch.randn_like(src), 400)
+    swapped = fake_exit(src.flip(1) + 0.3 * torch.randn_like(src), 400)
+    shared = PressLoss(400, pit="shared")([good, swapped], src, mix)
+    per_exit = PressLoss(400, pit="per_exit")([good, swapped], src, mix)
+    assert shared.perm.tolist() == [[0, 1]]             # one permutation for both exits
+    assert per_exit.perm.tolist() == [[1, 0]]           # the last exit picks its own
+    assert per_exit.loss < shared.loss
+
+
+def test_padding_is_ignored_by_the_loss():
+    src = torch.randn(1, 2, 700)
+    est = src + 0.1 * torch.randn_like(src)
+    mix = src.sum(1)
+    alone = PressLoss(400)([fake_exit(est, 400)], src, mix)
+    pad = lambda t: torch.nn.functional.pad(t, (0, 500))  # noqa: E731
+    garbage = pad(est)
+    garbage[..., 700:] = 5.0                              # whatever the model says in the padding
+    padded = PressLoss(400)([fake_exit(garbage, 400)], pad(src), pad(mix), lengths=torch.tensor([700]))
+    assert padded.loss.item() == pytest.approx(alone.loss.item(), rel=1e-5)
+
+
+def test_si_snr_matches_torchmetrics():
+    from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
+
+    est, ref = torch.randn(4, 2, 3000), torch.randn(4, 2, 3000)
+    est = ref + 0.3 * est
+    torch.testing.assert_close(si_snr(est, ref), scale_invariant_signal_noise_ratio(est, ref),
+                               atol=1e-4, rtol=1e-5)
+
+
+def test_overfit_one_example_drives_loss_down_and_si_snr_up():
+    torch.manual_seed(1)
+    model = PressNet(tiny_config(dim=24, layer_scale_init=0.1)).train()
+    t = torch.arange(4000) / 8000
+    s1 = torch.sin(2 * torch.pi * 220 * t) * (torch.sin(2 * torch.pi * 3 * t) > 0)
+    s2 = 0.3 * torch.sign(torch.sin(2 * torch.pi * 150 * t)) + 0.1 * torch.randn(4000)
+    src = torch.stack([s1, s2])[None]
+    mix = src.sum(1)
+    loss = PressLoss(block=400)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = loss(model(mix), src, mix)
+    for _ in range(60):
+        r = loss(model(mix), src, mix)
+        opt.zero_grad()
+        r.loss.backward()
+        opt.step()
+    assert r.loss < first.loss - 1.0
+    assert r.si_snr[-1] > first.si_snr[-1] + 8.0

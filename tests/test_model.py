@@ -1,0 +1,142 @@
+import pytest
+import torch
+
+from conftest import tiny_config
+from press.model import PressNet
+
+
+@pytest.mark.parametrize("n_src", [1, 2, 3])
+@pytest.mark.parametrize("length", [1, 399, 401, 1237])
+def test_shapes_any_sources_any_length(n_src, length):
+    model = PressNet(tiny_config(n_src=n_src)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, length))
+    nb = -(-length // 400)
+    assert len(outs) == 3
+    for i, o in enumerate(outs, start=1):
+        assert o.exit == i
+        assert o.estimate.shape == (2, n_src, length)
+        assert o.alpha.shape == o.beta.shape == (2, n_src, nb)
+        assert torch.all(o.alpha > 0) and torch.all(o.beta > 0)
+        assert torch.isfinite(o.estimate).all()
+
+
+def test_exit_by_exit_equals_full_forward(tiny_model):
+    x = torch.randn(2, 1500)
+    with torch.no_grad():
+        full = tiny_model(x)
+        state = tiny_model.begin(x)
+        for ref in full:
+            out, state = tiny_model.advance(state)
+            for name in ("estimate", "alpha", "beta"):
+                torch.testing.assert_close(getattr(out, name), getattr(ref, name))
+        with pytest.raises(ValueError):
+            tiny_model.advance(state)
+
+
+def test_resuming_recomputes_nothing_before(tiny_model):
+    """advance() from exit 1 to 2 runs only group 2 and exit 2's heads."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: calls.append(n))
+             for n, m in tiny_model.named_modules() if n]
+    with torch.no_grad():
+        state = tiny_model.begin(torch.randn(1, 800))
+        _, state = tiny_model.advance(state)
+        calls.clear()
+        tiny_model.advance(state)
+    for h in hooks:
+        h.remove()
+    top = {c.split(".")[0] + ("." + c.split(".")[1] if c.split(".")[0] in ("groups", "decoder_heads", "ig_heads") else "")
+           for c in calls}
+    assert top == {"groups.1", "decoder_heads.1", "ig_heads.1"}
+
+
+@pytest.mark.parametrize("stop", [1, 2])
+def test_running_to_exit_calls_no_later_module(tiny_model, stop):
+    later = [m for i in range(stop, 3) for m in (tiny_model.groups[i], tiny_model.decoder_heads[i],
+                                                 tiny_model.ig_heads[i])]
+    called = []
+    hooks = [sub.register_forward_hook(lambda *a: called.append(1)) for m in later for sub in m.modules()]
+    with torch.no_grad():
+        outs = tiny_model(torch.randn(1, 900), n_exits=stop)
+    for h in hooks:
+        h.remove()
+    assert len(outs) == stop and called == []
+
+
+def test_padded_batch_equals_items_alone(tiny_model):
+    """Full-length fine-tuning batches utterances of different lengths: padding must not leak."""
+    a, b = torch.randn(1000), torch.randn(1733)
+    batch = torch.zeros(2, 1733)
+    batch[0, :1000], batch[1] = a, b
+    with torch.no_grad():
+        outs = tiny_model(batch, lengths=torch.tensor([1000, 1733]))
+        alone_a = tiny_model(a[None])
+        alone_b = tiny_model(b[None])
+    for o, oa, ob in zip(outs, alone_a, alone_b):
+        torch.testing.assert_close(o.estimate[0, :, :1000], oa.estimate[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(o.estimate[1], ob.estimate[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(o.alpha[0, :, :3], oa.alpha[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(o.beta[1], ob.beta[0], atol=1e-6, rtol=1e-4)
+
+
+def test_level_is_normalised_and_restored(tiny_model):
+    """Scaling the input by g scales every estimate by g and every beta by g^2."""
+    x = torch.randn(1, 1200)
+    with torch.no_grad():
+        o1 = tiny_model(x)[-1]
+        o2 = tiny_model(x * 1e-3)[-1]
+    torch.testing.assert_close(o2.estimate, o1.estimate * 1e-3, atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(o2.alpha, o1.alpha)
+    torch.testing.assert_close(o2.beta, o1.beta * 1e-6, atol=0, rtol=1e-4)
+
+
+def test_digital_silence_is_finite(tiny_model):
+    with torch.no_grad():
+        for o in tiny_model(torch.zeros(2, 1000)):
+            assert torch.isfinite(o.estimate).all() and torch.isfinite(o.alpha).all()
+            assert torch.isfinite(o.beta).all() and torch.all(o.beta > 0)
+
+
+def test_cumulative_parameterisation_is_monotone():
+    model = PressNet(tiny_config(cumulative=True)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 1200))
+    for prev, nxt in zip(outs, outs[1:]):
+        assert torch.all(nxt.alpha > prev.alpha)      # alpha_i = sum of positive terms
+        assert torch.all(nxt.beta < prev.beta)        # beta_i = 1 / sum of positive terms
+
+
+def test_state_select_keeps_items(tiny_model):
+    x = torch.randn(3, 800)
+    with torch.no_grad():
+        state = tiny_model.begin(x)
+        _, state = tiny_model.advance(state)
+        sub = state.select(torch.tensor([2, 0]))
+        out_sub, _ = tiny_model.advance(sub)
+        out_all, _ = tiny_model.advance(state)
+    torch.testing.assert_close(out_sub.estimate, out_all.estimate[[2, 0]])
+
+
+class GroupStep(torch.nn.Module):
+    """Exit i's fixed-depth computation: its decoder group and both heads."""
+
+    def __init__(self, model, i):
+        super().__init__()
+        self.blocks, self.dec, self.ig = model.groups[i], model.decoder_heads[i], model.ig_heads[i]
+
+    def forward(self, h, mask, basis):
+        for block in self.blocks:
+            h = block(h, mask)
+        return h, self.dec(h, basis), *self.ig(h, mask)
+
+
+def test_one_exit_step_exports(tiny_model):
+    """torch.export succeeds only on code without data-dependent Python control flow."""
+    with torch.no_grad():
+        state = tiny_model.begin(torch.randn(1, 800))
+        step = GroupStep(tiny_model, 1)
+        args = (state.h, state.mask, state.basis)
+        exported = torch.export.export(step, args)
+        for got, ref in zip(exported.module()(*args), step(*args)):
+            torch.testing.assert_close(got, ref)
