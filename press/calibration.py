@@ -51,7 +51,9 @@ def pit_values(
     if exact:
         alpha, beta, energy, count = torch.broadcast_tensors(alpha, beta, energy, count)
         x = (energy / (energy + 2.0 * beta)).cpu().numpy()
-        u = scipy.special.betainc(np.maximum(count.cpu().numpy(), 1.0) / 2.0, alpha.cpu().numpy(), x)
+        u = scipy.special.betainc(
+            np.maximum(count.cpu().numpy(), 1.0) / 2.0, alpha.cpu().numpy(), x
+        )
         return torch.from_numpy(np.where(count.cpu().numpy() > 0, u, 0.0)).to(alpha.device)
     sigma2 = energy / count.clamp_min(1.0)
     arg = torch.where(sigma2 > 0, beta / sigma2.clamp_min(1e-300), math.inf)
@@ -89,17 +91,19 @@ def crps_error_power_db(
     inside [lo, hi] = [−ln((α + 12√α + 40)/β), −(ψ(α) − ln β) + 20·sqrt(ψ'(α))] (outside it is
     0 or 1 to < 1e-9), so the integral is a trapezoid rule on [lo, y] and [y, hi] (y clipped to
     [lo, hi]) plus the exact length of y outside [lo, hi]; within 1e-4 dB of scipy.integrate.quad
-    (checked in the tests). Lower is better; 0 only for a point mass at the truth. Blocks with n = 0 give y at
-    the floor (1e-300 power): select valid blocks first. Returns (..., S, nb) float64.
+    (checked in the tests). Lower is better; 0 only for a point mass at the truth. Blocks with
+    n = 0 give y at the floor (1e-300 power): select valid blocks first.
+    Returns (..., S, nb) float64.
     """
     alpha, beta, energy, count = torch.broadcast_tensors(
         *(torch.as_tensor(v, dtype=torch.float64) for v in (alpha, beta, error_energy, count))
     )
     y = torch.log((energy / count.clamp_min(1.0)).clamp_min(1e-300))
     lo = -(torch.log(alpha + 12.0 * alpha.sqrt() + 40.0) - torch.log(beta))
-    hi = -(torch.special.digamma(alpha) - torch.log(beta)) + 20.0 * torch.special.polygamma(
-        1, alpha
-    ).sqrt()
+    hi = (
+        -(torch.special.digamma(alpha) - torch.log(beta))
+        + 20.0 * torch.special.polygamma(1, alpha).sqrt()
+    )
     yc = torch.minimum(torch.maximum(y, lo), hi)
     grid = torch.linspace(0.0, 1.0, nodes, dtype=torch.float64)  # (nodes,)
 
@@ -170,7 +174,9 @@ class Recalibration:
         for name in ("alpha_scale", "beta_scale"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise PressError(f"recalibration {name} must be a positive finite number, got {v!r}")
+                raise PressError(
+                    f"recalibration {name} must be a positive finite number, got {v!r}"
+                )
 
     def apply(self, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
         """Recalibrated (α', β'), same shapes and dtypes as given."""
@@ -191,7 +197,11 @@ class Recalibration:
 
 
 def _neg_log_likelihood(
-    log_scales: np.ndarray, alpha: np.ndarray, beta: np.ndarray, half_e: np.ndarray, half_n: np.ndarray
+    log_scales: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    half_e: np.ndarray,
+    half_n: np.ndarray,
 ) -> tuple[float, np.ndarray]:
     """Mean negative Student-t block log-likelihood (SPEC §3) of rescaled (α, β), and its gradient.
 
@@ -205,7 +215,12 @@ def _neg_log_likelihood(
         + a * np.log(b)
         - (a + half_n) * np.log(b + half_e)
     )
-    d_a = scipy.special.digamma(a + half_n) - scipy.special.digamma(a) + np.log(b) - np.log(b + half_e)
+    d_a = (
+        scipy.special.digamma(a + half_n)
+        - scipy.special.digamma(a)
+        + np.log(b)
+        - np.log(b + half_e)
+    )
     d_b = a / b - (a + half_n) / (b + half_e)
     grad = np.array([np.mean(d_a * a), np.mean(d_b * b)])  # chain rule through log-scales
     return -float(np.mean(ll)), -grad
@@ -232,7 +247,11 @@ def fit_recalibration(
         raise PressError("no valid blocks to fit a recalibration on")
     args = (alpha[keep], beta[keep], energy[keep] / 2.0, count[keep] / 2.0)
     result = scipy.optimize.minimize(
-        _neg_log_likelihood, np.zeros(2), args=args, jac=True, method="L-BFGS-B",
+        _neg_log_likelihood,
+        np.zeros(2),
+        args=args,
+        jac=True,
+        method="L-BFGS-B",
         bounds=[(-30.0, 30.0), (-30.0, 30.0)],
     )
     if not np.all(np.isfinite(result.x)):

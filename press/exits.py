@@ -125,7 +125,9 @@ def _snr_gain_tail(
     """
     excess = ratio - 1.0
     numer = excess * beta * count
-    arg = torch.where(energy > 0, numer / energy.clamp_min(1e-300), torch.full_like(numer, math.inf))
+    arg = torch.where(
+        energy > 0, numer / energy.clamp_min(1e-300), torch.full_like(numer, math.inf)
+    )
     arg = torch.where((excess <= 0) | (count <= 0), torch.zeros_like(arg), arg)
     return gammaincc(alpha, arg)
 
@@ -139,7 +141,7 @@ def condition_probabilities(
     p_ref: Tensor,
     target_db: float | Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """P(SNR ≥ t), P(SNRi ≥ t), P(SNR_ref ≥ t) from block energies; the core of `exit_probabilities`.
+    """P(SNR ≥ t), P(SNRi ≥ t), P(SNR_ref ≥ t) from block energies: core of `exit_probabilities`.
 
     alpha, beta, estimate_energy (‖x̂‖²), residual_energy (‖x̂ − x̃‖²): (..., S, nb);
     count (n): broadcastable to (..., S, nb); p_ref: broadcastable, e.g. (..., 1, 1);
@@ -257,9 +259,7 @@ def true_exit_snr(
     return TrueExitSNR(snr, snri, snr_ref, torch.maximum(torch.maximum(snr, snri), snr_ref))
 
 
-def exit_snr_regret(
-    exit_snr_db: Tensor, target_db: float, valid: Tensor | None = None
-) -> Tensor:
+def exit_snr_regret(exit_snr_db: Tensor, target_db: float, valid: Tensor | None = None) -> Tensor:
     """One-sided exit-SNR regret: mean of max(0, t − s) over blocks and speakers (SPEC §4).
 
     exit_snr_db: (..., S, nb) true exit-SNR at the exit taken; valid: (..., nb) or

@@ -23,7 +23,9 @@ class Blocks(NamedTuple):
     sigma2: Tensor  # (N,) the drawn error variances
 
 
-def make_blocks(items: int, n: int, seed: int, alpha_low: float = 1.5, alpha_high: float = 6.0) -> Blocks:
+def make_blocks(
+    items: int, n: int, seed: int, alpha_low: float = 1.5, alpha_high: float = 6.0
+) -> Blocks:
     g = torch.Generator().manual_seed(seed)
     f64 = torch.float64
     alpha = torch.empty(items, dtype=f64).uniform_(alpha_low, alpha_high, generator=g)
@@ -39,5 +41,10 @@ def make_blocks(items: int, n: int, seed: int, alpha_low: float = 1.5, alpha_hig
     reference = estimate + error
     mixture = estimate + interferer  # the network's inputs x̃, x̂ are fixed before x is drawn
     return Blocks(
-        alpha[:, None, None], beta[:, None, None], estimate[:, None], reference[:, None], mixture, sigma2
+        alpha[:, None, None],
+        beta[:, None, None],
+        estimate[:, None],
+        reference[:, None],
+        mixture,
+        sigma2,
     )

@@ -39,7 +39,9 @@ def test_pit_is_the_inverse_gamma_cdf() -> None:
     ref = scipy.stats.invgamma.cdf((energy / count).numpy(), alpha.numpy(), scale=beta.numpy())
     assert np.allclose(got, ref, rtol=1e-9, atol=1e-12)
     zero = pit_values(alpha, beta, torch.zeros(4), count)
-    assert torch.equal(zero, torch.zeros(4, dtype=torch.float64))  # a perfect block is the lowest rank
+    assert torch.equal(
+        zero, torch.zeros(4, dtype=torch.float64)
+    )  # a perfect block is the lowest rank
 
 
 def test_pit_uniform_when_calibrated_and_not_when_misspecified() -> None:
@@ -47,12 +49,18 @@ def test_pit_uniform_when_calibrated_and_not_when_misspecified() -> None:
     energy, count = error_energy(b, 2000)
     u = pit_values(b.alpha, b.beta, energy, count).flatten().numpy()
     assert scipy.stats.kstest(u, "uniform").pvalue > 0.01
-    assert scipy.stats.kstest(pit_values(b.alpha, b.beta, energy, count, exact=True).flatten().numpy(),
-                              "uniform").pvalue > 0.01
+    assert (
+        scipy.stats.kstest(
+            pit_values(b.alpha, b.beta, energy, count, exact=True).flatten().numpy(), "uniform"
+        ).pvalue
+        > 0.01
+    )
     for alpha, beta in ((b.alpha, 4 * b.beta), (3 * b.alpha, b.beta)):  # wrong level, wrong spread
         bad = pit_values(alpha, beta, energy, count).flatten().numpy()
         assert scipy.stats.kstest(bad, "uniform").pvalue < 1e-6
-    assert ks_statistic(torch.from_numpy(u)) == pytest.approx(scipy.stats.kstest(u, "uniform").statistic, abs=1e-12)
+    assert ks_statistic(torch.from_numpy(u)) == pytest.approx(
+        scipy.stats.kstest(u, "uniform").statistic, abs=1e-12
+    )
 
 
 def test_exact_pit_stays_uniform_for_short_blocks_and_confident_predictions() -> None:
@@ -79,8 +87,14 @@ def test_calibration_curve_follows_the_diagonal_for_uniform_values() -> None:
 
 
 def test_crps_matches_quadrature() -> None:
-    cases = [(3.0, 1e-3, 2.0), (0.5, 1e-4, 1e-2), (100.0, 1.0, 20.0), (1e4, 1.0, 0.2),
-             (2.0, 1e-3, 2e-5), (2.0, 1e-3, 2e4)]  # the last two: truth far outside the prediction
+    cases = [
+        (3.0, 1e-3, 2.0),
+        (0.5, 1e-4, 1e-2),
+        (100.0, 1.0, 20.0),
+        (1e4, 1.0, 0.2),
+        (2.0, 1e-3, 2e-5),
+        (2.0, 1e-3, 2e4),
+    ]  # the last two: truth far outside the prediction
     n = 2000.0
     for a, b, energy in cases:
         y = math.log(energy / n)
@@ -93,7 +107,9 @@ def test_crps_matches_quadrature() -> None:
         ref = scipy.integrate.quad(lambda z: cdf(z) ** 2, lo, y, limit=2000, epsabs=1e-13)[0]
         ref += scipy.integrate.quad(lambda z: (1 - cdf(z)) ** 2, y, hi, limit=2000, epsabs=1e-13)[0]
         ref *= 10 / math.log(10)
-        got = crps_error_power_db(torch.tensor(a), torch.tensor(b), torch.tensor(energy), torch.tensor(n))
+        got = crps_error_power_db(
+            torch.tensor(a), torch.tensor(b), torch.tensor(energy), torch.tensor(n)
+        )
         assert abs(got.item() - ref) < 1e-4, (a, got.item(), ref)
 
 
@@ -102,7 +118,11 @@ def test_crps_is_lower_for_the_true_distribution() -> None:
     energy, count = error_energy(b, 2000)
     good = crps_error_power_db(b.alpha, b.beta, energy, count).mean()
     assert torch.isfinite(good)
-    for alpha, beta in ((b.alpha, 4 * b.beta), (b.alpha / 4, b.beta / 4), (10 * b.alpha, 10 * b.beta)):
+    for alpha, beta in (
+        (b.alpha, 4 * b.beta),
+        (b.alpha / 4, b.beta / 4),
+        (10 * b.alpha, 10 * b.beta),
+    ):
         assert crps_error_power_db(alpha, beta, energy, count).mean() > good + 0.1
 
 
@@ -122,7 +142,9 @@ def exit_reliability(blocks, alpha, beta, targets=(15.0, 20.0, 25.0, 30.0)) -> f
     truth = true_exit_snr(blocks.estimate, blocks.reference, blocks.mixture, 2000, p_ref=0.01)
     probs, hits = [], []
     for t in targets:
-        pred = exit_probabilities(blocks.estimate, blocks.mixture, alpha, beta, t, 0.9, 2000, p_ref=0.01)
+        pred = exit_probabilities(
+            blocks.estimate, blocks.mixture, alpha, beta, t, 0.9, 2000, p_ref=0.01
+        )
         probs.append(pred.exit.flatten())
         hits.append(truth.exit.flatten() >= t)
     return reliability_diagram(torch.cat(probs), torch.cat(hits)).ece

@@ -1,4 +1,4 @@
-"""Exit conditions, true exit-SNR, regret and the compute-budget policy (press.exits, press.budget)."""
+"""Exit conditions, true exit-SNR, regret (press.exits); compute-budget policy (press.budget)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from press.exits import (
 
 
 def q_grid() -> tuple[np.ndarray, np.ndarray]:
-    """a in [1e-3, 1e7]; x from 0 and 1e-12 to 1e12, plus x/a in [0.8, 1.2] where large a is hard."""
+    """a in [1e-3, 1e7]; x = 0 and 1e-12 to 1e12, plus x/a in [0.8, 1.2] where large a is hard."""
     a = np.logspace(-3, 7, 41)
     ratios = np.concatenate([np.logspace(-6, 2, 33), np.linspace(0.8, 1.2, 21)])
     near = (a[:, None] * ratios[None]).ravel()
@@ -49,7 +49,9 @@ def test_gammaincc_matches_scipy_over_wide_grid() -> None:
 def test_gammaincc_edges_are_exact_and_never_nan() -> None:
     a = torch.tensor([1e-3, 1.0, 1e7, 2.5], dtype=torch.float64)
     assert torch.equal(gammaincc(a, torch.zeros(4)), torch.ones(4, dtype=torch.float64))
-    assert torch.equal(gammaincc(a, torch.full((4,), math.inf)), torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(
+        gammaincc(a, torch.full((4,), math.inf)), torch.zeros(4, dtype=torch.float64)
+    )
     assert torch.equal(gammaincc(a, torch.full((4,), -3.0)), torch.ones(4, dtype=torch.float64))
 
 
@@ -62,7 +64,9 @@ def test_block_energy_partial_block_and_lengths() -> None:
     mask = torch.tensor([True, False, True, True, True, True, True])
     energy_m, count_m = block_energy(x[:1], 3, mask=mask)
     assert energy_m[0, 0] == 10.0 and count_m[0, 0] == 2.0
-    assert torch.allclose(mean_power(x, torch.tensor([7, 2])), torch.tensor([20.0, 2.5], dtype=torch.float64))
+    assert torch.allclose(
+        mean_power(x, torch.tensor([7, 2])), torch.tensor([20.0, 2.5], dtype=torch.float64)
+    )
     with pytest.raises(PressError):
         block_energy(x, 0)
 
@@ -82,18 +86,27 @@ def reference_probabilities(alpha, beta, est, mix, t, p_ref, n):
 def test_decision_is_min_over_speakers_of_max_of_conditions() -> None:
     g = torch.Generator().manual_seed(3)
     scale = torch.tensor([0.1, 0.5, 1.0], dtype=torch.float64)[:, None, None]
-    est = torch.randn(2, 3, 2, 500, generator=g, dtype=torch.float64) * scale  # (batch, S=3, nb=2, B)
+    est = (
+        torch.randn(2, 3, 2, 500, generator=g, dtype=torch.float64) * scale
+    )  # (batch, S=3, nb=2, B)
     mix = est[:, 2] + 0.05 * torch.randn(2, 2, 500, generator=g, dtype=torch.float64)
     alpha = torch.rand(2, 3, 2, generator=g, dtype=torch.float64) * 8 + 0.5
     beta = torch.rand(2, 3, 2, generator=g, dtype=torch.float64) * 1e-2
     t, p = 20.0, 0.6
     winners, outcomes = set(), set()
     for p_ref in (0.1, 3.0):
-        out = exit_probabilities(est.flatten(-2), mix.flatten(-2), alpha, beta, t, p, 500, p_ref=p_ref)
+        out = exit_probabilities(
+            est.flatten(-2), mix.flatten(-2), alpha, beta, t, p, 500, p_ref=p_ref
+        )
         for i, j, b in itertools.product(range(2), range(3), range(2)):
             ref = reference_probabilities(
-                alpha[i, j, b].item(), beta[i, j, b].item(), est[i, j, b].numpy(), mix[i, b].numpy(),
-                t, p_ref, 500,
+                alpha[i, j, b].item(),
+                beta[i, j, b].item(),
+                est[i, j, b].numpy(),
+                mix[i, b].numpy(),
+                t,
+                p_ref,
+                500,
             )
             got = (out.snr[i, j, b].item(), out.snri[i, j, b].item(), out.snr_ref[i, j, b].item())
             assert np.allclose(got, ref, rtol=1e-9, atol=1e-12)
@@ -108,7 +121,9 @@ def test_decision_is_min_over_speakers_of_max_of_conditions() -> None:
 
 def test_higher_target_never_gives_higher_probability() -> None:
     b = make_blocks(200, 400, seed=5)
-    targets = torch.linspace(-10.0, 60.0, 71, dtype=torch.float64)[:, None, None, None]  # (T, 1, 1, 1)
+    targets = torch.linspace(-10.0, 60.0, 71, dtype=torch.float64)[
+        :, None, None, None
+    ]  # (T, 1, 1, 1)
     e_est, n = block_energy(b.estimate, 400)
     e_res, _ = block_energy(b.estimate - b.mixture[:, None], 400)
     probs = condition_probabilities(b.alpha, b.beta, e_est, e_res, n, torch.tensor(0.02), targets)
@@ -126,7 +141,7 @@ def test_silence_and_padding_give_defined_probabilities() -> None:
     out = exit_probabilities(est, mix, alpha, beta, 10.0, 0.9, 2000, lengths=torch.tensor([1500]))
     for p in out[:5]:
         assert torch.isfinite(p).all()
-    # silent estimate: 0 dB exactly, so a 10 dB target is unreachable; block 2 is padding: no constraint
+    # a silent estimate is at 0 dB exactly: 10 dB is unreachable; block 2 is padding: no constraint
     assert out.snr[0, 0, 0] == 0.0 and out.snri[0, 0, 0] == 0.0 and out.snr_ref[0, 0, 0] == 0.0
     assert out.exit[0, :, 1].tolist() == [1.0, 1.0]
     assert out.decision.tolist() == [[False, True]]
@@ -173,21 +188,31 @@ def test_regret_by_hand() -> None:
 
 
 def test_segment_decision_rules() -> None:
-    passes = torch.tensor([[True, True, True, False], [True, True, True, True], [False, False, True, True]])
+    passes = torch.tensor(
+        [[True, True, True, False], [True, True, True, True], [False, False, True, True]]
+    )
     assert segment_decision(passes).tolist() == [False, True, False]
     assert segment_decision(passes, quantile=0.75).tolist() == [True, True, False]
     valid = torch.tensor([[True, True, True, False]] * 3)  # last block is padding
     assert segment_decision(passes, valid).tolist() == [True, True, False]
-    assert segment_decision(torch.zeros(1, 2, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool)).item()
+    assert segment_decision(
+        torch.zeros(1, 2, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool)
+    ).item()
     with pytest.raises(PressError):
         segment_decision(passes, quantile=0.0)
 
 
 def test_expected_exit_snr_matches_quadrature() -> None:
-    cases = [(0.3, 0.01, 100.0, 50.0, 0.1, 1e-3), (3.0, 1e-3, 10.0, 20.0, 0.05, 1e-6),
-             (50.0, 0.2, 500.0, 1.0, 1.0, 1e-6), (1e4, 1.0, 1e3, 1e3, 0.5, 1e-6), (2.0, 1e-4, 0.0, 0.0, 0.01, 1e-6)]
+    cases = [
+        (0.3, 0.01, 100.0, 50.0, 0.1, 1e-3),
+        (3.0, 1e-3, 10.0, 20.0, 0.05, 1e-6),
+        (50.0, 0.2, 500.0, 1.0, 1.0, 1e-6),
+        (1e4, 1.0, 1e3, 1e3, 0.5, 1e-6),
+        (2.0, 1e-4, 0.0, 0.0, 0.01, 1e-6),
+    ]
     n = 2000.0
     for a, b, e_est, e_res, p_ref, tol in cases:
+
         def g(w: float) -> float:
             lam = math.exp(w)
             return 10 * math.log10(max(1 + e_est / n * lam, 1 + e_res / n * lam, p_ref * lam))
@@ -196,8 +221,14 @@ def test_expected_exit_snr_matches_quadrature() -> None:
             return math.exp(a * w - b * math.exp(w) + a * math.log(b) - scipy.special.gammaln(a))
 
         m, s = scipy.special.digamma(a) - math.log(b), math.sqrt(scipy.special.polygamma(1, a))
-        ref = scipy.integrate.quad(lambda w: g(w) * density(w), m - 60 * s, m + 30 * s,
-                                   points=[m - s, m, m + s], limit=2000, epsabs=1e-12)[0]
+        ref = scipy.integrate.quad(
+            lambda w: g(w) * density(w),
+            m - 60 * s,
+            m + 30 * s,
+            points=[m - s, m, m + s],
+            limit=2000,
+            epsabs=1e-12,
+        )[0]
         got = expected_exit_snr_db(*(torch.tensor(v) for v in (a, b, e_est, e_res, n, p_ref)))
         assert abs(got.item() - ref) < tol, (a, got.item(), ref)
 
@@ -238,11 +269,13 @@ def test_budget_policy_meets_budget_and_is_near_optimal() -> None:
         best = brute_force(quality, full_cost, budget)
         # bound: at most one upgrade (one step along a segment's concave hull) below the optimum
         max_step = max(
-            np.max(np.diff(quality[i, _upper_hull(cost.tolist(), quality[i].tolist())]), initial=0.0)
+            np.max(
+                np.diff(quality[i, _upper_hull(cost.tolist(), quality[i].tolist())]), initial=0.0
+            )
             for i in range(n_seg)
         )
         assert best - max_step - 1e-9 <= got <= best + 1e-9
     # generous budget: every segment goes to its best exit
-    assert allocate_budget(torch.from_numpy(quality), torch.from_numpy(cost), cost[-1]).tolist() == [
-        int(k) for k in quality.argmax(1)
-    ]
+    assert allocate_budget(
+        torch.from_numpy(quality), torch.from_numpy(cost), cost[-1]
+    ).tolist() == [int(k) for k in quality.argmax(1)]
