@@ -185,3 +185,14 @@ def test_recalibration_round_trip_and_validation() -> None:
         Recalibration(-1.0, 1.0)
     with pytest.raises(PressError):
         fit_recalibration(alpha, beta, torch.tensor([1.0]), torch.tensor([0.0]))
+
+
+def test_plots_write_png_files(tmp_path) -> None:
+    from press.plots_calibration import plot_calibration_curves, plot_reliability
+
+    u = torch.rand(500, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    curves = plot_calibration_curves({"uniform": u, "skewed": u.square()}, tmp_path / "cal.png")
+    diagram = reliability_diagram(u, u > 0.5)
+    rel = plot_reliability({"demo": diagram}, tmp_path / "sub" / "rel.png")
+    for path in (curves, rel):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
