@@ -12,6 +12,12 @@ gain per MAC) are bought while they fit. Up to the first upgrade that does not f
 exact optimum of the LP relaxation, so the result is at most one upgrade's gain below the
 integer optimum (max over segments of one hull step), and it is exact whenever the budget lands
 on a hull breakpoint. After that first miss, cheaper later upgrades that still fit are bought too.
+
+`allocate_budget` needs every exit's quality, i.e. the whole network run on every segment: it is
+the offline optimum (an upper bound for analysis, or a two-pass mode). What runs online, exit by
+exit, is a threshold rule: leave at the first exit whose expected quality reaches τ (the dynamic
+rule with a quality threshold instead of (t, p)). `threshold_for_budget` picks, on calibration
+data, the highest τ whose mean cost stays within the budget; `first_exit_reaching` applies it.
 """
 
 from __future__ import annotations
@@ -128,3 +134,52 @@ def allocate_budget(quality: Tensor, cost: Tensor, budget: float) -> Tensor:
         else:
             frozen[i] = True
     return torch.tensor([hulls[i][position[i]] for i in range(n_seg)], dtype=torch.int64)
+
+
+def first_exit_reaching(quality: Tensor, threshold: float) -> Tensor:
+    """Index of the first exit whose quality reaches `threshold`, the last exit if none does.
+
+    quality: (N, K), exits in network order. Returns (N,) int64. This is what an exit-by-exit
+    runner does online: at exit k it only needs quality[:, k].
+    """
+    quality = torch.as_tensor(quality, dtype=torch.float64)
+    reached = quality >= threshold  # (N, K)
+    reached[:, -1] = True
+    return reached.to(torch.int8).argmax(dim=1)
+
+
+def threshold_for_budget(quality: Tensor, cost: Tensor, budget: float) -> float:
+    """Highest threshold τ for which `first_exit_reaching(quality, τ)` has mean cost ≤ budget.
+
+    quality: (N, K) per-segment expected quality at every exit, from calibration data;
+    cost: (K,) or (N, K), non-decreasing along the exits (deeper never costs less). Raising τ
+    can only move segments deeper, so the mean cost is a non-decreasing step function of τ that
+    changes only at the values in `quality`: a binary search over them finds the largest feasible
+    one. Returns +inf when the budget covers the last exit everywhere. Raises PressError when even
+    exiting everything at its first exit exceeds the budget.
+    """
+    quality = torch.as_tensor(quality, dtype=torch.float64)
+    cost = torch.broadcast_to(torch.as_tensor(cost, dtype=torch.float64), quality.shape)
+    if (cost.diff(dim=1) < 0).any():
+        raise PressError("exit costs must not decrease with depth")
+    rows = torch.arange(quality.shape[0])
+
+    def mean_cost(tau: float) -> float:
+        return float(cost[rows, first_exit_reaching(quality, tau)].mean())
+
+    if mean_cost(math.inf) <= budget:
+        return math.inf
+    candidates = torch.unique(quality).tolist()  # sorted ascending
+    if mean_cost(candidates[0]) > budget:
+        raise PressError(
+            f"compute budget {budget:g} is below the cheapest possible mean cost "
+            f"{mean_cost(candidates[0]):g}"
+        )
+    lo, hi = 0, len(candidates) - 1  # candidates[lo] feasible; find the last feasible
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if mean_cost(candidates[mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return candidates[lo]

@@ -12,7 +12,13 @@ import scipy.special
 import torch
 from synthetic_exits import make_blocks
 
-from press.budget import _upper_hull, allocate_budget, expected_exit_snr_db
+from press.budget import (
+    _upper_hull,
+    allocate_budget,
+    expected_exit_snr_db,
+    first_exit_reaching,
+    threshold_for_budget,
+)
 from press.errors import PressError
 from press.exits import (
     block_energy,
@@ -279,3 +285,25 @@ def test_budget_policy_meets_budget_and_is_near_optimal() -> None:
     assert allocate_budget(
         torch.from_numpy(quality), torch.from_numpy(cost), cost[-1]
     ).tolist() == [int(k) for k in quality.argmax(1)]
+
+
+def test_threshold_policy_meets_budget_with_the_highest_threshold() -> None:
+    rng = np.random.default_rng(11)
+    quality = torch.from_numpy(np.cumsum(rng.normal(3.0, 2.0, (200, 4)), axis=1))  # (N, K)
+    cost = torch.tensor([1.0, 2.0, 3.5, 5.0], dtype=torch.float64)
+    spent = []
+    for budget in (1.0, 2.0, 3.0, 4.0):
+        tau = threshold_for_budget(quality, cost, budget)
+        spent.append(cost[first_exit_reaching(quality, tau)].mean().item())
+        assert spent[-1] <= budget + 1e-12
+        higher = quality[quality > tau]
+        if higher.numel():  # the next threshold up would overspend: τ is the highest feasible
+            above = cost[first_exit_reaching(quality, higher.min().item())].mean().item()
+            assert above > budget
+    assert spent == sorted(spent) and spent[0] == 1.0  # more budget, more compute
+    assert threshold_for_budget(quality, cost, 5.0) == math.inf
+    assert first_exit_reaching(quality, math.inf).tolist() == [3] * 200
+    with pytest.raises(PressError):
+        threshold_for_budget(quality, cost, 0.5)
+    with pytest.raises(PressError):
+        threshold_for_budget(quality, cost.flip(0), 3.0)
