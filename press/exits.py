@@ -257,7 +257,8 @@ def true_exit_snr(
     estimate, reference: (..., S, L); mixture: (..., L). SNR = ‖x‖²/‖e‖², SNRi = ‖x̃ − x‖²/‖e‖²,
     SNR_ref = P_ref/(‖e‖²/n). Every energy is floored at SILENCE_POWER · n (n ≥ 1), so digital
     silence gives finite numbers: a perfect estimate of a silent block has SNR = SNRi = 0 dB and a
-    large SNR_ref (P_ref/1e-10), i.e. a high exit-SNR, as it should.
+    large SNR_ref (P_ref/1e-10), i.e. a high exit-SNR, as it should. p_ref and lengths as in
+    `exit_probabilities` (pass the whole input's P_ref when `mixture` is one segment of it).
     """
     seg_lengths = None if lengths is None else torch.as_tensor(lengths).unsqueeze(-1)
     ref_energy, count = block_energy(reference, block, lengths=seg_lengths)

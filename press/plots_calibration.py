@@ -33,7 +33,7 @@ def plot_calibration_curves(pit: dict[str, Tensor], path: str | Path, levels: in
         xlabel="nominal level", ylabel="fraction of PIT values ≤ level", xlim=(0, 1), ylim=(0, 1)
     )
     ax.set_aspect("equal")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 
@@ -58,7 +58,7 @@ def plot_reliability(diagrams: dict[str, ReliabilityDiagram], path: str | Path) 
         xlabel="predicted P(exit-SNR ≥ t)", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1)
     )
     ax.set_aspect("equal")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 
