@@ -14,22 +14,23 @@ import torch
 import torch.nn.functional as F
 
 
-def _shift(x: torch.Tensor, d: int, fill: float) -> torch.Tensor:
-    """x shifted by d steps along dim -2 (time), the first d steps filled with `fill`."""
-    return F.pad(x[..., :-d, :], (0, 0, d, 0), value=fill)
-
-
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inclusive scan along dim -2. Returns (prod of a up to t, h_t). a, b: (..., T, H)."""
+    """Inclusive scan along dim -2. Returns (prod of a up to t, h_t). a, b: (..., T, H).
+
+    Step d combines every position with the one d steps earlier. Each step writes into a fresh
+    copy (autograd keeps the old values) with one fused multiply-add on the shifted slice.
+    """
     d = 1
     while d < a.shape[-2]:
-        b = b + a * _shift(b, d, 0.0)
-        a = a * _shift(a, d, 1.0)
-        d *= 2
+        b_next = b.clone()
+        b_next[..., d:, :].addcmul_(a[..., d:, :], b[..., :-d, :])
+        a_next = a.clone()
+        a_next[..., d:, :].mul_(a[..., :-d, :])
+        a, b, d = a_next, b_next, 2 * d
     return a, b
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 64, reverse: bool = False) -> torch.Tensor:
+def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 8, reverse: bool = False) -> torch.Tensor:
     """h_t = a_t * h_{t-1} + b_t with h_{-1} = 0, along dim -2.
 
     a, b: (..., T, H). With `reverse`, the recursion runs from the last frame to the first.
@@ -46,6 +47,6 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 64, reverse: bool
     a_cum, h = _doubling_scan(a, b)                     # local scans, state 0 at each chunk start
     _, ends = _doubling_scan(a_cum[..., -1, :], h[..., -1, :])  # (..., N, H) true state at chunk ends
     carry = F.pad(ends[..., :-1, :], (0, 0, 1, 0))      # state entering each chunk
-    h = h + a_cum * carry.unsqueeze(-2)
+    h = torch.addcmul(h, a_cum, carry.unsqueeze(-2))
     return h.flatten(-3, -2)[..., :T, :]
 
