@@ -1,0 +1,1 @@
+"""Sub-commands of the `press` command line, one module each."""
