@@ -1,7 +1,7 @@
 """Rebuild the built-in corpus's clean utterances from Debian packages, deterministically.
 
 `press data synth OUT_DIR --seed N` runs `synthesize`. Real recordings are read from the packages'
-files; TTS utterances are rendered by espeak-ng (+MBROLA), flite, festival and pico with texts and
+files; TTS utterances are rendered by espeak-ng (+MBROLA), flite, festival, RHVoice and pico with texts and
 prosody drawn from the seed. Every utterance then goes through the same fixed chain (mono, soxr to
 8 kHz, silence trim, level normalisation, int16), so the PCM is a pure function of the seed and the
 package versions; the manifest stores a SHA-256 of each utterance's int16 samples to prove it.
@@ -31,7 +31,6 @@ ALLISON_SECONDS = 600.0  # budget of asterisk prompts (the corpus must stay unde
 ALLISON_MIN_SECONDS = 1.5  # shorter prompts are single words
 TARGET_DBFS = -22.0
 MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
-TOOLS = {"espeak-ng": "espeak-ng", "mbrola": "mbrola", "flite": "flite", "festival": "text2wave", "pico": "pico2wave"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
     v, p = plan.voice, plan.voice.params
     out = tmp / "u.wav"
     if v.engine in ("espeak-ng", "mbrola"):
-        if v.engine == "mbrola" and not Path(f"/usr/share/mbrola/{p['voice'][3:]}").exists():
+        if v.engine == "mbrola" and not Path(f"/usr/share/mbrola/{p['voice'].split('-')[1]}").exists():
             raise PressError(f"MBROLA voice {p['voice']} missing; install: apt-get install {' '.join(PACKAGES['mbrola'])}")
         pitch = int(np.clip(p["pitch"] + 8 * plan.pitch, 0, 99))
         rate = int(round(165 / plan.rate))
@@ -103,6 +102,11 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
         txt.write_text(plan.text)
         _run(["text2wave", "-eval", f"(voice_{p['voice']})", "-eval", f"(Parameter.set 'Duration_Stretch {plan.rate:.3f})",
               "-o", str(out), str(txt)], "festival")
+    elif v.engine == "rhvoice":
+        txt = tmp / "u.txt"
+        txt.write_text(plan.text)
+        rate, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
+        _run(["RHVoice-test", "-p", p["voice"], "-r", str(rate), "-t", str(pitch), "-i", str(txt), "-o", str(out)], "rhvoice")
     elif v.engine == "pico":
         speed, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
         markup = f"<speed level='{speed}'><pitch level='{pitch}'>{plan.text}</pitch></speed>"
