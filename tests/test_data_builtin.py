@@ -76,6 +76,9 @@ def test_fixed_lists_and_seeded_training_epochs():
     assert other_seed[4]["id"] != first
     with pytest.raises(IndexError):
         train[50]
+    assert train.lengths() == [train[i]["mixture"].shape[0] for i in range(50)]
+    enh = get_dataset("builtin", split="val", task="enhance", num_examples=10)
+    assert enh.lengths() == [enh[i]["mixture"].shape[0] for i in range(10)]
 
 
 def test_overlap_modes():

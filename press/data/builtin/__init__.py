@@ -108,7 +108,8 @@ class BuiltinMixtures(Dataset):
         epoch = self.epoch if self.split == "train" else 0
         return np.random.default_rng([self.seed, *_code(self.split, self.task, self.subset, self.mode), self.n_src, epoch, index])
 
-    def __getitem__(self, index: int) -> dict:
+    def _layout(self, index: int) -> tuple[np.random.Generator, np.ndarray, str, list[str]]:
+        """The talkers of item `index` laid out in time: (generator, (S, L) sources, overlap, utterance ids)."""
         if not 0 <= index < self._size:
             raise IndexError(index)
         rng = self._rng(index)
@@ -119,13 +120,20 @@ class BuiltinMixtures(Dataset):
             k = int(rng.integers(len(self._speakers[name])))
             utts.append(self._speakers[name][k])
             uids.append(self._uids[name][k])
+        sources, overlap = place_sources(utts, rng, self.sample_rate, self.mode if self.task == "separate" else "max")
+        return rng, sources, overlap, uids
+
+    def lengths(self) -> list[int]:
+        """Item lengths in samples for this epoch, without mixing or generating noise (for length buckets)."""
+        return [self._layout(i)[1].shape[-1] for i in range(self._size)]
+
+    def __getitem__(self, index: int) -> dict:
+        rng, sources, overlap, uids = self._layout(index)
         if self.task == "separate":
-            sources, overlap = place_sources(utts, rng, self.sample_rate, self.mode)
             mixture, sources = scale_to_level(sources.sum(0), sources, rng)
             tag = f"sep{self.n_src}-{overlap}"
         else:
-            speech, _ = place_sources(utts, rng, self.sample_rate, "max")
-            speech = speech[0]
+            speech = sources[0]
             kinds = rng.choice(NOISE_KINDS, size=int(rng.integers(1, 3)), replace=False)
             noise = sum(rng.uniform(0.3, 1.0) * make_noise(str(k), rng, len(speech), self.sample_rate, self._babble) for k in kinds)
             snr = float(rng.uniform(*SNR_DB))
