@@ -62,9 +62,9 @@ def test_missing_tool_names_the_apt_packages(monkeypatch, tmp_path):
     voice = next(v for v in all_voices(0) if v.engine == "flite")
     with pytest.raises(PressError, match="apt-get install flite"):
         render(Plan("x-000", voice, "hello there"))
-    voice = next(v for v in all_voices(0) if v.engine == "festival")
-    with pytest.raises(PressError, match="festvox-kdlpc16k"):
-        render(Plan("x-000", voice, "hello there"))
+    with pytest.raises(PressError, match=r"apt-get install .*espeak-ng.*flite"):
+        synthesize(tmp_path, seed=0, only={"tts-flite-slt-000", "tts-espeak-m1-en-gb-000"}, progress=False)
+    assert not (tmp_path / "manifest.csv").exists()  # nothing rendered before the check
 
 
 def test_info_command_reports_splits(capsys):

@@ -22,7 +22,7 @@ import soundfile as sf
 
 from press.audio import load_audio, resample, write_audio
 from press.data.text import utterance_text
-from press.data.voices import ASTERISK_DIR, PACKAGES, Voice, _stable_rng, all_voices
+from press.data.voices import ASTERISK_DIR, PACKAGES, Voice, _stable_rng, all_voices, requirements
 from press.errors import PressError
 
 SAMPLE_RATE = 8000
@@ -88,8 +88,6 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
     v, p = plan.voice, plan.voice.params
     out = tmp / "u.wav"
     if v.engine in ("espeak-ng", "mbrola"):
-        if v.engine == "mbrola" and not Path(f"/usr/share/mbrola/{p['voice'].split('-')[1]}").exists():
-            raise PressError(f"MBROLA voice {p['voice']} missing; install: apt-get install {' '.join(PACKAGES['mbrola'])}")
         pitch = int(np.clip(p["pitch"] + 8 * plan.pitch, 0, 99))
         rate = int(round(165 / plan.rate))
         _run(["espeak-ng", "-v", p["voice"], "-p", str(pitch), "-s", str(rate), "-w", str(out), plan.text], v.engine)
@@ -118,8 +116,6 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
 
 def _read_real(plan: Plan) -> tuple[np.ndarray, int]:
     path = Path(plan.source)
-    if not path.exists():
-        raise PressError(f"{path} not found; install: apt-get install {' '.join(PACKAGES[plan.voice.engine])}")
     if path.suffix == ".raw":  # headerless 16-bit little-endian mono
         rate = 16000 if plan.voice.engine == "pocketsphinx-testdata" else 8000
         return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0, rate
@@ -178,6 +174,22 @@ def plan_corpus(seed: int, only: set[str] | None = None) -> list[Plan]:
     return plans
 
 
+def check_installed(plans: list[Plan]) -> None:
+    """Fail before rendering anything, naming every Debian package the plans need and lack."""
+    missing: set[str] = set()
+    for voice in {p.voice.speaker: p.voice for p in plans}.values():
+        for need, package in requirements(voice):
+            found = Path(need).exists() if "/" in need else shutil.which(need) is not None
+            if not found:
+                missing.add(package)
+    if missing:
+        raise PressError(
+            "the built-in corpus is rendered from Debian packages that are not installed; run:\n"
+            f"  apt-get install {' '.join(sorted(missing))}\n"
+            "(mbrola-*, rhvoice* and libttspico-utils are in Debian's contrib and non-free components)"
+        )
+
+
 def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True) -> list[dict]:
     """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows."""
     from tqdm import tqdm
@@ -187,6 +199,7 @@ def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None,
     if only is not None and len(plans) != len(only):
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
+    check_installed(plans)
     rows = []
     for plan in tqdm(plans, desc="press data synth", unit="utt", disable=not progress):
         pcm = render(plan)

@@ -165,3 +165,33 @@ def tts_voices(seed: int) -> list[Voice]:
 
 def all_voices(seed: int) -> list[Voice]:
     return real_voices() + tts_voices(seed)
+
+
+FESTIVAL_DIRS = {
+    "ked_diphone": ("english", "festvox-kdlpc16k"), "kal_diphone": ("english", "festvox-kallpc16k"),
+    "rab_diphone": ("english", "festvox-rablpc16k"), "don_diphone": ("english", "festvox-don"),
+    "cmu_us_slt_arctic_hts": ("us", "festvox-us-slt-hts"),
+}
+
+
+def requirements(voice: Voice) -> list[tuple[str, str]]:
+    """(command or path, Debian package providing it) that rendering `voice` needs.
+
+    A name without "/" is a command looked up on PATH; anything else is a path that must exist.
+    """
+    p = voice.params
+    if voice.kind == "real":
+        return [(f, voice.engine) for f in (voice.files or (ASTERISK_DIR,))]
+    if voice.engine == "espeak-ng":
+        return [("espeak-ng", "espeak-ng")]
+    if voice.engine == "mbrola":
+        name = p["voice"].split("-")[1]
+        return [("espeak-ng", "espeak-ng"), ("mbrola", "mbrola"), (f"/usr/share/mbrola/{name}", f"mbrola-{name}")]
+    if voice.engine == "flite":
+        return [("flite", "flite")]
+    if voice.engine == "festival":
+        folder, package = FESTIVAL_DIRS[p["voice"]]
+        return [("text2wave", "festival"), (f"/usr/share/festival/voices/{folder}/{p['voice']}", package)]
+    if voice.engine == "rhvoice":
+        return [("RHVoice-test", "rhvoice"), (f"/usr/share/RHVoice/voices/{p['voice']}", "rhvoice-english")]
+    return [("pico2wave", "libttspico-utils")]
