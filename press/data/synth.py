@@ -48,7 +48,9 @@ class Plan:
 def _allison_files() -> list[tuple[str, float]]:
     root = Path(ASTERISK_DIR)
     if not root.is_dir():
-        raise PressError(f"{root} not found; install it with: apt-get install {' '.join(PACKAGES['asterisk-core-sounds-en-wav'])}")
+        raise PressError(
+            f"{root} not found; install it with: apt-get install {' '.join(PACKAGES['asterisk-core-sounds-en-wav'])}"
+        )
     chosen, total = [], 0.0
     for f in sorted(root.glob("*.wav")):
         seconds = sf.info(str(f)).duration
@@ -93,18 +95,46 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
         _run(["espeak-ng", "-v", p["voice"], "-p", str(pitch), "-s", str(rate), "-w", str(out), plan.text], v.engine)
     elif v.engine == "flite":
         f0 = p["f0"] * (1 + 0.12 * plan.pitch)
-        _run(["flite", "-voice", p["voice"], "--setf", f"duration_stretch={plan.rate:.3f}",
-              "--setf", f"int_f0_target_mean={f0:.1f}", "-t", plan.text, "-o", str(out)], "flite")
+        _run(
+            [
+                "flite",
+                "-voice",
+                p["voice"],
+                "--setf",
+                f"duration_stretch={plan.rate:.3f}",
+                "--setf",
+                f"int_f0_target_mean={f0:.1f}",
+                "-t",
+                plan.text,
+                "-o",
+                str(out),
+            ],
+            "flite",
+        )
     elif v.engine == "festival":
         txt = tmp / "u.txt"
         txt.write_text(plan.text)
-        _run(["text2wave", "-eval", f"(voice_{p['voice']})", "-eval", f"(Parameter.set 'Duration_Stretch {plan.rate:.3f})",
-              "-o", str(out), str(txt)], "festival")
+        _run(
+            [
+                "text2wave",
+                "-eval",
+                f"(voice_{p['voice']})",
+                "-eval",
+                f"(Parameter.set 'Duration_Stretch {plan.rate:.3f})",
+                "-o",
+                str(out),
+                str(txt),
+            ],
+            "festival",
+        )
     elif v.engine == "rhvoice":
         txt = tmp / "u.txt"
         txt.write_text(plan.text)
         rate, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
-        _run(["RHVoice-test", "-p", p["voice"], "-r", str(rate), "-t", str(pitch), "-i", str(txt), "-o", str(out)], "rhvoice")
+        _run(
+            ["RHVoice-test", "-p", p["voice"], "-r", str(rate), "-t", str(pitch), "-i", str(txt), "-o", str(out)],
+            "rhvoice",
+        )
     elif v.engine == "pico":
         speed, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
         markup = f"<speed level='{speed}'><pitch level='{pitch}'>{plan.text}</pitch></speed>"
@@ -206,11 +236,21 @@ def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None,
         rel = f"audio/{plan.voice.speaker}/{plan.uid}.flac"
         write_audio(out / rel, pcm, SAMPLE_RATE)
         v = plan.voice
-        rows.append({
-            "id": plan.uid, "path": rel, "speaker": v.speaker, "talent": v.talent, "kind": v.kind,
-            "engine": v.engine, "split": v.split, "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
-            "sha256": pcm_sha256(pcm), "licence": v.licence, "text": plan.text,
-        })
+        rows.append(
+            {
+                "id": plan.uid,
+                "path": rel,
+                "speaker": v.speaker,
+                "talent": v.talent,
+                "kind": v.kind,
+                "engine": v.engine,
+                "split": v.split,
+                "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
+                "sha256": pcm_sha256(pcm),
+                "licence": v.licence,
+                "text": plan.text,
+            }
+        )
     write_manifest(out / "manifest.csv", rows)
     return rows
 

@@ -39,12 +39,16 @@ PACKAGES = {
     "codec2-examples": ["codec2-examples"],
     "pocketsphinx-testdata": ["pocketsphinx-testdata"],
     "espeak-ng": ["espeak-ng"],
-    "mbrola": ["espeak-ng", "mbrola", "mbrola-us1", "mbrola-us2", "mbrola-us3", "mbrola-en1", "mbrola-de1", "mbrola-de2",
-               "mbrola-de3", "mbrola-de4", "mbrola-de5", "mbrola-de6", "mbrola-fr1", "mbrola-fr4", "mbrola-hu1", "mbrola-nl2",
-               "mbrola-pl1", "mbrola-ro1", "mbrola-sw1", "mbrola-sw2", "mbrola-af1", "mbrola-gr2"],
+    "mbrola": ["espeak-ng", "mbrola"] + [
+        f"mbrola-{v}"
+        for v in ("us1", "us2", "us3", "en1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4", "hu1", "nl2")
+        + ("pl1", "ro1", "sw1", "sw2", "af1", "gr2")
+    ],
     "rhvoice": ["rhvoice", "rhvoice-english"],
     "flite": ["flite"],
-    "festival": ["festival", "festvox-kdlpc16k", "festvox-kallpc16k", "festvox-rablpc16k", "festvox-don", "festvox-us-slt-hts"],
+    "festival": [
+        "festival", "festvox-kdlpc16k", "festvox-kallpc16k", "festvox-rablpc16k", "festvox-don", "festvox-us-slt-hts",
+    ],
     "pico": ["libttspico-utils"],
 }
 
@@ -73,7 +77,8 @@ def real_voices() -> list[Voice]:
     c2 = lambda name: (f"{CODEC2_RAW}/{name}.raw",)  # noqa: E731
     sphinx_cards = tuple(f"{SPHINX}/cards/{i:03d}.wav" for i in range(1, 6))
     librivox = tuple(
-        f"{SPHINX}/librivox/sense_and_sensibility_01_austen_64kb-{n}.wav" for n in ("0870", "0880", "0890", "0920", "0930")
+        f"{SPHINX}/librivox/sense_and_sensibility_01_austen_64kb-{n}.wav"
+        for n in ("0870", "0880", "0890", "0920", "0930")
     )
     sphinx_raw = tuple(f"{SPHINX}/{n}.raw" for n in ("goforward", "numbers", "something"))
     rows = [
@@ -96,7 +101,9 @@ def real_voices() -> list[Voice]:
     return out
 
 
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_ACCENTS = (
+    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc",
+)
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3")
 MBROLA_VOICES = {"mb-us1": "f", "mb-us2": "m", "mb-us3": "m", "mb-en1": "m"}
 # English read by MBROLA voices of other languages through espeak-ng: accented English, one pitch each.
@@ -106,14 +113,22 @@ MBROLA_ACCENTED = {
     "mb-sw1-en": "m", "mb-sw2-en": "f", "mb-af1-en": "m", "mb-gr2-en": "m",
 }
 # flite voice -> (talent, mean F0 in Hz around which utterances vary)
-FLITE_VOICES = {"kal": ("kal", 105.0), "kal16": ("kal", 105.0), "awb": ("awb", 110.0), "rms": ("rms", 100.0), "slt": ("slt", 170.0)}
-FESTIVAL_VOICES = {"ked_diphone": "ked", "kal_diphone": "kal", "rab_diphone": "rab", "don_diphone": "don", "cmu_us_slt_arctic_hts": "slt"}
+FLITE_VOICES = {
+    "kal": ("kal", 105.0), "kal16": ("kal", 105.0), "awb": ("awb", 110.0), "rms": ("rms", 100.0), "slt": ("slt", 170.0),
+}
+FESTIVAL_VOICES = {
+    "ked_diphone": "ked", "kal_diphone": "kal", "rab_diphone": "rab", "don_diphone": "don",
+    "cmu_us_slt_arctic_hts": "slt",
+}
 # RHVoice voice -> talent (alan is trained on CMU ARCTIC's awb). evgeniy-eng and lyubov are left
 # out: their CC-BY-NC-ND licence forbids derivatives.
 RHVOICE_VOICES = {"alan": "awb", "bdl": "bdl", "clb": "clb", "slt": "slt"}
 PICO_VOICES = {"en-US": "pico-lh0", "en-GB": "pico-kh0"}
 # Split pattern applied, in a seeded order, to the talents of each engine family.
-_PATTERN = ("train", "val", "test", "train", "babble", "train", "train", "test", "val", "train", "train", "babble", "train", "test")
+_PATTERN = (
+    "train", "val", "test", "train", "babble", "train", "train",
+    "test", "val", "train", "train", "babble", "train", "test",
+)
 
 
 def _assign(talents: list[str], seed: int, family: str) -> dict[str, str]:
@@ -123,7 +138,7 @@ def _assign(talents: list[str], seed: int, family: str) -> dict[str, str]:
 
 
 def tts_voices(seed: int) -> list[Voice]:
-    """Synthetic voices: espeak-ng variants x 2 accents, MBROLA (native and accented), flite, festival, RHVoice, pico."""
+    """Synthetic voices: espeak-ng variants x 2 accents, MBROLA (native, accented), flite, festival, RHVoice, pico."""
     voices: list[Voice] = []
     esp = _assign(list(ESPEAK_VARIANTS), seed, "espeak")
     for variant in ESPEAK_VARIANTS:
@@ -149,14 +164,18 @@ def tts_voices(seed: int) -> list[Voice]:
             f"tts-mbrola-{name[3:]}", "tts", "mbrola", f"mbrola-{name}", mb[name],
             LICENCES["mbrola"], {"voice": name, "pitch": 55 if sex == "f" else 40},
         ))
-    cmu_talents = sorted({t for t, _ in FLITE_VOICES.values()} | set(FESTIVAL_VOICES.values()) | set(RHVOICE_VOICES.values()))
-    cmu = _assign(cmu_talents, seed, "cmu")
+    cmu_talents = {t for t, _ in FLITE_VOICES.values()} | set(FESTIVAL_VOICES.values()) | set(RHVOICE_VOICES.values())
+    cmu = _assign(sorted(cmu_talents), seed, "cmu")
+
+    def cmu_voice(speaker: str, engine: str, talent: str, params: dict) -> Voice:
+        return Voice(speaker, "tts", engine, f"cmu-{talent}", cmu[talent], LICENCES[engine], params)
+
     for name, (talent, f0) in FLITE_VOICES.items():
-        voices.append(Voice(f"tts-flite-{name}", "tts", "flite", f"cmu-{talent}", cmu[talent], LICENCES["flite"], {"voice": name, "f0": f0}))
+        voices.append(cmu_voice(f"tts-flite-{name}", "flite", talent, {"voice": name, "f0": f0}))
     for name, talent in FESTIVAL_VOICES.items():
-        voices.append(Voice(f"tts-festival-{talent}", "tts", "festival", f"cmu-{talent}", cmu[talent], LICENCES["festival"], {"voice": name}))
+        voices.append(cmu_voice(f"tts-festival-{talent}", "festival", talent, {"voice": name}))
     for name, talent in RHVOICE_VOICES.items():
-        voices.append(Voice(f"tts-rhvoice-{name}", "tts", "rhvoice", f"cmu-{talent}", cmu[talent], LICENCES["rhvoice"], {"voice": name}))
+        voices.append(cmu_voice(f"tts-rhvoice-{name}", "rhvoice", talent, {"voice": name}))
     pico = _assign(sorted(PICO_VOICES.values()), seed, "pico")
     for lang, talent in PICO_VOICES.items():
         voices.append(Voice(f"tts-{talent}", "tts", "pico", talent, pico[talent], LICENCES["pico"], {"lang": lang}))
