@@ -16,6 +16,7 @@ from press.errors import PressError
 # (name, module, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("info", "press.commands.info", "parameters and GMAC/s per exit of a model"),
+    ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
 ]
 
 

@@ -1,0 +1,135 @@
+"""Audio in and out: the one place where files become float32 arrays and back.
+
+Every check on user-supplied audio lives here, so that a bad file fails with a message naming the
+file and the problem instead of a NaN loss or a shape error deep inside the model. Reading and
+writing go through soundfile (WAV, FLAC, OGG, MP3, ... via libsndfile); resampling goes through
+soxr, whose output is deterministic, which the built-in corpus relies on for bit-identical rebuilds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from press.errors import PressError
+
+Channel = Union[None, Literal["mix", "all"], int]
+
+CHANNEL_OPTIONS = 'channel="mix" (average all channels), channel=<index> (pick one), channel="all" (keep all)'
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    """Read every frame as float32 (frames, channels), turning libsndfile failures into PressError."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise PressError(
+            f"{path}: not a readable audio file ({err}); expected WAV, FLAC, OGG, MP3 or another "
+            "format libsndfile reads"
+        ) from None
+    # libsndfile reports a header whose sizes exceed the file as "... (should be N)".
+    if "should be" in info.extra_info:
+        raise PressError(f"{path}: truncated audio file: the header promises more data than the file holds")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise PressError(f"{path}: truncated or corrupt audio file ({err})") from None
+    if data.shape[0] == 0:
+        raise PressError(f"{path}: empty audio file (0 samples)")
+    if info.frames > 0 and data.shape[0] < info.frames:
+        raise PressError(
+            f"{path}: truncated audio file: read {data.shape[0]} of the {info.frames} frames in its header"
+        )
+    if not np.isfinite(data).all():
+        raise PressError(f"{path}: audio holds NaN or Inf samples; expected finite samples")
+    return data, int(sr)
+
+
+def _pick_channels(data: np.ndarray, channel: Channel, path: Path) -> np.ndarray:
+    """Apply the caller's explicit channel choice to (frames, channels) data."""
+    n_ch = data.shape[1]
+    if channel is None:
+        if n_ch != 1:
+            raise PressError(f"{path}: has {n_ch} channels; choose one with {CHANNEL_OPTIONS}")
+        return data[:, 0]
+    if channel == "mix":
+        return data.mean(axis=1)
+    if channel == "all":
+        return np.ascontiguousarray(data.T)
+    if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
+        if not -n_ch <= channel < n_ch:
+            raise PressError(f"{path}: channel {channel} requested but the file has {n_ch} channel(s)")
+        return data[:, channel]
+    raise PressError(f"unknown channel choice {channel!r}; expected {CHANNEL_OPTIONS}")
+
+
+def load_audio(
+    path: str | os.PathLike, sample_rate: int | None = None, channel: Channel = None
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32.
+
+    Returns (x, sr): x is (L,) for a mono result (a mono file, channel="mix" or an index) and (C, L)
+    for channel="all"; sr is `sample_rate` when given (the file is resampled) or the file's rate.
+    A multi-channel file with channel=None is an error rather than a silent down-mix, because a
+    separation model given the wrong channel fails quietly.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PressError(f"{path}: no such audio file")
+    if path.is_dir():
+        raise PressError(f"{path}: is a directory, expected an audio file")
+    data, sr = _read(path)
+    x = _pick_channels(data, channel, path)
+    if sample_rate is not None and sample_rate != sr:
+        x = resample(x, sr, sample_rate)
+        sr = sample_rate
+    return np.ascontiguousarray(x, dtype=np.float32), sr
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample along the last axis with soxr (high quality, deterministic); float32 out."""
+    if sr_in <= 0 or sr_out <= 0:
+        raise PressError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    x = np.asarray(x, dtype=np.float32)
+    if sr_in == sr_out:
+        return x.copy()
+    if x.ndim == 1:
+        return soxr.resample(x, sr_in, sr_out).astype(np.float32, copy=False)
+    if x.ndim == 2:
+        return np.ascontiguousarray(soxr.resample(x.T, sr_in, sr_out).T, dtype=np.float32)
+    raise PressError(f"resample expects (L,) or (C, L) audio, got shape {x.shape}")
+
+
+def write_audio(path: str | os.PathLike, x: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
+    """Write (L,) or (C, L) audio atomically: to a temporary file beside `path`, then os.replace.
+
+    A crash or Ctrl-C mid-write never leaves a half-written file under the final name. The format
+    follows the suffix; `subtype` defaults to soundfile's (PCM_16 for WAV and FLAC), which clips
+    samples outside [-1, 1].
+    """
+    path = Path(path)
+    x = np.asarray(x)
+    if x.ndim not in (1, 2) or x.size == 0:
+        raise PressError(f"write_audio expects non-empty (L,) or (C, L) audio, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise PressError(f"refusing to write {path}: the audio holds NaN or Inf samples")
+    fmt = path.suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats():
+        raise PressError(f"{path}: unknown audio format {path.suffix!r}; use e.g. .wav or .flac")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = x if x.ndim == 1 else x.T
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        sf.write(tmp, frames, sample_rate, subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

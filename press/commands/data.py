@@ -1,0 +1,45 @@
+"""`press data`: rebuild the built-in corpus (`synth`) or describe what it holds (`info`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    synth = sub.add_parser("synth", help="rebuild the built-in corpus's clean utterances from Debian packages")
+    synth.add_argument("out_dir", metavar="OUT_DIR", help="folder to write audio/ and manifest.csv to")
+    synth.add_argument("--seed", type=int, default=0, help="seed for texts, prosody and TTS splits (0 = the shipped corpus)")
+    info = sub.add_parser("info", help="voices, utterances and hours per split of the built-in corpus")
+    info.add_argument("--root", default=None, help="a `press data synth` output folder (default: the shipped corpus)")
+
+
+def _info(root: str | None) -> int:
+    from pathlib import Path
+
+    from press.data.builtin import CORPUS_DIR, load_manifest, summary
+
+    rows = load_manifest(root)
+    folder = Path(root or CORPUS_DIR)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix in (".flac", ".csv"))
+    print(f"built-in corpus at {folder}: {len(rows)} utterances, {size / 1e6:.1f} MB, 8 kHz FLAC")
+    print(f"{'split':<8}{'kind':<6}{'speakers':>9}{'utterances':>12}{'hours':>8}")
+    for (split, kind), s in sorted(summary(rows).items()):
+        print(f"{split:<8}{kind:<6}{s['speakers']:>9}{s['utterances']:>12}{s['hours']:>8.3f}")
+    engines = sorted({(r["kind"], r["engine"]) for r in rows})
+    print("sources: " + ", ".join(f"{e} ({k})" for k, e in engines))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data_command == "info":
+        return _info(args.root)
+    import time
+
+    from press.data.synth import synthesize
+
+    start = time.perf_counter()
+    rows = synthesize(args.out_dir, seed=args.seed)
+    seconds = sum(float(r["seconds"]) for r in rows)
+    print(f"wrote {len(rows)} utterances ({seconds / 3600:.2f} h) to {args.out_dir} in {time.perf_counter() - start:.1f} s")
+    return 0

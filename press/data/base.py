@@ -1,0 +1,108 @@
+"""What every file-backed corpus shares: the item contract, path checks and layout errors.
+
+Items are `{"mixture": (L,), "sources": (S, L), "id": str}` float32 tensors at the requested
+sample rate. Enhancement corpora return two sources, speech and noise = mixture - speech, computed
+rather than read so that the sources always sum exactly to the mixture, whatever the corpus stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from press.audio import load_audio
+from press.errors import PressError
+
+SPLITS = ("train", "val", "test")
+
+
+def layout_error(corpus: str, problem: str, layout: str) -> PressError:
+    """An error that says what was wrong and shows the on-disk layout the loader expects."""
+    return PressError(f"{corpus}: {problem}\nexpected layout:\n{layout}")
+
+
+def check_choice(corpus: str, what: str, value: object, options: tuple) -> None:
+    if value not in options:
+        raise PressError(f"{corpus}: unknown {what} {value!r}; expected one of {', '.join(map(str, options))}")
+
+
+def require_dir(corpus: str, path: Path, layout: str) -> Path:
+    if not path.is_dir():
+        raise layout_error(corpus, f"folder {path} not found", layout)
+    return path
+
+
+def rate_folder(sample_rate: int) -> str:
+    """wav8k for rates up to 8 kHz, wav16k above (then resampled on load when needed)."""
+    if sample_rate <= 0:
+        raise PressError(f"sample_rate must be positive, got {sample_rate}")
+    return "wav8k" if sample_rate <= 8000 else "wav16k"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One item on disk: the mixture file and either its source files or (enhancement) its speech file."""
+
+    id: str
+    mixture: Path
+    sources: tuple[Path, ...]
+    frames: int | None = None  # length at the dataset's `file_rate`, when the metadata states it
+
+
+class FileDataset(Dataset):
+    """A corpus given as a list of Examples; loads, resamples and checks each item on access."""
+
+    def __init__(
+        self, corpus: str, examples: list[Example], sample_rate: int, enhancement: bool, layout: str,
+        file_rate: int | None = None,
+    ):
+        if not examples:
+            raise layout_error(corpus, "no examples found", layout)
+        self.corpus = corpus
+        self.examples = examples
+        self.sample_rate = int(sample_rate)
+        self.enhancement = enhancement
+        self.n_src = 2 if enhancement else len(examples[0].sources)
+        self._layout = layout
+        self._file_rate = file_rate  # the rate of Example.frames
+        self._lengths: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def _load(self, path: Path) -> np.ndarray:
+        if not path.exists():
+            raise layout_error(self.corpus, f"file {path} is missing", self._layout)
+        return load_audio(path, self.sample_rate)[0]
+
+    def __getitem__(self, index: int) -> dict:
+        ex = self.examples[index]
+        mix = self._load(ex.mixture)
+        srcs = [self._load(p) for p in ex.sources]
+        if any(len(s) != len(mix) for s in srcs):
+            lens = ", ".join(f"{p.name}: {len(s)}" for p, s in zip(ex.sources, srcs))
+            raise PressError(f"{self.corpus}: {ex.id}: sources and mixture differ in length (mixture {len(mix)}; {lens})")
+        if self.enhancement:
+            srcs = [srcs[0], mix - srcs[0]]
+        return {"mixture": torch.from_numpy(mix), "sources": torch.from_numpy(np.stack(srcs)), "id": ex.id}
+
+    def lengths(self) -> list[int]:
+        """Item lengths in samples at `sample_rate`, from metadata or file headers (no decoding)."""
+        if self._lengths is None:
+            out = []
+            for ex in self.examples:
+                if ex.frames is not None and ex.frames >= 0:
+                    frames, rate = ex.frames, self._file_rate
+                else:
+                    if not ex.mixture.exists():
+                        raise layout_error(self.corpus, f"file {ex.mixture} is missing", self._layout)
+                    info = sf.info(str(ex.mixture))
+                    frames, rate = info.frames, info.samplerate
+                out.append(frames if rate in (None, self.sample_rate) else int(np.ceil(frames * self.sample_rate / rate)))
+            self._lengths = out
+        return self._lengths

@@ -1,0 +1,140 @@
+"""The built-in corpus: clean utterances shipped with the package, mixed on the fly from a seed.
+
+Only clean 8 kHz FLAC utterances are stored (this folder: manifest.csv + audio/). Each item is a
+pure function of (seed, split, task, index[, epoch]): a NumPy generator keyed by those numbers
+picks speakers, utterances, overlap, levels and noise, so validation and test lists are fixed, a
+training epoch of any size is reproducible, and DataLoader workers need no shared state.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from press.audio import load_audio
+from press.data.mixing import SNR_DB, add_noise, place_sources, scale_to_level
+from press.data.noise import NOISE_KINDS, make_noise
+from press.data.synth import SAMPLE_RATE, read_manifest
+from press.errors import PressError
+
+CORPUS_DIR = Path(__file__).parent
+TASKS = ("separate", "enhance")
+SUBSETS = ("all", "real", "tts")
+SIZES = {"val": 500, "test": 1000}  # fixed evaluation lists; train size is `epoch_size`
+
+
+def load_manifest(root: str | Path | None = None) -> list[dict]:
+    """Manifest rows of the shipped corpus (root=None) or of a `press data synth` output folder."""
+    rows = read_manifest(Path(root or CORPUS_DIR) / "manifest.csv")
+    for r in rows:
+        r["seconds"] = float(r["seconds"])
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    """Voices and hours per split and kind: what `press data info` prints."""
+    out: dict = defaultdict(lambda: {"speakers": set(), "utterances": 0, "seconds": 0.0})
+    for r in rows:
+        for key in ((r["split"], r["kind"]), (r["split"], "all")):
+            out[key]["speakers"].add(r["speaker"])
+            out[key]["utterances"] += 1
+            out[key]["seconds"] += r["seconds"]
+    return {k: {"speakers": len(v["speakers"]), "utterances": v["utterances"], "hours": v["seconds"] / 3600} for k, v in out.items()}
+
+
+def _code(*parts: object) -> list[int]:
+    return [zlib.crc32(str(p).encode()) for p in parts]
+
+
+class BuiltinMixtures(Dataset):
+    """Two-/three-speaker mixtures (task="separate") or noisy speech (task="enhance") from the built-in corpus.
+
+    subset selects the speakers the sources come from: "all", "real" (recorded speech only; in the
+    test split that is speech no model trained on) or "tts". Noise for "enhance" is generated, with
+    babble drawn from voices reserved for it (split "babble" in the manifest).
+    """
+
+    def __init__(
+        self, root: str | Path | None = None, split: str = "train", sample_rate: int = SAMPLE_RATE, mode: str = "min",
+        task: str = "separate", n_src: int = 2, subset: str = "all", epoch_size: int = 10000,
+        num_examples: int | None = None, seed: int = 0,
+    ):
+        for what, value, options in (("split", split, ("train", "val", "test")), ("mode", mode, ("min", "max")),
+                                     ("task", task, TASKS), ("subset", subset, SUBSETS)):
+            if value not in options:
+                raise PressError(f"builtin: unknown {what} {value!r}; expected one of {', '.join(options)}")
+        if task == "separate" and n_src not in (2, 3):
+            raise PressError(f"builtin: n_src must be 2 or 3 for task='separate', got {n_src}")
+        self.root = Path(root or CORPUS_DIR)
+        self.split, self.mode, self.task, self.subset, self.seed = split, mode, task, subset, int(seed)
+        self.sample_rate = int(sample_rate)
+        self.n_src = n_src if task == "separate" else 2
+        self._n_talkers = n_src if task == "separate" else 1
+        self._size = int(num_examples if num_examples is not None else (epoch_size if split == "train" else SIZES[split]))
+        self.epoch = 0
+        rows = load_manifest(root)
+        chosen = [r for r in rows if r["split"] == split and (subset == "all" or r["kind"] == subset)]
+        self._speakers: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._uids: dict[str, list[str]] = defaultdict(list)
+        for r in chosen:
+            self._speakers[r["speaker"]].append(self._read(r))
+            self._uids[r["speaker"]].append(r["id"])
+        self._speaker_names = sorted(self._speakers)
+        if len(self._speaker_names) < self._n_talkers:
+            raise PressError(
+                f"builtin: split {split!r} subset {subset!r} has {len(self._speaker_names)} speaker(s); "
+                f"{self._n_talkers} needed for {task} with n_src={n_src}"
+            )
+        self._babble = [self._read(r) for r in rows if r["split"] == "babble"] if task == "enhance" else []
+        if task == "enhance" and not self._babble:
+            raise PressError(f"builtin: {self.root / 'manifest.csv'} lists no 'babble' voices, needed for enhancement noise")
+
+    def _read(self, row: dict) -> np.ndarray:
+        return load_audio(self.root / row["path"], self.sample_rate)[0]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a fresh set of training mixtures for each epoch (no effect on val/test)."""
+        self.epoch = int(epoch)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        epoch = self.epoch if self.split == "train" else 0
+        return np.random.default_rng([self.seed, *_code(self.split, self.task, self.subset, self.mode), self.n_src, epoch, index])
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self._size:
+            raise IndexError(index)
+        rng = self._rng(index)
+        speakers = rng.choice(len(self._speaker_names), size=self._n_talkers, replace=False)
+        utts, uids = [], []
+        for s in speakers:
+            name = self._speaker_names[int(s)]
+            k = int(rng.integers(len(self._speakers[name])))
+            utts.append(self._speakers[name][k])
+            uids.append(self._uids[name][k])
+        if self.task == "separate":
+            sources, overlap = place_sources(utts, rng, self.sample_rate, self.mode)
+            mixture, sources = scale_to_level(sources.sum(0), sources, rng)
+            tag = f"sep{self.n_src}-{overlap}"
+        else:
+            speech, _ = place_sources(utts, rng, self.sample_rate, "max")
+            speech = speech[0]
+            kinds = rng.choice(NOISE_KINDS, size=int(rng.integers(1, 3)), replace=False)
+            noise = sum(rng.uniform(0.3, 1.0) * make_noise(str(k), rng, len(speech), self.sample_rate, self._babble) for k in kinds)
+            snr = float(rng.uniform(*SNR_DB))
+            mixture = add_noise(speech, noise, snr)
+            mixture, speech = scale_to_level(mixture, speech, rng)
+            sources = np.stack([speech, mixture - speech])
+            tag = f"enh-{'+'.join(map(str, kinds))}-snr{snr:.1f}"
+        return {
+            "mixture": torch.from_numpy(mixture),
+            "sources": torch.from_numpy(np.ascontiguousarray(sources, dtype=np.float32)),
+            "id": f"builtin-{self.split}-{index:06d}-{tag}:{'+'.join(uids)}",
+        }

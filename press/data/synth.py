@@ -1,0 +1,215 @@
+"""Rebuild the built-in corpus's clean utterances from Debian packages, deterministically.
+
+`press data synth OUT_DIR --seed N` runs `synthesize`. Real recordings are read from the packages'
+files; TTS utterances are rendered by espeak-ng (+MBROLA), flite, festival and pico with texts and
+prosody drawn from the seed. Every utterance then goes through the same fixed chain (mono, soxr to
+8 kHz, silence trim, level normalisation, int16), so the PCM is a pure function of the seed and the
+package versions; the manifest stores a SHA-256 of each utterance's int16 samples to prove it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from press.audio import load_audio, resample, write_audio
+from press.data.text import utterance_text
+from press.data.voices import ASTERISK_DIR, PACKAGES, Voice, _stable_rng, all_voices
+from press.errors import PressError
+
+SAMPLE_RATE = 8000
+TTS_UTTERANCES = 6  # per synthetic voice
+ALLISON_SECONDS = 600.0  # budget of asterisk prompts (the corpus must stay under ~30 MB)
+ALLISON_MIN_SECONDS = 1.5  # shorter prompts are single words
+TARGET_DBFS = -22.0
+MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
+TOOLS = {"espeak-ng": "espeak-ng", "mbrola": "mbrola", "flite": "flite", "festival": "text2wave", "pico": "pico2wave"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to render for one utterance: a source file (real) or text and prosody (TTS)."""
+
+    uid: str
+    voice: Voice
+    text: str
+    source: str = ""
+    rate: float = 1.0
+    pitch: float = 0.0
+
+
+def _allison_files() -> list[tuple[str, float]]:
+    root = Path(ASTERISK_DIR)
+    if not root.is_dir():
+        raise PressError(f"{root} not found; install it with: apt-get install {' '.join(PACKAGES['asterisk-core-sounds-en-wav'])}")
+    chosen, total = [], 0.0
+    for f in sorted(root.glob("*.wav")):
+        seconds = sf.info(str(f)).duration
+        if seconds >= ALLISON_MIN_SECONDS and total + seconds <= ALLISON_SECONDS:
+            chosen.append((str(f), seconds))
+            total += seconds
+    return chosen
+
+
+def plan_voice(voice: Voice, seed: int) -> list[Plan]:
+    """The utterances of one voice, in order; ids are `<speaker>-<NNN>`."""
+    if voice.kind == "real":
+        files = [f for f, _ in _allison_files()] if voice.engine == "asterisk-core-sounds-en-wav" else list(voice.files)
+        return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
+    rng = _stable_rng(seed, "utt:" + voice.speaker)
+    plans = []
+    for k in range(TTS_UTTERANCES):
+        text = utterance_text(rng)
+        rate = float(rng.uniform(0.85, 1.2))
+        pitch = float(rng.uniform(-1.0, 1.0))
+        plans.append(Plan(f"{voice.speaker}-{k:03d}", voice, text, rate=rate, pitch=pitch))
+    return plans
+
+
+def _run(cmd: list[str], engine: str) -> None:
+    if shutil.which(cmd[0]) is None:
+        raise PressError(f"{cmd[0]} not found; install: apt-get install {' '.join(PACKAGES[engine])}")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PressError(
+            f"{' '.join(cmd[:3])} ... failed ({done.stderr.strip()[:300]}); check the packages "
+            f"{' '.join(PACKAGES[engine])} are installed"
+        )
+
+
+def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
+    v, p = plan.voice, plan.voice.params
+    out = tmp / "u.wav"
+    if v.engine in ("espeak-ng", "mbrola"):
+        if v.engine == "mbrola" and not Path(f"/usr/share/mbrola/{p['voice'][3:]}").exists():
+            raise PressError(f"MBROLA voice {p['voice']} missing; install: apt-get install {' '.join(PACKAGES['mbrola'])}")
+        pitch = int(np.clip(p["pitch"] + 8 * plan.pitch, 0, 99))
+        rate = int(round(165 / plan.rate))
+        _run(["espeak-ng", "-v", p["voice"], "-p", str(pitch), "-s", str(rate), "-w", str(out), plan.text], v.engine)
+    elif v.engine == "flite":
+        f0 = p["f0"] * (1 + 0.12 * plan.pitch)
+        _run(["flite", "-voice", p["voice"], "--setf", f"duration_stretch={plan.rate:.3f}",
+              "--setf", f"int_f0_target_mean={f0:.1f}", "-t", plan.text, "-o", str(out)], "flite")
+    elif v.engine == "festival":
+        txt = tmp / "u.txt"
+        txt.write_text(plan.text)
+        _run(["text2wave", "-eval", f"(voice_{p['voice']})", "-eval", f"(Parameter.set 'Duration_Stretch {plan.rate:.3f})",
+              "-o", str(out), str(txt)], "festival")
+    elif v.engine == "pico":
+        speed, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
+        markup = f"<speed level='{speed}'><pitch level='{pitch}'>{plan.text}</pitch></speed>"
+        _run(["pico2wave", "-l", p["lang"], "-w", str(out), markup], "pico")
+    else:
+        raise PressError(f"unknown TTS engine {v.engine!r}")
+    return load_audio(out, channel="mix")
+
+
+def _read_real(plan: Plan) -> tuple[np.ndarray, int]:
+    path = Path(plan.source)
+    if not path.exists():
+        raise PressError(f"{path} not found; install: apt-get install {' '.join(PACKAGES[plan.voice.engine])}")
+    if path.suffix == ".raw":  # headerless 16-bit little-endian mono
+        rate = 16000 if plan.voice.engine == "pocketsphinx-testdata" else 8000
+        return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0, rate
+    return load_audio(path, channel="mix")
+
+
+def _frame_db(x: np.ndarray, frame: int) -> np.ndarray:
+    n = len(x) // frame
+    return 10 * np.log10(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+
+
+def condition(x: np.ndarray, sr: int) -> np.ndarray:
+    """The fixed chain every utterance goes through: 8 kHz, trimmed, -22 dBFS active level, int16."""
+    x = resample(x.astype(np.float32), sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x.astype(np.float32)
+    frame = SAMPLE_RATE // 100
+    db = _frame_db(x, frame)
+    if len(db) == 0 or db.max() < -70:
+        raise PressError("utterance is silent or shorter than 10 ms")
+    voiced = np.flatnonzero(db > db.max() - 45)
+    margin = 8  # frames of 10 ms kept around the speech
+    start = max(0, (voiced[0] - margin) * frame)
+    end = min(len(x), (voiced[-1] + 1 + margin) * frame)
+    x = x[start:end]
+    db = _frame_db(x, frame)
+    active = db > db.max() - 30
+    rms = np.sqrt(np.mean(x[: len(active) * frame].reshape(-1, frame)[active] ** 2))
+    x = x * (10 ** (TARGET_DBFS / 20) / rms)
+    peak = np.max(np.abs(x))
+    if peak > 0.98:
+        x = x * (0.98 / peak)
+    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def pcm_sha256(pcm: np.ndarray) -> str:
+    """Checksum of int16 samples (not of FLAC bytes, which depend on the encoder version)."""
+    return hashlib.sha256(np.ascontiguousarray(pcm, dtype="<i2").tobytes()).hexdigest()
+
+
+def render(plan: Plan) -> np.ndarray:
+    """Render one planned utterance to conditioned int16 PCM at 8 kHz."""
+    if plan.voice.kind == "real":
+        x, sr = _read_real(plan)
+    else:
+        with tempfile.TemporaryDirectory(prefix="press-synth-") as tmp:
+            x, sr = _render_tts(plan, Path(tmp))
+    return condition(x, sr)
+
+
+def plan_corpus(seed: int, only: set[str] | None = None) -> list[Plan]:
+    """All planned utterances (or those with ids in `only`; voices not needed are not planned)."""
+    plans = []
+    for voice in all_voices(seed):
+        if only is not None and not any(u.rsplit("-", 1)[0] == voice.speaker for u in only):
+            continue
+        plans.extend(p for p in plan_voice(voice, seed) if only is None or p.uid in only)
+    return plans
+
+
+def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True) -> list[dict]:
+    """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    plans = plan_corpus(seed, only)
+    if only is not None and len(plans) != len(only):
+        missing = sorted(only - {p.uid for p in plans})
+        raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
+    rows = []
+    for plan in tqdm(plans, desc="press data synth", unit="utt", disable=not progress):
+        pcm = render(plan)
+        rel = f"audio/{plan.voice.speaker}/{plan.uid}.flac"
+        write_audio(out / rel, pcm, SAMPLE_RATE)
+        v = plan.voice
+        rows.append({
+            "id": plan.uid, "path": rel, "speaker": v.speaker, "talent": v.talent, "kind": v.kind,
+            "engine": v.engine, "split": v.split, "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
+            "sha256": pcm_sha256(pcm), "licence": v.licence, "text": plan.text,
+        })
+    write_manifest(out / "manifest.csv", rows)
+    return rows
+
+
+def write_manifest(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def read_manifest(path: Path) -> list[dict]:
+    if not path.exists():
+        raise PressError(f"{path}: built-in corpus manifest missing; rebuild it with `press data synth`")
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -1,0 +1,145 @@
+"""The voices of the built-in corpus: where each one comes from, its licence and its split.
+
+Splits are assigned per *talent* (the person or synthetic timbre behind a voice), never per voice,
+so that e.g. flite's and festival's renderings of the same SLT recordings, or one espeak-ng variant
+speaking with several accents, never straddle train and test. Real recorded speakers are placed by
+hand so that validation and test hold real speech that training never saw; TTS talents are spread
+over train / val / test / babble (voices reserved for babble noise) by a seeded shuffle per engine.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SPLITS = ("train", "val", "test", "babble")
+
+ASTERISK_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"
+CODEC2_RAW = "/usr/share/codec2/raw"
+SPHINX = "/usr/share/pocketsphinx/test/data"
+
+LICENCES = {
+    "asterisk-core-sounds-en-wav": "CC-BY-SA-3.0 (recorded by Allison Smith, Digium)",
+    "codec2-examples": "LGPL-2.1 (codec2 test samples)",
+    "pocketsphinx-testdata": "BSD-2-Clause (CMU Sphinx test data)",
+    "pocketsphinx-testdata/librivox": "public domain (LibriVox recording, via CMU Sphinx test data)",
+    "espeak-ng": "GPL-3.0+ engine; generated audio carries no licence restriction",
+    "mbrola": "MBROLA voice licence: non-commercial, non-military use; keep this notice",
+    "flite": "BSD-like CMU Flite licence (voices kal, awb, rms, slt)",
+    "festival": "BSD-like Festival / CMU ARCTIC licence",
+    "pico": "Apache-2.0 (SVOX Pico, Debian non-free for its lingware)",
+}
+
+# Debian packages each engine needs; the synth command names them when a tool is missing.
+PACKAGES = {
+    "asterisk-core-sounds-en-wav": ["asterisk-core-sounds-en-wav"],
+    "codec2-examples": ["codec2-examples"],
+    "pocketsphinx-testdata": ["pocketsphinx-testdata"],
+    "espeak-ng": ["espeak-ng"],
+    "mbrola": ["espeak-ng", "mbrola", "mbrola-us1", "mbrola-us2", "mbrola-us3", "mbrola-en1"],
+    "flite": ["flite"],
+    "festival": ["festival", "festvox-kdlpc16k", "festvox-us-slt-hts"],
+    "pico": ["libttspico-utils"],
+}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One speaker of the corpus. `params` are engine settings fixed for the voice (accent, base pitch)."""
+
+    speaker: str
+    kind: str  # "real" or "tts"
+    engine: str  # a key of PACKAGES
+    talent: str
+    split: str
+    licence: str
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+    files: tuple[str, ...] = ()  # real speech: the source files, in order
+
+
+def _stable_rng(seed: int, name: str) -> np.random.Generator:
+    """A generator keyed by seed and a name, independent of Python's salted str hash."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def real_voices() -> list[Voice]:
+    """Recorded English speech from Debian packages, with the split of each speaker fixed by hand."""
+    c2 = lambda name: (f"{CODEC2_RAW}/{name}.raw",)  # noqa: E731
+    sphinx_cards = tuple(f"{SPHINX}/cards/{i:03d}.wav" for i in range(1, 6))
+    librivox = tuple(
+        f"{SPHINX}/librivox/sense_and_sensibility_01_austen_64kb-{n}.wav" for n in ("0870", "0880", "0890", "0920", "0930")
+    )
+    sphinx_raw = tuple(f"{SPHINX}/{n}.raw" for n in ("goforward", "numbers", "something"))
+    rows = [
+        ("allison", "asterisk-core-sounds-en-wav", "train", ()),
+        ("codec2-hts1", "codec2-examples", "train", c2("hts1")),
+        ("codec2-forig", "codec2-examples", "train", c2("forig")),
+        ("codec2-big_dog", "codec2-examples", "train", c2("big_dog")),
+        ("codec2-cross", "codec2-examples", "train", c2("cross")),
+        ("codec2-kristoff", "codec2-examples", "val", c2("kristoff")),
+        ("sphinx-cards", "pocketsphinx-testdata", "val", sphinx_cards),
+        ("codec2-hts2", "codec2-examples", "test", c2("hts2")),
+        ("codec2-morig", "codec2-examples", "test", c2("morig")),
+        ("sphinx-librivox", "pocketsphinx-testdata", "test", librivox),
+        ("sphinx-raw", "pocketsphinx-testdata", "test", sphinx_raw),
+    ]
+    out = []
+    for speaker, engine, split, files in rows:
+        lic_key = "pocketsphinx-testdata/librivox" if speaker == "sphinx-librivox" else engine
+        out.append(Voice(f"real-{speaker}", "real", engine, speaker, split, LICENCES[lic_key], {}, files))
+    return out
+
+
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3")
+MBROLA_VOICES = {"mb-us1": "f", "mb-us2": "m", "mb-us3": "m", "mb-en1": "m"}
+# flite voice -> (talent, mean F0 in Hz around which utterances vary)
+FLITE_VOICES = {"kal": ("kal", 105.0), "kal16": ("kal", 105.0), "awb": ("awb", 110.0), "rms": ("rms", 100.0), "slt": ("slt", 170.0)}
+FESTIVAL_VOICES = {"ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
+PICO_VOICES = {"en-US": "pico-lh0", "en-GB": "pico-kh0"}
+# Split pattern applied, in a seeded order, to the talents of each engine family.
+_PATTERN = ("train", "val", "test", "train", "babble", "train", "train", "test", "val", "train", "train", "babble", "train", "test")
+
+
+def _assign(talents: list[str], seed: int, family: str) -> dict[str, str]:
+    order = list(talents)
+    _stable_rng(seed, "split:" + family).shuffle(order)
+    return {t: _PATTERN[i % len(_PATTERN)] for i, t in enumerate(order)}
+
+
+def tts_voices(seed: int) -> list[Voice]:
+    """Synthetic voices: espeak-ng variants x 3 accents, MBROLA, flite, festival and pico."""
+    voices: list[Voice] = []
+    esp = _assign(list(ESPEAK_VARIANTS), seed, "espeak")
+    for variant in ESPEAK_VARIANTS:
+        rng = _stable_rng(seed, "espeak:" + variant)
+        accents = sorted(rng.choice(ESPEAK_ACCENTS, size=3, replace=False).tolist())
+        for accent in accents:
+            pitch = int(_stable_rng(seed, f"pitch:{variant}:{accent}").integers(30, 71))
+            voices.append(Voice(
+                f"tts-espeak-{variant}-{accent}", "tts", "espeak-ng", f"espeak-{variant}", esp[variant],
+                LICENCES["espeak-ng"], {"voice": f"{accent}+{variant}", "pitch": pitch},
+            ))
+    mb = _assign(list(MBROLA_VOICES), seed, "mbrola")
+    for name, sex in MBROLA_VOICES.items():
+        for level, pitch in (("lo", 35), ("hi", 60)):
+            voices.append(Voice(
+                f"tts-mbrola-{name[3:]}-{level}", "tts", "mbrola", f"mbrola-{name}", mb[name],
+                LICENCES["mbrola"], {"voice": name, "pitch": pitch + (10 if sex == "f" else 0)},
+            ))
+    cmu_talents = sorted({t for t, _ in FLITE_VOICES.values()} | set(FESTIVAL_VOICES.values()))
+    cmu = _assign(cmu_talents, seed, "cmu")
+    for name, (talent, f0) in FLITE_VOICES.items():
+        voices.append(Voice(f"tts-flite-{name}", "tts", "flite", f"cmu-{talent}", cmu[talent], LICENCES["flite"], {"voice": name, "f0": f0}))
+    for name, talent in FESTIVAL_VOICES.items():
+        voices.append(Voice(f"tts-festival-{talent}", "tts", "festival", f"cmu-{talent}", cmu[talent], LICENCES["festival"], {"voice": name}))
+    pico = _assign(sorted(PICO_VOICES.values()), seed, "pico")
+    for lang, talent in PICO_VOICES.items():
+        voices.append(Voice(f"tts-{talent}", "tts", "pico", talent, pico[talent], LICENCES["pico"], {"lang": lang}))
+    return voices
+
+
+def all_voices(seed: int) -> list[Voice]:
+    return real_voices() + tts_voices(seed)

@@ -1,0 +1,143 @@
+"""The built-in corpus: shipped files, splits, on-the-fly mixtures and their determinism."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader
+
+from press.data import get_dataset
+from press.data.builtin import CORPUS_DIR, load_manifest
+from press.data.mixing import MIX_DBFS, PEAK, place_sources
+from press.data.synth import pcm_sha256
+from press.data.views import RandomCrop, collate_padded
+from press.errors import PressError
+
+ROWS = load_manifest()
+
+
+def test_shipped_files_match_manifest_and_budget():
+    size = sum(f.stat().st_size for f in CORPUS_DIR.rglob("*.flac"))
+    assert size < 30e6
+    assert len(list(CORPUS_DIR.rglob("*.flac"))) == len(ROWS)
+    for row in ROWS:
+        pcm, sr = sf.read(CORPUS_DIR / row["path"], dtype="int16")
+        assert sr == 8000 and pcm.ndim == 1
+        assert pcm_sha256(pcm) == row["sha256"], row["id"]
+        assert abs(len(pcm) / 8000 - row["seconds"]) < 1e-3
+
+
+def test_splits_are_speaker_and_talent_disjoint_with_real_test_speech():
+    splits_of = defaultdict(set)
+    for row in ROWS:
+        splits_of[row["talent"]].add(row["split"])
+        splits_of["speaker:" + row["speaker"]].add(row["split"])
+    assert all(len(s) == 1 for s in splits_of.values())
+    kinds = {(r["split"], r["kind"]) for r in ROWS}
+    assert {("train", "real"), ("val", "real"), ("test", "real"), ("train", "tts"), ("test", "tts"), ("babble", "tts")} <= kinds
+    assert all(r["licence"] for r in ROWS)
+    real_test = {r["speaker"] for r in ROWS if r["split"] == "test" and r["kind"] == "real"}
+    assert len(real_test) >= 3
+
+
+@pytest.mark.parametrize("n_src", [2, 3])
+def test_separation_items(n_src):
+    ds = get_dataset("builtin", split="test", n_src=n_src)
+    assert len(ds) == 1000 and ds.n_src == n_src and ds.sample_rate == 8000
+    for i in range(20):
+        item = ds[i]
+        mix, src = item["mixture"], item["sources"]
+        assert mix.dtype == torch.float32 and src.shape == (n_src, mix.shape[0])
+        assert torch.allclose(src.sum(0), mix, atol=1e-6)
+        assert float(mix.abs().max()) <= PEAK + 1e-6
+        rms_db = 20 * np.log10(float(mix.pow(2).mean().sqrt()))
+        assert MIX_DBFS[0] - 0.01 <= rms_db <= MIX_DBFS[1] + 0.01 or float(mix.abs().max()) > PEAK - 1e-3
+        assert (src.abs().sum(1) > 0).all()  # every talker is audible
+        assert len(item["id"].split(":")[1].split("+")) == n_src
+
+
+def test_fixed_lists_and_seeded_training_epochs():
+    a = get_dataset("builtin", split="val")
+    b = get_dataset("builtin", split="val")
+    assert torch.equal(a[7]["mixture"], b[7]["mixture"]) and a[7]["id"] == b[7]["id"]
+    a.set_epoch(3)
+    assert torch.equal(a[7]["mixture"], b[7]["mixture"])  # val is fixed whatever the epoch
+    train = get_dataset("builtin", split="train", epoch_size=50)
+    assert len(train) == 50
+    first = train[4]["id"]
+    train.set_epoch(1)
+    assert train[4]["id"] != first
+    other_seed = get_dataset("builtin", split="train", epoch_size=50, seed=1)
+    assert other_seed[4]["id"] != first
+    with pytest.raises(IndexError):
+        train[50]
+
+
+def test_overlap_modes():
+    def overlaps(ds):
+        return {re.search(r"-sep2-(\w+):", ds[i]["id"]).group(1) for i in range(60)}
+
+    ds = get_dataset("builtin", split="val", mode="min")
+    assert overlaps(get_dataset("builtin", split="val", mode="max")) == {"full", "partial", "sequential"}
+    assert overlaps(ds) == {"full", "partial"}
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_placement_levels_and_extent(mode):
+    utts = [np.ones(800, np.float32), np.ones(1200, np.float32), np.ones(1000, np.float32)]
+    for k in range(30):
+        src, overlap = place_sources(utts, np.random.default_rng(k), 8000, mode)
+        peaks = src.max(axis=1)
+        assert np.all(np.abs(20 * np.log10(peaks[1:] / peaks[0])) <= 5.0 + 1e-6)  # relative levels -5...5 dB
+        if mode == "min":  # ends where the first talker ends, so every talker is still active at the end
+            assert np.all(src[:, -1] > 0)
+        else:  # every talker is there in full
+            assert np.allclose((src > 0).sum(axis=1), [800, 1200, 1000])
+
+
+def test_enhancement_items_and_noise_kinds():
+    ds = get_dataset("builtin", split="test", task="enhance")
+    assert ds.n_src == 2
+    seen = set()
+    for i in range(40):
+        item = ds[i]
+        speech, noise = item["sources"]
+        assert torch.allclose(speech + noise, item["mixture"], atol=1e-6)
+        kinds, snr = re.search(r"enh-(.+)-snr(-?[\d.]+):", item["id"]).groups()
+        seen.update(kinds.split("+"))
+        assert -5.0 <= float(snr) <= 20.0
+        active = speech != 0
+        measured = 10 * np.log10(float(speech[active].pow(2).mean()) / float(noise.pow(2).mean()))
+        assert abs(measured - float(snr)) < 0.5
+    assert seen == {"coloured", "babble", "hum", "clicks", "tones"}
+
+
+def test_real_subset_and_other_rates():
+    real_speakers = {r["speaker"] for r in ROWS if r["kind"] == "real" and r["split"] == "test"}
+    ds = get_dataset("builtin", split="test", subset="real", num_examples=30)
+    for i in range(30):
+        assert set(s.rsplit("-", 1)[0] for s in ds[i]["id"].split(":")[1].split("+")) <= real_speakers
+    wide = get_dataset("builtin", split="val", sample_rate=16000, num_examples=3)
+    narrow = get_dataset("builtin", split="val", num_examples=3)
+    assert wide.sample_rate == 16000
+    assert abs(wide[0]["mixture"].shape[0] - 2 * narrow[0]["mixture"].shape[0]) <= 4
+    with pytest.raises(PressError, match="speaker"):
+        get_dataset("builtin", split="val", subset="real", n_src=3)
+    with pytest.raises(PressError, match="unknown task"):
+        get_dataset("builtin", task="dereverb")
+
+
+def test_crop_loader_with_workers_is_deterministic():
+    ds = RandomCrop(get_dataset("builtin", split="train", epoch_size=8), seconds=2.0, seed=0)
+
+    def batches(workers):
+        loader = DataLoader(ds, batch_size=4, collate_fn=collate_padded, num_workers=workers)
+        return [b["mixture"] for b in loader]
+
+    for x, y in zip(batches(0), batches(2)):
+        assert x.shape == (4, 16000) and torch.equal(x, y)

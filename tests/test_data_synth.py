@@ -1,0 +1,76 @@
+"""`press data synth` rebuilds the shipped utterances bit-identically; missing tools fail clearly.
+
+The rebuild test renders a small subset (espeak-ng, flite, codec2 and pocketsphinx recordings) and
+needs those Debian packages; .ci/run installs them. It is skipped, saying so, where they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pytest
+
+from press.commands import data as data_command
+from press.data.builtin import load_manifest
+from press.data.synth import Plan, plan_corpus, render, synthesize
+from press.data.voices import all_voices
+from press.errors import PressError
+
+SUBSET_ENGINES = {"espeak-ng": 3, "flite": 2, "codec2-examples": 2, "pocketsphinx-testdata": 2}
+TOOLS_PRESENT = shutil.which("espeak-ng") and shutil.which("flite") and Path("/usr/share/codec2/raw/hts1.raw").exists() \
+    and Path("/usr/share/pocketsphinx/test/data/cards/001.wav").exists()
+
+
+def subset_ids() -> set[str]:
+    """A fixed spread of utterances over the cheap engines: the first few of each, plus late ones."""
+    rows = load_manifest()
+    out = set()
+    for engine, n in SUBSET_ENGINES.items():
+        ids = [r["id"] for r in rows if r["engine"] == engine]
+        out.update(ids[:n] + ids[-1:])
+    return out
+
+
+@pytest.mark.skipif(not TOOLS_PRESENT, reason="needs apt packages espeak-ng flite codec2-examples pocketsphinx-testdata")
+def test_synth_rebuilds_shipped_subset_bit_identically(tmp_path):
+    expected = {r["id"]: r for r in load_manifest()}
+    ids = subset_ids()
+    rows = synthesize(tmp_path, seed=0, only=ids, progress=False)
+    assert {r["id"] for r in rows} == ids
+    for r in rows:
+        assert r["sha256"] == expected[r["id"]]["sha256"], r["id"]
+        assert r["split"] == expected[r["id"]]["split"] and r["text"] == expected[r["id"]]["text"]
+        assert (tmp_path / r["path"]).exists()
+    assert [r["id"] for r in load_manifest(tmp_path)] == [r["id"] for r in rows]
+
+
+def test_plan_is_a_function_of_the_seed():
+    a = [(p.uid, p.text, p.rate) for p in plan_corpus(0, only={"tts-flite-slt-000", "tts-flite-awb-003"})]
+    b = [(p.uid, p.text, p.rate) for p in plan_corpus(0, only={"tts-flite-slt-000", "tts-flite-awb-003"})]
+    c = [(p.uid, p.text, p.rate) for p in plan_corpus(1, only={"tts-flite-slt-000", "tts-flite-awb-003"})]
+    assert a == b and a != c
+    shipped = {r["id"]: r["text"] for r in load_manifest()}
+    assert dict((u, t) for u, t, _ in a) == {u: shipped[u] for u, _, _ in a}
+    with pytest.raises(PressError, match="unknown utterance ids"):
+        synthesize("/nonexistent", seed=0, only={"tts-flite-slt-999"}, progress=False)
+
+
+def test_missing_tool_names_the_apt_packages(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no TTS binaries reachable
+    voice = next(v for v in all_voices(0) if v.engine == "flite")
+    with pytest.raises(PressError, match="apt-get install flite"):
+        render(Plan("x-000", voice, "hello there"))
+    voice = next(v for v in all_voices(0) if v.engine == "festival")
+    with pytest.raises(PressError, match="festvox-kdlpc16k"):
+        render(Plan("x-000", voice, "hello there"))
+
+
+def test_info_command_reports_splits(capsys):
+    parser = argparse.ArgumentParser()
+    data_command.add_arguments(parser)
+    assert data_command.run(parser.parse_args(["info"])) == 0
+    out = capsys.readouterr().out
+    assert f"{len(load_manifest())} utterances" in out.splitlines()[0]
+    assert any(line.startswith("test    real") for line in out.splitlines())
