@@ -56,7 +56,7 @@ AMP_MODES = ("auto", "bf16", "off")
 
 def with_defaults(cfg: DictConfig) -> DictConfig:
     """The config with every training key present (defaults underneath the config's own values)."""
-    merged = OmegaConf.merge(OmegaConf.create(DEFAULTS), cfg)
+    merged = OmegaConf.merge(cfg, DEFAULTS, cfg)  # the config's own key order, its values on top
     if str(merged.train.amp) not in AMP_MODES:
         raise PressError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {merged.train.amp!r}")
     for key in ("train.steps", "train.batch_size", "train.val_every", "train.ckpt_every", "train.log_every"):
@@ -137,6 +137,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.amp = autocast_for(cfg, dev)
         self.step, self.best_val = 0, math.inf
+        # training statistics summed since the last logged row (kept in checkpoints, so that a
+        # resumed run logs the same averages as an uninterrupted one)
+        self.window, self.window_steps = torch.zeros(5, dtype=torch.float64), 0
         stage, position = "train", Position()
         if resume:
             state = load_state(run_dir / "last.state.pt")
@@ -146,6 +149,7 @@ class Trainer:
             except (RuntimeError, ValueError, KeyError) as err:
                 raise PressError(f"{run_dir / 'last.state.pt'} does not fit this config's model ({str(err)[:200]})") from err
             self.step, self.best_val = int(state["step"]), float(state["best_val"])
+            self.window, self.window_steps = state["window"].clone(), int(state["window_steps"])
             stage, position = str(state["stage"]), Position(int(state["epoch"]), int(state["batch"]))
             restore_rng(state["rng"])
         self.train_set = build_dataset(cfg, "train")
@@ -204,7 +208,8 @@ class Trainer:
         save_state(self.run_dir / "last.state.pt", {
             "step": self.step, "stage": self.stage, "epoch": pos.epoch, "batch": pos.batch,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
-            "best_val": self.best_val, "config": OmegaConf.to_yaml(self.cfg)})
+            "best_val": self.best_val, "window": self.window, "window_steps": self.window_steps,
+            "config": OmegaConf.to_yaml(self.cfg)})
         save_model(self.run_dir / "last.safetensors", self.model, self.cfg, extra={"step": self.step, "stage": self.stage})
         (self.run_dir / "sync.json").write_text(json.dumps({"step": self.step, "world_size": self.dist.world,
                                                             "weights_crc32": digests}) + "\n")
@@ -226,23 +231,20 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=self.step, desc="press train", dynamic_ncols=True)
-        window = torch.zeros(5, dtype=torch.float64)
-        window_steps = 0
         self.model.train()
         while self.step < total:
             stats = self.train_step().cpu()
             self.step += 1
-            window += stats
-            window_steps += 1
+            self.window += stats
+            self.window_steps += 1
             next_stage = stage_at(cfg, self.step)[0] if self.step < total else self.stage
             if next_stage != self.stage:
                 self.stream = self._stream(next_stage, Position())
             row: dict[str, Any] = {}
             if self.step % int(cfg.train.log_every) == 0 or self.step == total:
-                row = {"loss": float(window[0] / window[2]), "si_snr": float(window[1] / window[3]),
-                       "grad_norm": float(window[4] / window_steps)}
-                window.zero_()
-                window_steps = 0
+                w = self.window
+                row = {"loss": float(w[0] / w[2]), "si_snr": float(w[1] / w[3]), "grad_norm": float(w[4] / self.window_steps)}
+                self.window, self.window_steps = torch.zeros_like(w), 0
             if self.step % int(cfg.train.val_every) == 0 or self.step == total:
                 val_loss, snri = self.validate()
                 row.update({"val_loss": val_loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(snri)}})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -86,6 +87,14 @@ def shard(batch: list[int], rank: int, world: int) -> tuple[list[int], bool]:
     return (mine, True) if mine else (batch[:1], False)
 
 
+def _own_generator() -> torch.Generator:
+    """A DataLoader draws its workers' base seed from this instead of the global torch RNG, so
+    opening a loader (which a resume does at a different moment than an uninterrupted run) leaves
+    the global RNG, and with it any randomness in the model, untouched. Items need no worker seed:
+    their randomness is keyed by index."""
+    return torch.Generator().manual_seed(0)
+
+
 @dataclass
 class Position:
     epoch: int = 0
@@ -107,7 +116,7 @@ class BatchStream:
         shards = [shard(b, self.rank, self.world) for b in batches]
         self._counts = iter([c for _, c in shards])
         loader = DataLoader(self.plan.dataset, batch_sampler=[s for s, _ in shards], collate_fn=collate_padded,
-                            num_workers=self.num_workers, persistent_workers=False)
+                            num_workers=self.num_workers, generator=_own_generator())
         self._it = iter(loader)
 
     def __next__(self) -> tuple[dict, bool]:
@@ -140,4 +149,5 @@ def val_loader(cfg: DictConfig, rank: int, world: int) -> DataLoader:
     sampler = LengthBucketSampler(item_lengths(view), batch_size=int(cfg.data.val_batch_size),
                                   max_samples=int(float(cfg.data.val_max_batch_seconds) * sr),
                                   num_replicas=world, rank=rank, shuffle=False)
-    return DataLoader(view, batch_sampler=sampler, collate_fn=collate_padded, num_workers=0)
+    return DataLoader(view, batch_sampler=sampler, collate_fn=collate_padded, num_workers=0,
+                      generator=_own_generator())

@@ -5,13 +5,18 @@ the data plan (epoch and batches consumed), the best validation loss and every R
 CPU and CUDA, NumPy, Python). The weights are in it as well as in `last.safetensors`: one file
 written by one atomic rename is consistent whatever moment a run is killed at, whereas a pair of
 files could be caught between their two renames. It is read with `torch.load(weights_only=True)`,
-which unpickles tensors and plain containers only, never code.
+which unpickles tensors and plain containers only, never code. torch's zip format does not check
+its own CRCs (a flipped byte in a tensor loads silently as a wrong number), so the file ends with a
+SHA-256 footer of everything before it, verified before anything is unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import random
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,9 @@ from press.checkpoint import atomic_write
 from press.errors import PressError
 
 FORMAT = "press-train-state-1"
-REQUIRED = ("format", "step", "stage", "epoch", "batch", "model", "optimizer", "rng", "best_val", "config")
+FOOTER = b"PRESS-SHA256"   # followed by the 32-byte digest of the payload
+REQUIRED = ("format", "step", "stage", "epoch", "batch", "model", "optimizer", "rng", "best_val", "window",
+            "window_steps", "config")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -50,7 +57,17 @@ def restore_rng(rng: dict[str, Any]) -> None:
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     """Write the training state atomically (a temporary file, then one rename)."""
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
+    payload = buffer.getvalue()
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(payload + FOOTER + hashlib.sha256(payload).digest())
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
@@ -59,8 +76,15 @@ def load_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise PressError(f"no training state at {path}: nothing to resume (was the run started with --out there?)")
+    data = path.read_bytes()
+    payload, footer, digest = data[:-44], data[-44:-32], data[-32:]
+    if len(data) < 44 or footer != FOOTER:
+        raise PressError(f"{path}: corrupt or truncated training state, or a file not written by press train "
+                         "(no checksum footer); cannot resume")
+    if hashlib.sha256(payload).digest() != digest:
+        raise PressError(f"{path}: corrupt or truncated training state (checksum mismatch); cannot resume")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
         raise PressError(f"{path}: corrupt or truncated training state, cannot resume ({str(err)[:200]})") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
