@@ -17,6 +17,7 @@ from press.errors import PressError
 COMMANDS: list[tuple[str, str, str]] = [
     ("info", "press.commands.info", "parameters and GMAC/s per exit of a model"),
     ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
+    ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
 ]
 
 
@@ -38,7 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may follow options (`press train tiny --out run train.lr=1e-3`): argparse
+    # hands positionals after an option back as unknown, so they join the command's `overrides`.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if args.command is None:
         parser.print_help()
         return 1

@@ -1,0 +1,311 @@
+"""Training PRESS-Net: the paper's recipe, full-length fine-tuning, exact resume, DDP.
+
+One loop, two stages (SPEC §6):
+  train     random crops (`train.crop_seconds`), AdamW, linear warm-up then cosine, grad-norm clip;
+  finetune  full-length, variable-length utterances (capped at `finetune.max_seconds`) in length
+            buckets, padded, with true lengths passed to the model and the loss so that padding
+            counts for nothing; the paper's fix for miscalibration on long inputs (SPEC §5).
+The global step numbers both stages; the stage, learning rate and batch of a step follow from the
+config and the step alone, so a checkpoint (`press.training.state`) restores a run exactly: a run
+killed at any moment and resumed with `resume=True` ends bit-identical to one never interrupted.
+
+Distributed: under torchrun each rank takes its share of every global batch (`press.training.data`)
+and its loss is weighted by its share of the batch's samples, so DDP's gradient average is the
+gradient of the whole batch's loss and a W-rank run follows the same trajectory as one process (up
+to the order of floating-point sums). Rank 0 logs and writes checkpoints; at every checkpoint the
+ranks compare a digest of their weights and stop if they ever differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from press.checkpoint import save_model
+from press.errors import PressError
+from press.likelihood import PressLoss
+from press.metrics import si_snri
+from press.model import PressNet, model_config
+from press.training import distributed
+from press.training.data import BatchStream, Position, StagePlan, build_dataset, val_loader
+from press.training.records import RunRecords
+from press.training.schedule import lr_at, stage_at, total_steps
+from press.training.state import capture_rng, load_state, restore_rng, save_state
+
+# Every training key and its default; a config's own values win. See docs/training.md.
+DEFAULTS: dict[str, Any] = {
+    "train": {"seed": 0, "crop_seconds": 4.0, "batch_size": 1, "lr": 5e-4, "betas": [0.9, 0.999],
+              "weight_decay": 0.01, "warmup_steps": 5000, "final_lr_ratio": 0.0, "steps": 4_000_000,
+              "grad_clip": 1.0, "log_every": 10, "val_every": 1000, "ckpt_every": 1000, "num_workers": 0,
+              "amp": "auto", "compile": False, "tensorboard": True},
+    "finetune": {"steps": 0, "lr": 1e-4, "warmup_steps": 0, "final_lr_ratio": 0.0, "max_seconds": 20.0,
+                 "batch_size": 4, "max_batch_seconds": 40.0},
+    "data": {"name": "builtin", "root": None, "mode": "min", "options": {}, "val_examples": 200,
+             "val_max_seconds": 20.0, "val_batch_size": 4, "val_max_batch_seconds": 40.0},
+}
+AMP_MODES = ("auto", "bf16", "off")
+
+
+def with_defaults(cfg: DictConfig) -> DictConfig:
+    """The config with every training key present (defaults underneath the config's own values)."""
+    merged = OmegaConf.merge(cfg, DEFAULTS, cfg)  # the config's own key order, its values on top
+    if str(merged.train.amp) not in AMP_MODES:
+        raise PressError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {merged.train.amp!r}")
+    for key in ("train.steps", "train.batch_size", "train.val_every", "train.ckpt_every", "train.log_every"):
+        if int(OmegaConf.select(merged, key)) < 1:
+            raise PressError(f"{key} must be >= 1, got {OmegaConf.select(merged, key)}")
+    return merged
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a finished (or stopped) run left its records."""
+
+    run_dir: Path
+    step: int
+    best_val_loss: Optional[float]
+    files: dict[str, Path]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and kernels only: not on biases, norm gains or LayerScale
+    [ours: decaying LayerScale towards zero would fight the near-identity initialisation]."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    keep = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": float(cfg.train.weight_decay)},
+              {"params": keep, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
+
+
+def autocast_for(cfg: DictConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """bf16 autocast where it pays (`amp: auto` = on GPUs with bf16, off on CPUs, where it is slower)."""
+    mode = str(cfg.train.amp)
+    on = mode == "bf16" or (mode == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    if not on:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _float_outputs(outputs: list) -> list:
+    """The loss runs in float32/64 outside autocast, whatever precision the network ran in."""
+    return [replace(o, estimate=o.estimate.float(), alpha=o.alpha.float(), beta=o.beta.float()) for o in outputs]
+
+
+@torch.no_grad()
+def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist, amp) -> tuple[float, list[float]]:
+    """(validation loss in nats per sample summed over exits, SI-SNRi in dB per exit), over all ranks."""
+    was_training = model.training
+    model.eval()
+    n_exits = model.n_exits
+    totals = torch.zeros(3 + n_exits, dtype=torch.float64, device=dist.device)  # loss*n, n, utterances, snri*utt
+    for batch in loader:
+        mix, src, lengths = (batch[k].to(dist.device) for k in ("mixture", "sources", "lengths"))
+        with amp():
+            outputs = model(mix, lengths)
+        outputs = _float_outputs(outputs)
+        res = loss_fn(outputs, src, mix, lengths)
+        idx = res.perm.unsqueeze(-1).expand(-1, -1, src.shape[-1])
+        for i, o in enumerate(outputs):
+            totals[3 + i] += si_snri(o.estimate, src.gather(1, idx), mix, lengths).mean(1).sum().double()
+        n = lengths.sum().double()
+        totals[0] += res.loss.double() * n
+        totals[1] += n
+        totals[2] += len(lengths)
+    totals = dist.sum(totals)
+    model.train(was_training)
+    return float(totals[0] / totals[1]), [float(v) for v in totals[3:] / totals[2]]
+
+
+class Trainer:
+    """The state of one rank's run; `run()` is the loop."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, resume: bool, dist: distributed.Dist,
+                 progress: bool, on_step: Optional[Callable[[int, dict], None]]):
+        self.cfg, self.run_dir, self.dist, self.progress, self.on_step = cfg, run_dir, dist, progress, on_step
+        dev = dist.device
+        torch.manual_seed(int(cfg.train.seed))
+        self.model = PressNet(model_config(cfg)).to(dev)
+        self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit))
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.amp = autocast_for(cfg, dev)
+        self.step, self.best_val = 0, math.inf
+        # training statistics summed since the last logged row (kept in checkpoints, so that a
+        # resumed run logs the same averages as an uninterrupted one)
+        self.window, self.window_steps = torch.zeros(5, dtype=torch.float64), 0
+        stage, position = "train", Position()
+        if resume:
+            state = load_state(run_dir / "last.state.pt")
+            try:
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise PressError(f"{run_dir / 'last.state.pt'} does not fit this config's model ({str(err)[:200]})") from err
+            self.step, self.best_val = int(state["step"]), float(state["best_val"])
+            self.window, self.window_steps = state["window"].clone(), int(state["window_steps"])
+            stage, position = str(state["stage"]), Position(int(state["epoch"]), int(state["batch"]))
+            restore_rng(state["rng"])
+        self.train_set = build_dataset(cfg, "train")
+        self.val_loader = val_loader(cfg, dist.rank, dist.world)
+        self.stream = self._stream(stage, position)
+        net: torch.nn.Module = self.model
+        if dist.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[dev] if dev.type == "cuda" else None)
+        self.net = torch.compile(net) if bool(cfg.train.compile) else net
+        self.records = None
+        if dist.is_main:
+            self.records = RunRecords(run_dir, cfg, self.model.n_exits, self.step, dist.world, str(dev),
+                                      tensorboard=bool(cfg.train.tensorboard))
+
+    def _stream(self, stage: str, position: Position) -> BatchStream:
+        self.stage = stage
+        return BatchStream(StagePlan(self.cfg, stage, self.train_set), position, self.dist.rank, self.dist.world,
+                           int(self.cfg.train.num_workers))
+
+    def train_step(self) -> torch.Tensor:
+        """One optimiser step on the next global batch; returns the rank-summed statistics
+        [loss*samples, si_snr*items, samples, items, grad_norm]."""
+        dev, world = self.dist.device, self.dist.world
+        batch, counts = next(self.stream)
+        mix, src, lengths = (batch[k].to(dev, non_blocking=True) for k in ("mixture", "sources", "lengths"))
+        n_local = lengths.sum().double() * counts
+        n_global = self.dist.sum(n_local.reshape(1))[0]
+        lr = lr_at(self.cfg, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.amp():
+            outputs = self.net(mix, lengths)
+        res = self.loss_fn(_float_outputs(outputs), src, mix, lengths)
+        weight = (world * n_local / n_global).float()   # DDP averages gradients over ranks
+        (res.loss * weight).backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg.train.grad_clip))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        items = float(len(lengths) * counts)
+        stats = torch.stack([res.loss.detach().double() * n_local, res.si_snr[-1].double() * items,
+                             n_local, torch.tensor(items, dtype=torch.float64, device=dev)])
+        stats = self.dist.sum(stats)
+        if not torch.isfinite(stats[0]):
+            raise PressError(f"the loss became non-finite at step {self.step + 1} (lr {lr:.3g}); "
+                             "lower train.lr or check the data for silent or clipped items")
+        return torch.cat([stats, grad_norm.detach().double().reshape(1)])
+
+    def checkpoint(self) -> None:
+        """Write last.state.pt (everything) and last.safetensors (weights), after checking the ranks agree."""
+        digests = self.dist.gather_ints(distributed.weights_digest(self.model))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"ranks hold different weights at step {self.step} (digests {digests})")
+        if not self.dist.is_main:
+            return
+        pos = self.stream.position
+        save_state(self.run_dir / "last.state.pt", {
+            "step": self.step, "stage": self.stage, "epoch": pos.epoch, "batch": pos.batch,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
+            "best_val": self.best_val, "window": self.window, "window_steps": self.window_steps,
+            "config": OmegaConf.to_yaml(self.cfg)})
+        save_model(self.run_dir / "last.safetensors", self.model, self.cfg, extra={"step": self.step, "stage": self.stage})
+        (self.run_dir / "sync.json").write_text(json.dumps({"step": self.step, "world_size": self.dist.world,
+                                                            "weights_crc32": digests}) + "\n")
+
+    def validate(self) -> tuple[float, list[float]]:
+        val_loss, snri = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp)
+        if val_loss < self.best_val:
+            self.best_val = val_loss
+            if self.dist.is_main:
+                save_model(self.run_dir / "best.safetensors", self.model, self.cfg,
+                           extra={"step": self.step, "stage": self.stage, "val_loss": val_loss, "val_si_snri": snri})
+        return val_loss, snri
+
+    def run(self) -> int:
+        cfg, total = self.cfg, total_steps(self.cfg)
+        n_train = int(cfg.train.steps)
+        bar = None
+        if self.dist.is_main and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc="press train", dynamic_ncols=True)
+        self.model.train()
+        while self.step < total:
+            stats = self.train_step().cpu()
+            self.step += 1
+            self.window += stats
+            self.window_steps += 1
+            next_stage = stage_at(cfg, self.step)[0] if self.step < total else self.stage
+            if next_stage != self.stage:
+                self.stream = self._stream(next_stage, Position())
+            row: dict[str, Any] = {}
+            if self.step % int(cfg.train.log_every) == 0 or self.step == total:
+                w = self.window
+                row = {"loss": float(w[0] / w[2]), "si_snr": float(w[1] / w[3]), "grad_norm": float(w[4] / self.window_steps)}
+                self.window, self.window_steps = torch.zeros_like(w), 0
+            if self.step % int(cfg.train.val_every) == 0 or self.step == total:
+                val_loss, snri = self.validate()
+                row.update({"val_loss": val_loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(snri)}})
+            if row and self.records is not None:
+                self.records.log({"step": self.step, "stage": stage_at(cfg, self.step - 1)[0],
+                                  "lr": lr_at(cfg, self.step - 1), **row})
+                if "val_loss" in row:
+                    self.records.plot(n_train)
+            if self.step % int(cfg.train.ckpt_every) == 0 or self.step in (n_train, total):
+                self.checkpoint()
+            if bar is not None:
+                bar.update(1)
+                if "loss" in row:
+                    bar.set_postfix(stage=self.stage, loss=f"{row['loss']:.3f}", si_snr=f"{row['si_snr']:.1f}dB")
+            if self.on_step is not None:
+                self.on_step(self.step, row)
+        if bar is not None:
+            bar.close()
+        if self.records is not None:
+            self.records.close()
+        return self.step
+
+
+def prepare_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> DictConfig:
+    """Refuse to overwrite a run by accident; on resume, check the config still describes the same run."""
+    has_run = (run_dir / "last.state.pt").exists()
+    if has_run and not resume:
+        raise PressError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    if resume and not has_run:
+        raise PressError(f"nothing to resume in {run_dir} (no last.state.pt)")
+    if resume:
+        saved = with_defaults(OmegaConf.load(run_dir / "config.yaml"))
+        for section in ("model", "loss", "data"):
+            if OmegaConf.to_container(saved[section]) != OmegaConf.to_container(cfg[section]):
+                raise PressError(f"the '{section}' section differs from the run's own {run_dir / 'config.yaml'}; "
+                                 "a resumed run must keep its model, loss and data")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def train(cfg: DictConfig, run_dir: str | Path, resume: bool = False, device: str = "auto", progress: bool = True,
+          on_step: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
+    """Train (or, with resume=True, continue) the run in `run_dir` described by `cfg`.
+
+    `on_step(step, logged_row)` is called after every step on every rank (an exception it raises
+    stops the run where it stands, like a kill: the last checkpoint is what a resume starts from).
+    Under torchrun every rank calls this; rank 0 writes the records.
+    """
+    cfg = with_defaults(cfg)
+    run_dir = Path(run_dir)
+    dist = distributed.setup(device)
+    try:
+        if dist.is_main:
+            prepare_run_dir(run_dir, cfg, resume)
+        dist.barrier()
+        trainer = Trainer(cfg, run_dir, resume, dist, progress, on_step)
+        step = trainer.run()
+        dist.barrier()
+    finally:
+        distributed.teardown()
+    files = {name: run_dir / name for name in ("last.safetensors", "best.safetensors", "last.state.pt", "log.csv",
+                                               "curves.png", "tensorboard", "config.yaml", "run.json")}
+    best = trainer.best_val if math.isfinite(trainer.best_val) else None
+    return TrainResult(run_dir=run_dir, step=step, best_val_loss=best, files=files)

@@ -1,0 +1,6 @@
+"""The parts of the training loop in `press.train`, one concept per module.
+
+schedule: the learning rate as a pure function of the step; data: the deterministic batch plan;
+state: what a checkpoint must hold for an exact resume; distributed: ranks and their agreement;
+records: what a run leaves on disk (CSV, TensorBoard, curves, config, provenance).
+"""

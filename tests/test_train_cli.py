@@ -1,0 +1,38 @@
+"""`press train`: overrides anywhere on the line, records in RUN_DIR, paths printed, clear refusals."""
+
+import json
+
+from press.cli import main
+from tiny_training import OVERRIDES
+
+SHORT = [*OVERRIDES, "train.steps=3", "finetune.steps=1", "train.val_every=2", "train.tensorboard=true"]
+
+
+def test_press_train_writes_records_and_says_where(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "tiny", "--out", str(run), "--device", "cpu", "--no-progress", *SHORT]) == 0
+    out = capsys.readouterr().out
+    assert "finished at step 4" in out
+    for name in ("last.safetensors", "best.safetensors", "last.state.pt", "log.csv", "curves.png", "config.yaml",
+                 "run.json", "tensorboard"):
+        assert str(run / name) in out and (run / name).exists(), name
+    assert any((run / "tensorboard").iterdir())
+    info = json.loads((run / "run.json").read_text())
+    assert info["press_version"] and info["git_commit"] and info["sessions"][0]["from_step"] == 0
+    assert "sample_rate: 2000" in (run / "config.yaml").read_text()
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert header.startswith("step,stage,lr,loss") and rows[-1].startswith("4,finetune")
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    # continuing for more steps with --resume; a second run into the same folder is refused
+    assert main(["train", "tiny", "--out", str(run), "--resume", "--device", "cpu", "--no-progress", *SHORT,
+                 "finetune.steps=2"]) == 0
+    assert "finished at step 5" in capsys.readouterr().out
+    assert json.loads((run / "run.json").read_text())["sessions"][1]["from_step"] == 4
+    assert main(["train", "tiny", "--out", str(run), "--device", "cpu", *SHORT]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_malformed_override_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "tiny", "--out", str(tmp_path / "r"), "train.lr"]) == 2
+    assert "key=value" in capsys.readouterr().err

@@ -1,0 +1,36 @@
+"""The learning rate: linear warm-up to the peak, cosine down to peak * final_lr_ratio, per stage."""
+
+import math
+
+import pytest
+
+from press.errors import PressError
+from press.model import load_config
+from press.train import with_defaults
+from press.training.schedule import lr_at, stage_at
+
+
+def test_warmup_then_cosine_in_each_stage():
+    cfg = with_defaults(load_config("tiny", ["train.steps=110", "train.warmup_steps=10", "train.lr=1e-3",
+                                             "train.final_lr_ratio=0.1", "finetune.steps=20", "finetune.lr=2e-4",
+                                             "finetune.warmup_steps=0", "finetune.final_lr_ratio=0.0"]))
+    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 60) == pytest.approx(1e-4 + 0.9e-3 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_at(cfg, 109) == pytest.approx(1e-4, rel=0.01)
+    assert stage_at(cfg, 109) == ("train", 109) and stage_at(cfg, 110) == ("finetune", 0)
+    assert lr_at(cfg, 110) == pytest.approx(2e-4)
+    ft = [lr_at(cfg, s) for s in range(110, 130)]
+    assert all(a > b for a, b in zip(ft, ft[1:])) and ft[-1] < 0.01 * 2e-4
+
+
+def test_every_shipped_config_has_the_training_keys():
+    for name in ("tiny", "small", "press4-s", "press12-m"):
+        cfg = with_defaults(load_config(name))
+        assert cfg.data.name == "builtin" and cfg.train.val_every >= 1 and cfg.finetune.steps >= 1
+
+
+def test_bad_training_values_are_refused():
+    with pytest.raises(PressError, match="train.amp"):
+        with_defaults(load_config("tiny", ["train.amp=fp8"]))
+    with pytest.raises(PressError, match="train.val_every"):
+        with_defaults(load_config("tiny", ["train.val_every=0"]))
