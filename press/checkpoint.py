@@ -27,6 +27,14 @@ from press.model import PressNet, model_config
 FORMAT = "press-checkpoint-1"
 
 
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Move a finished temporary file to its final name, with the permissions a new file gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600
+    os.replace(tmp, path)
+
+
 def atomic_write(path: str | Path, write) -> None:
     """Call write(tmp_path) and move the result to `path` only once it is complete."""
     path = Path(path)
@@ -35,7 +43,7 @@ def atomic_write(path: str | Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -1,0 +1,168 @@
+"""The Python API: one line from a model name to separated sources.
+
+    import press
+    model = press.load("default")
+    result = model.separate("mixture.wav", target_db=20, confidence=0.9)
+    result.sources          # (S, N) numpy, at the input's sample rate
+    result.report["gmacs_per_second"], result.report["blocks"][0]["exit"]
+
+`separate` takes a path or an array; `separate_file` streams a file of any length to one output
+file per source with bounded memory (what `press separate` uses).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from press.audio import Channel, load_audio, resample
+from press.calibration import Recalibration
+from press.errors import PressError
+from press.inference import ArrayReader, Budget, Dynamic, ExitPolicy, SeparationResult, Separator, Static
+from press.model import PressNet
+
+DEFAULT_SEGMENT = 2.0   # seconds of audio that leave the network together
+DEFAULT_CONTEXT = 0.5   # seconds read on each side of a segment
+
+
+@dataclass
+class Separation:
+    sources: np.ndarray        # (S, N) at `sample_rate`
+    sample_rate: int
+    report: dict[str, Any]     # JSON-able: exits per block, probabilities, GMAC/s spent
+
+
+class Press:
+    """A loaded PRESS model with the settings to run it. Build it with `press.load`."""
+
+    def __init__(self, model: PressNet, name: str, extra: dict | None = None) -> None:
+        self.model, self.name = model, name
+        stored = (extra or {}).get("recalibration")
+        self.recalibration = Recalibration.from_dict(stored) if stored else Recalibration()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.cfg.sample_rate
+
+    @property
+    def n_src(self) -> int:
+        return self.model.cfg.n_src
+
+    @property
+    def n_exits(self) -> int:
+        return self.model.n_exits
+
+    def _policy(self, exit: int | None, budget: float | None, quantile: float) -> ExitPolicy:
+        if exit is not None and budget is not None:
+            raise PressError("choose one of exit= (a fixed exit) and budget= (a GMAC/s budget), not both")
+        if exit is not None:
+            if not 1 <= exit <= self.n_exits:
+                raise PressError(f"exit must be between 1 and {self.n_exits} for this model, got {exit}")
+            return Static(exit)
+        if budget is not None:
+            if budget <= 0:
+                raise PressError(f"budget must be a positive GMAC/s figure, got {budget}")
+            return Budget(budget)
+        return Dynamic(quantile)
+
+    def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float = DEFAULT_SEGMENT,
+                  context: float = DEFAULT_CONTEXT, batch_size: int = 8) -> Separator:
+        if not 0.0 <= confidence <= 1.0:
+            raise PressError(f"confidence must be a probability in [0, 1], got {confidence}")
+        return Separator(self.model, segment=segment, context=context, target_db=target_db,
+                         confidence=confidence, batch_size=batch_size, recalibration=self.recalibration)
+
+    def _report(self, result: SeparationResult, policy: ExitPolicy, target_db: float, confidence: float,
+                input_rate: int) -> dict[str, Any]:
+        return {
+            "model": self.name, "model_sample_rate": self.sample_rate, "sample_rate": input_rate,
+            "policy": type(policy).__name__.lower(), "target_db": target_db, "confidence": confidence,
+            "gmacs_per_second": result.gmacs_per_second,
+            "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
+            "saving": result.saving, "exit_histogram": result.exit_histogram(self.n_exits),
+            "segments": [asdict(s) for s in result.segments],
+            "blocks": [b.to_dict() for b in result.blocks],
+        }
+
+    def separate(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, sample_rate: int | None = None,
+                 target_db: float = 20.0, confidence: float = 0.9, exit: int | None = None,
+                 budget: float | None = None, channel: Channel = None, quantile: float = 1.0,
+                 utterance: bool = False, **separator_options) -> Separation:
+        """Separate a file or an array (mono; choose a channel of a multi-channel one).
+
+        An array is taken at `sample_rate` (default: the model's rate); the sources come back at the
+        input's rate. Exits: by default the first exit where P(exit-SNR >= target_db) >= confidence
+        for every block of a segment; `exit=k` runs every segment to exit k; `budget=G` meets a
+        mean compute budget of G GMAC/s.
+        """
+        if isinstance(audio, (str, os.PathLike)):
+            x, rate = load_audio(audio, channel=channel)
+        else:
+            x = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
+            rate = sample_rate or self.sample_rate
+            if x.ndim == 2:
+                x = _pick_array_channel(x, channel)
+            if x.ndim != 1:
+                raise PressError(f"expected audio of shape (samples,) or (channels, samples), got {x.shape}")
+            if x.size == 0:
+                raise PressError("the audio holds no samples")
+            if not np.isfinite(x).all():
+                raise PressError("the audio holds NaN or Inf samples")
+        policy = self._policy(exit, budget, quantile)
+        inner = resample(x, rate, self.sample_rate) if rate != self.sample_rate else x
+        result = self.separator(target_db, confidence, **separator_options).run(
+            ArrayReader(inner), policy, utterance=utterance)
+        sources = result.sources
+        if rate != self.sample_rate:
+            sources = np.stack([resample(s, self.sample_rate, rate)[: len(x)] for s in sources])
+            sources = np.pad(sources, ((0, 0), (0, len(x) - sources.shape[1])))
+        return Separation(sources, rate, self._report(result, policy, target_db, confidence, rate))
+
+    def separate_file(self, path: str | os.PathLike, outputs: list[Path], target_db: float = 20.0,
+                      confidence: float = 0.9, exit: int | None = None, budget: float | None = None,
+                      channel: Channel = None, quantile: float = 1.0, progress: bool = False,
+                      **separator_options) -> dict[str, Any]:
+        """Stream `path` through the model into one file per source (at the input's rate).
+
+        Memory stays bounded whatever the length. Output files appear only when complete.
+        """
+        from tqdm import tqdm
+
+        from press.streaming import FileReader, SourceWriter
+
+        if len(outputs) != self.n_src:
+            raise PressError(f"the model separates {self.n_src} sources; {len(outputs)} output paths given")
+        policy = self._policy(exit, budget, quantile)
+        separator = self.separator(target_db, confidence, **separator_options)
+        with FileReader(path, self.sample_rate, channel) as reader:
+            n_segments = len(separator.plan(reader.n_samples))
+            with SourceWriter(outputs, self.sample_rate, reader.input_rate, n_output=reader.n_input) as writer, \
+                    tqdm(total=n_segments, unit="seg", disable=not progress, desc=Path(path).name) as bar:
+                result = separator.run(reader, policy, sink=writer, on_batch=bar.update)
+                writer.commit()
+            return self._report(result, policy, target_db, confidence, reader.input_rate)
+
+
+def _pick_array_channel(x: np.ndarray, channel: Channel) -> np.ndarray:
+    if channel is None:
+        if x.shape[0] == 1:
+            return x[0]
+        raise PressError(f"the audio has {x.shape[0]} channels; choose one with channel=<index> or channel='mix'")
+    if channel == "mix":
+        return x.mean(0)
+    if isinstance(channel, int) and -x.shape[0] <= channel < x.shape[0]:
+        return x[channel]
+    raise PressError(f"cannot use channel={channel!r} on audio with {x.shape[0]} channels")
+
+
+def load(model: str | os.PathLike = "default", device: str | torch.device = "cpu") -> Press:
+    """A shipped model by name (e.g. "default") or a checkpoint written by `press train`."""
+    from press.pretrained import load as load_checkpoint
+
+    net, cfg, extra = load_checkpoint(model, device=device)
+    return Press(net, str(cfg.model.get("name", model)), extra)

@@ -1,0 +1,216 @@
+"""Files of any length in and out with bounded memory, at the model's rate inside.
+
+`FileReader` gives the segment runner random access to one channel of an audio file at the model's
+sample rate; a file at another rate is first resampled chunk by chunk (soxr's streaming resampler)
+into a temporary float WAV. `SourceWriter` takes the runner's stitched output in order and writes one
+file per source, resampled back to the input's rate on the way out; files appear under their final
+names only when complete. Either way only a few seconds of audio are in memory at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from press.audio import Channel
+from press.checkpoint import publish
+from press.errors import PressError
+
+CHUNK = 1 << 16  # frames per read/write when streaming (8 s at 8 kHz)
+
+
+def _open(path: Path) -> sf.SoundFile:
+    if not path.exists():
+        raise PressError(f"{path}: no such file")
+    if path.is_dir():
+        raise PressError(f"{path}: is a folder, expected an audio file")
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise PressError(f"{path}: not a readable audio file ({err}); expected WAV, FLAC, OGG, MP3 or "
+                         "another format libsndfile reads") from None
+    if "should be" in f.extra_info:
+        f.close()
+        raise PressError(f"{path}: truncated audio file: the header promises more data than the file holds")
+    if f.frames == 0:
+        f.close()
+        raise PressError(f"{path}: empty audio file (0 samples)")
+    return f
+
+
+def _mono(block: np.ndarray, channel: Channel, path: Path) -> np.ndarray:
+    """One channel of a (frames, channels) block, by the caller's explicit choice.
+
+    A mono file is used as it is whatever the choice: the choice is for multi-channel files.
+    """
+    n_ch = block.shape[1]
+    if n_ch == 1:
+        return block[:, 0]
+    if channel is None:
+        if n_ch != 1:
+            raise PressError(f"{path}: has {n_ch} channels; choose one: channel=\"mix\" (average "
+                             "all channels) or channel=<index> (--channel mix / --channel 0 on the command line)")
+        return block[:, 0]
+    if channel == "mix":
+        return block.mean(axis=1)
+    if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool) and -n_ch <= channel < n_ch:
+        return block[:, channel]
+    raise PressError(f"{path}: cannot use channel={channel!r} on a {n_ch}-channel file; expected "
+                     f'channel="mix" (average all channels) or an index from 0 to {n_ch - 1}')
+
+
+class FileReader:
+    """A `press.inference.Reader` over one channel of an audio file, at `sample_rate`.
+
+    Use as a context manager: a temporary resampled copy, if one was needed, is removed on exit.
+    The constructor streams through the file once: it checks every sample (NaN/Inf, truncation)
+    and measures the mean power, so that a bad file fails before any output is written.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channel: Channel = None) -> None:
+        self.path = Path(path)
+        self._tmp: Path | None = None
+        f = _open(self.path)
+        self.input_rate = f.samplerate
+        self.n_input = f.frames
+        try:
+            if f.samplerate == sample_rate:
+                self._file, self._channel = f, channel
+            else:
+                self._file, self._channel = self._resampled_copy(f, sample_rate, channel), None
+                f.close()
+            self.n_samples = self._file.frames
+            self._power = self._scan()
+        except BaseException:
+            self.close()
+            raise
+
+    def _resampled_copy(self, f: sf.SoundFile, rate: int, channel: Channel) -> sf.SoundFile:
+        fd, name = tempfile.mkstemp(suffix=".wav", prefix="press-")
+        os.close(fd)
+        self._tmp = Path(name)
+        stream = soxr.ResampleStream(f.samplerate, rate, 1, dtype="float32", quality="HQ")
+        with sf.SoundFile(name, "w", samplerate=rate, channels=1, subtype="FLOAT") as out:
+            while True:
+                block = f.read(CHUNK, dtype="float32", always_2d=True)
+                last = len(block) < CHUNK
+                out.write(stream.resample_chunk(_mono(block, channel, self.path), last=last))
+                if last:
+                    break
+        return sf.SoundFile(name)
+
+    def _scan(self) -> float:
+        total, n = 0.0, 0
+        self._file.seek(0)
+        while n < self.n_samples:
+            block = self._file.read(CHUNK, dtype="float32", always_2d=True)
+            if len(block) == 0:
+                raise PressError(f"{self.path}: truncated audio file: read {n} of the {self.n_samples} "
+                                 "frames in its header")
+            x = _mono(block, self._channel, self.path)
+            if not np.isfinite(x).all():
+                raise PressError(f"{self.path}: audio holds NaN or Inf samples; expected finite samples")
+            total += float(np.dot(x.astype(np.float64), x))
+            n += len(x)
+        return total / max(n, 1)
+
+    def mean_power(self) -> float:
+        return self._power
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros(stop - start, dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.n_samples)
+        if hi > lo:
+            self._file.seek(lo)
+            block = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            out[lo - start:lo - start + len(block)] = _mono(block, self._channel, self.path)
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self) -> "FileReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SourceWriter:
+    """A stitching sink that writes source j to paths[j] at `output_rate`, complete or not at all.
+
+    Samples arrive in order at `model_rate`; they go to temporary files beside the targets and are
+    resampled on the fly. `commit()` moves the finished files into place; `abort()` (or leaving the
+    `with` block with an exception) removes them.
+    """
+
+    def __init__(self, paths: list[Path], model_rate: int, output_rate: int, n_output: int | None = None,
+                 subtype: str = "FLOAT") -> None:
+        self.paths = [Path(p) for p in paths]
+        self.n_output = n_output
+        self._written = 0
+        self._tmps, self._files, self._streams = [], [], []
+        for p in self.paths:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix or ".wav")
+            os.close(fd)
+            self._tmps.append(Path(name))
+            self._files.append(sf.SoundFile(name, "w", samplerate=output_rate, channels=1, subtype=subtype,
+                                            format="WAV"))
+            self._streams.append(None if model_rate == output_rate else
+                                 soxr.ResampleStream(model_rate, output_rate, 1, dtype="float32", quality="HQ"))
+
+    def __call__(self, start: int, x: np.ndarray) -> None:
+        self._write(x, last=False)
+
+    def _write(self, x: np.ndarray | None, last: bool) -> None:
+        # resampling rounds: never write past the input's length (commit pads a short end)
+        room = None if self.n_output is None else max(0, self.n_output - self._written)
+        n = 0
+        for j, (f, stream) in enumerate(zip(self._files, self._streams)):
+            y = np.zeros(0, np.float32) if x is None else x[j]
+            if stream is not None:
+                y = stream.resample_chunk(np.ascontiguousarray(y, dtype=np.float32), last=last)
+            y = y if room is None else y[:room]
+            f.write(y)
+            n = len(y)
+        self._written += n
+
+    def commit(self) -> list[Path]:
+        self._write(None, last=True)
+        for f in self._files:
+            f.close()
+        if self.n_output is not None:
+            for tmp in self._tmps:  # pad a resampled output that came out a few samples short
+                with sf.SoundFile(str(tmp), "r+") as f:
+                    if f.frames < self.n_output:
+                        f.seek(0, sf.SEEK_END)
+                        f.write(np.zeros(self.n_output - f.frames, np.float32))
+        for tmp, p in zip(self._tmps, self.paths):
+            publish(tmp, p)
+        self._tmps = []
+        return self.paths
+
+    def abort(self) -> None:
+        for f in self._files:
+            if not f.closed:
+                f.close()
+        for tmp in self._tmps:
+            if tmp.exists():
+                tmp.unlink()
+        self._tmps = []
+
+    def __enter__(self) -> "SourceWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None or self._tmps:
+            self.abort()
