@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
+    ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
 ]
 
 
