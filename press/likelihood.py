@@ -24,29 +24,13 @@ from typing import Literal, Sequence
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from press.exits import block_energy
 from press.metrics import si_snr
 from press.model.press_net import ExitOutput, input_scale
 
 Objective = Literal["student_t", "gaussian", "sisnr"]
 PitMode = Literal["shared", "per_exit"]
 LOG_2PI = math.log(2 * math.pi)
-
-
-def block_energy(x: torch.Tensor, block: int) -> torch.Tensor:
-    """Sum of squares per block of `block` samples over the last axis: (..., L) -> (..., nb).
-
-    The last block may be partial (zero-padded). Padding in a batch must already be zero.
-    """
-    nb = -(-x.shape[-1] // block)
-    x = torch.nn.functional.pad(x, (0, nb * block - x.shape[-1]))
-    return x.pow(2).unflatten(-1, (nb, block)).sum(-1)
-
-
-def block_counts(lengths: torch.Tensor, n_samples: int, block: int) -> torch.Tensor:
-    """Valid samples per block: (B,) lengths -> (B, nb); zero for blocks wholly in padding."""
-    nb = -(-n_samples // block)
-    starts = torch.arange(nb, device=lengths.device) * block
-    return (lengths[:, None] - starts).clamp(0, block)
 
 
 def student_t_loglik(alpha: torch.Tensor, beta: torch.Tensor, energy: torch.Tensor,
@@ -107,14 +91,12 @@ class PressLoss(torch.nn.Module):
                  lengths: torch.Tensor) -> torch.Tensor:
         """Loss of every (estimate j, target k) pair for one exit: (B, S, S), summed over blocks."""
         L = targets.shape[-1]
-        valid = (torch.arange(L, device=targets.device) < lengths[:, None]).to(targets.dtype)
         s = scale[:, None, None]
-        est = out.estimate[..., :L] / s * valid[:, None]                     # (B, S, L)
-        tgt = targets / s * valid[:, None]
+        est, tgt = out.estimate[..., :L] / s, targets / s                        # (B, S, L)
         if self.objective == "sisnr":
             return -self._pair_sisnr(est, tgt, lengths).double()
-        energy = block_energy(est[:, :, None] - tgt[:, None, :], self.block)     # (B, S, S, nb)
-        n = block_counts(lengths, L, self.block)[:, None, None].double()      # (B, 1, 1, nb)
+        energy, n = block_energy(est[:, :, None] - tgt[:, None, :], self.block,  # (B, S, S, nb)
+                                 lengths=lengths[:, None, None])
         alpha = out.alpha[:, :, None]                                          # (B, S, 1, nb)
         beta = (out.beta / s.pow(2))[:, :, None]
         loglik = student_t_loglik if self.objective == "student_t" else gaussian_loglik

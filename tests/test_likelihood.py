@@ -4,8 +4,7 @@ import torch
 from scipy import stats
 
 from conftest import tiny_config
-from press.likelihood import (PressLoss, best_permutation, block_counts, block_energy, gaussian_loglik,
-                              student_t_loglik)
+from press.likelihood import PressLoss, best_permutation, gaussian_loglik, student_t_loglik
 from press.metrics import si_snr
 from press.model import ExitOutput, PressNet
 
@@ -67,12 +66,6 @@ def test_loss_on_silence_and_extremes_is_finite():
         assert torch.isfinite(r.loss)
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         model.zero_grad()
-
-
-def test_block_energy_and_counts():
-    x = torch.arange(10.0)
-    assert block_energy(x, 4).tolist() == [14.0, 126.0, 145.0]
-    assert block_counts(torch.tensor([10, 3]), 10, 4).tolist() == [[4, 4, 2], [3, 0, 0]]
 
 
 def test_best_permutation_exhaustive_and_hungarian_agree():
