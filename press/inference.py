@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -315,7 +315,7 @@ class Separator:
             utterance: bool = False, p_ref: float | None = None,
             on_batch: Callable[[int], None] | None = None) -> SeparationResult:
         """Separate everything `reader` holds. With no `sink`, sources are returned in memory."""
-        model, cfg = self.model, self.model.cfg
+        cfg = self.model.cfg
         n = reader.n_samples
         if n == 0:
             raise PressError("the input holds no samples")

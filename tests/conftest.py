@@ -23,3 +23,16 @@ def tiny_config(**overrides) -> ModelConfig:
 @pytest.fixture
 def tiny_model() -> PressNet:
     return PressNet(tiny_config()).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialised `tiny` model saved as a checkpoint (for command-line tests)."""
+    from press.checkpoint import save_model
+    from press.model import load_config, model_config
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, PressNet(model_config(cfg)), cfg)
+    return path

@@ -1,20 +1,13 @@
 import json
 
 import pytest
-import torch
 
-from press.checkpoint import save_model
 from press.cli import main
-from press.model import PressNet, load_config, model_config
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, PressNet(model_config(cfg)), cfg)
-    return path
+@pytest.fixture
+def ckpt(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_demo_writes_sources_reports_figures_and_table(ckpt, tmp_path, capsys):

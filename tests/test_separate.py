@@ -1,28 +1,19 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 import press
-from press.checkpoint import save_model
 from press.cli import main
 from press.errors import PressError
-from press.model import PressNet, load_config, model_config
 
 SR = 8000
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, PressNet(model_config(cfg)), cfg)
-    return path
+@pytest.fixture
+def ckpt(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def speechlike(seconds, sr=SR, seed=0):

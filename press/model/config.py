@@ -7,7 +7,7 @@ gives typed validation (a misspelt key is an error, not a silent default) and `k
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
