@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("info", "press.commands.info", "parameters and GMAC/s per exit of a model"),
     ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
+    ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
 ]
 
 
