@@ -66,7 +66,8 @@ def plot_exits_example(a: UtteranceAnalysis, target_db: float, confidence: float
         ax.axhline(target_db, color="0.3", ls="--", lw=0.8)
         ax.set_ylabel("exit-SNR (dB)")
         if k == 0:
-            ax.legend(fontsize=7, loc="lower right", title="band 10–90 %, dots: true", title_fontsize=7)
+            ax.legend(fontsize=7, loc="upper left", ncol=2, framealpha=0.6,
+                      title="predicted: median, 10–90 % band; dots: true", title_fontsize=7)
     axes[-1, 0].set_xlabel("time (s)")
     axes[-1, 1].set_xlabel("time (s)")
     return _save(fig, path)
