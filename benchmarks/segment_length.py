@@ -48,7 +48,7 @@ def main() -> None:
                 continue
             separator = Separator(model, segment=seg, context=ctx)
             options = Options(targets=targets, confidence=args.confidence, confidences=(),
-                              thresholds=(), segment=seg, context=ctx, quality=False)
+                              thresholds=(), quality=False)
             s = evaluate(separator, items, options).summary
             last = s["exits"][-1]
             cells = " ".join(f"{d['si_snri']:>7.2f} / {d['gmacs_per_second']:<5.2f}" for d in s["dynamic"])

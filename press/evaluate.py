@@ -33,16 +33,13 @@ CHANGE_THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 @dataclass
 class Options:
-    """What to sweep and how to cut. `quality` adds SDRi, PESQ and STOI for static exits and the
-    dynamic points at `confidence` (the slow metrics; SI-SNRi is always computed)."""
+    """What to sweep (the segments are the `Separator`'s). `quality` adds SDRi, PESQ and STOI for
+    static exits and the dynamic points at `confidence` (the slow metrics; SI-SNRi always)."""
 
     targets: tuple[float, ...] = (10.0, 15.0, 20.0, 25.0)
     confidence: float = 0.9
     confidences: tuple[float, ...] = CONFIDENCE_SWEEP
     thresholds: tuple[float, ...] = CHANGE_THRESHOLDS
-    segment: float = 2.0
-    context: float = 0.5
-    batch_size: int = 8
     seed: int = 0
     quality: bool = True
 

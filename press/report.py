@@ -61,8 +61,7 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
 
     torch.set_grad_enabled(False)
     model, cfg, recal, extra = resolve_model(args.model)
-    options = Options(targets=targets, confidence=args.confidence, segment=args.segment,
-                      context=args.context, batch_size=args.batch_size, quality=not args.no_quality)
+    options = Options(targets=targets, confidence=args.confidence, quality=not args.no_quality)
     separator = Separator(model, segment=args.segment, context=args.context, batch_size=args.batch_size,
                           recalibration=recal)
     items, n = dataset_items(args.dataset, args.root, args.split, model, args.subset, args.limit)

@@ -60,9 +60,7 @@ def test_dynamic_thresholds_block_probabilities_with_all_blocks_or_a_quantile():
 
 
 def test_output_change_leaves_when_consecutive_outputs_stop_changing():
-    x = np.ones((1, 1, 10))
-    est = np.stack([x, 2 * x, 2.1 * x, 2.1 * x])[:, None, 0][:, :, None]  # (K=4, 1, S=1, 10)
-    est = est.reshape(4, 1, 1, 10)
+    est = np.array([1.0, 2.0, 2.1, 2.1])[:, None, None, None] * np.ones((4, 1, 1, 10))  # (K, n_seg, S, W)
     # change at exit 2: 1/2 = 0.5; exit 3: 0.1/2.1 = 0.048; exit 4: 0
     assert output_change_exits(est, slice(0, 10), 0.1).tolist() == [3]
     assert output_change_exits(est, slice(0, 10), 0.6).tolist() == [2]
