@@ -106,6 +106,7 @@ def test_trace_static_and_dynamic_reproduce_the_separator(traced):
     assert exits.tolist() == [s.exit for s in r.segments]
     assert len(set(exits.tolist())) > 1          # the case is not trivially one exit
     np.testing.assert_allclose(tr.stitch(exits), r.sources, atol=1e-5)
+    assert tr.macs(exits) == pytest.approx(sum(s.macs for s in r.segments))
 
 
 def test_lower_target_never_costs_more(traced):
