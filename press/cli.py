@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
+    ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
 ]
 
 

@@ -1,0 +1,60 @@
+"""SI-SNRi and GMAC/s against the compute segment's length and context, to choose the defaults.
+
+    python benchmarks/segment_length.py [MODEL] [--limit 20] [--segments 0.25,0.5,1,2,4]
+                                        [--contexts 0,0.25,0.5] [--targets 15,20] [--subset real]
+
+MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
+checks that the script runs: the numbers mean something for a trained model). On the first
+--limit utterances of the built-in test split, each (segment, context) pair with context at most
+half the segment is evaluated by press.evaluate: SI-SNRi and GMAC/s of the last exit (what the
+context costs and what too little context loses) and of dynamic inference at each target with
+p = --confidence (what a finer segment saves). Lengths are rounded to whole likelihood blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from press.evaluate import Options, evaluate
+from press.inference import Separator
+from press.report import dataset_items
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", nargs="?", default="small")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--segments", default="0.25,0.5,1,2,4")
+    p.add_argument("--contexts", default="0,0.25,0.5")
+    p.add_argument("--targets", default="15,20")
+    p.add_argument("--confidence", type=float, default=0.9)
+    p.add_argument("--subset", default=None, help="builtin subset: all, real or tts")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    from overhead import load  # same model loading as the overhead benchmark
+
+    model = load(args.model)
+    targets = tuple(float(v) for v in args.targets.split(","))
+    items = list(dataset_items("builtin", None, "test", model, args.subset, args.limit)[0])
+    head = " ".join(f"{'t=' + format(t, 'g'):>15}" for t in targets)
+    print(f"{args.model}: {len(items)} builtin test utterances; SI-SNRi dB / GMAC/s")
+    print(f"{'segment':>8} {'context':>8} {'last exit':>15} {head}")
+    for seg in (float(v) for v in args.segments.split(",")):
+        for ctx in (float(v) for v in args.contexts.split(",")):
+            if 2 * ctx > seg:
+                continue
+            separator = Separator(model, segment=seg, context=ctx)
+            options = Options(targets=targets, confidence=args.confidence, confidences=(),
+                              thresholds=(), quality=False)
+            s = evaluate(separator, items, options).summary
+            last = s["exits"][-1]
+            cells = " ".join(f"{d['si_snri']:>7.2f} / {d['gmacs_per_second']:<5.2f}" for d in s["dynamic"])
+            print(f"{s['segment_seconds']:>8g} {s['context_seconds']:>8g} "
+                  f"{last['si_snri']:>7.2f} / {last['gmacs_per_second']:<5.2f} {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

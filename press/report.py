@@ -1,0 +1,108 @@
+"""`press evaluate`'s shell: load the model and corpus, run press.evaluate, write the files.
+
+Kept apart from press.evaluate so that the evaluation itself stays a function of a model and an
+iterable of items (testable without files), and so that model loading is one function
+(`resolve_model`) that shipped-model names can later plug into.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from press.calibration import Recalibration, reliability_diagram
+from press.errors import PressError
+from press.model import PressNet
+
+
+def resolve_model(spec: str) -> tuple[PressNet, object, Recalibration, dict]:
+    """(model, config, its stored recalibration or identity, checkpoint extras) for a checkpoint."""
+    from press.checkpoint import load_model
+
+    model, cfg, extra = load_model(spec)
+    recal = Recalibration.from_dict(extra["recalibration"]) if "recalibration" in extra else Recalibration()
+    return model, cfg, recal, extra
+
+
+def dataset_items(name: str, root: str | None, split: str, model: PressNet, subset: str | None,
+                  limit: int | None):
+    """The first `limit` items of a corpus at the model's rate, checked to have its source count."""
+    from press.data import get_dataset
+
+    options = {}
+    if name == "builtin":
+        options = {"n_src": model.cfg.n_src, **({"subset": subset} if subset else {})}
+    elif subset is not None:
+        raise PressError("--subset applies to the builtin dataset only")
+    if root is not None and not Path(root).exists():
+        raise PressError(f"--root {root} does not exist")
+    ds = get_dataset(name, root, split=split, sample_rate=model.cfg.sample_rate, **options)
+    n = len(ds) if limit is None else min(limit, len(ds))
+    if n == 0:
+        raise PressError(f"{name} {split}: no utterances found")
+    first = ds[0]
+    if first["sources"].shape[0] != model.cfg.n_src:
+        raise PressError(f"{name} has {first['sources'].shape[0]} sources per mixture, "
+                         f"the model separates {model.cfg.n_src}")
+    return (ds[i] for i in range(n)), n
+
+
+def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: Path) -> dict:
+    """Everything `press evaluate` does after parsing; returns the summary it wrote."""
+    from tqdm import tqdm
+
+    from press.checkpoint import save_model
+    from press.evaluate import Options, evaluate, fit_on
+    from press.inference import Separator
+
+    torch.set_grad_enabled(False)
+    model, cfg, recal, extra = resolve_model(args.model)
+    options = Options(targets=targets, confidence=args.confidence, quality=not args.no_quality)
+    separator = Separator(model, segment=args.segment, context=args.context, batch_size=args.batch_size,
+                          recalibration=recal)
+    items, n = dataset_items(args.dataset, args.root, args.split, model, args.subset, args.limit)
+    fitted = None
+    if args.calibrate_split:
+        val, n_val = dataset_items(args.dataset, args.root, args.calibrate_split, model, args.subset,
+                                   args.calibrate_limit)
+        fitted = fit_on(separator, tqdm(val, total=n_val, desc="fit recalibration", unit="utt",
+                                        disable=None))
+        if args.save_calibrated:
+            save_model(args.save_calibrated, model, cfg, {**extra, "recalibration": fitted.to_dict()})
+    with tqdm(total=n, desc="evaluate", unit="utt", disable=None) as bar:
+        result = evaluate(separator, items, options, recal, fitted, progress=bar.update)
+    summary = {"model": str(args.model), "dataset": args.dataset, "split": args.split,
+               "recalibration": recal.to_dict(), "fitted_recalibration": fitted and fitted.to_dict(),
+               **result.summary}
+    write_outputs(out, summary, result, targets, options.confidence, fitted or recal)
+    return summary
+
+
+def write_outputs(out: Path, summary: dict, result, targets: tuple[float, ...], confidence: float,
+                  recal: Recalibration) -> None:
+    """summary.json, utterances.csv and the figures into `out`."""
+    from press.plots import plot_exits_example, plot_quality_vs_compute, plot_regret_vs_compute
+    from press.plots_calibration import plot_calibration_curves, plot_reliability
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    fields = list(dict.fromkeys(k for row in result.rows for k in row))
+    with open(out / "utterances.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(result.rows)
+    target = min(targets, key=lambda t: abs(t - 20.0))
+    plot_exits_example(result.example, target, confidence, out / "exits_example.png", recal)
+    plot_quality_vs_compute(summary, out / "quality_vs_compute.png")
+    plot_regret_vs_compute(summary, target, out / "regret_vs_compute.png")
+    cal = result.calibration
+    curves = {f"exit {k + 1}, {label}": torch.from_numpy(u)
+              for label in cal.pit for k, u in enumerate(cal.pit_per_exit(label))}
+    plot_calibration_curves(curves, out / "calibration.png")
+    diagrams = {label: reliability_diagram(*(torch.from_numpy(x) for x in cal.pooled_reliability(label)))
+                for label in cal.reliability}
+    plot_reliability(diagrams, out / "reliability.png")
