@@ -39,7 +39,14 @@ def test_splits_are_speaker_and_talent_disjoint_with_real_test_speech():
         splits_of["speaker:" + row["speaker"]].add(row["split"])
     assert all(len(s) == 1 for s in splits_of.values())
     kinds = {(r["split"], r["kind"]) for r in ROWS}
-    assert {("train", "real"), ("val", "real"), ("test", "real"), ("train", "tts"), ("test", "tts"), ("babble", "tts")} <= kinds
+    assert {
+        ("train", "real"),
+        ("val", "real"),
+        ("test", "real"),
+        ("train", "tts"),
+        ("test", "tts"),
+        ("babble", "tts"),
+    } <= kinds
     assert all(r["licence"] for r in ROWS)
     real_test = {r["speaker"] for r in ROWS if r["split"] == "test" and r["kind"] == "real"}
     assert len(real_test) >= 3
@@ -76,6 +83,9 @@ def test_fixed_lists_and_seeded_training_epochs():
     assert other_seed[4]["id"] != first
     with pytest.raises(IndexError):
         train[50]
+    assert train.lengths() == [train[i]["mixture"].shape[0] for i in range(50)]
+    enh = get_dataset("builtin", split="val", task="enhance", num_examples=10)
+    assert enh.lengths() == [enh[i]["mixture"].shape[0] for i in range(10)]
 
 
 def test_overlap_modes():

@@ -162,7 +162,10 @@ def test_dns2020(tmp_path):
 
 
 def test_voicebank_demand(tmp_path):
-    for part, names in (("trainset_28spk", ["p226_001", "p230_002", "p287_010"]), ("testset", ["p232_001", "p257_003"])):
+    for part, names in (
+        ("trainset_28spk", ["p226_001", "p230_002", "p287_010"]),
+        ("testset", ["p232_001", "p257_003"]),
+    ):
         for name in names:
             clean = wav(tmp_path / f"clean_{part}_wav" / f"{name}.wav", 4800, 48000)
             wav(tmp_path / f"noisy_{part}_wav" / f"{name}.wav", 4800, 48000, clean + 0.01)

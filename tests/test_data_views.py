@@ -58,13 +58,17 @@ def test_collate_padded():
     assert batch["mixture"].shape == (2, 5) and batch["sources"].shape == (2, 2, 5)
     assert batch["lengths"].tolist() == [5, 3] and batch["lengths"].dtype == torch.long
     assert batch["ids"] == ["r0", "r1"]
-    assert torch.equal(batch["sources"][1, 0, :3], items[1]["sources"][0]) and batch["sources"][1, :, 3:].abs().sum() == 0
+    assert (
+        torch.equal(batch["sources"][1, 0, :3], items[1]["sources"][0]) and batch["sources"][1, :, 3:].abs().sum() == 0
+    )
     bad = dict(items[1], sources=items[1]["sources"][:1])
     with pytest.raises(PressError, match="different numbers of sources"):
         collate_padded([items[0], bad])
 
 
-@pytest.mark.parametrize("n,world,bs,max_samples", [(103, 4, 8, None), (50, 3, None, 4000), (7, 2, 1, None), (64, 8, 4, 900)])
+@pytest.mark.parametrize(
+    "n,world,bs,max_samples", [(103, 4, 8, None), (50, 3, None, 4000), (7, 2, 1, None), (64, 8, 4, 900)]
+)
 def test_bucket_sampler_shards_without_duplicates_or_drops(n, world, bs, max_samples):
     g = torch.Generator().manual_seed(n)
     lengths = torch.randint(50, 400, (n,), generator=g).tolist()

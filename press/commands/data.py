@@ -9,7 +9,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     synth = sub.add_parser("synth", help="rebuild the built-in corpus's clean utterances from Debian packages")
     synth.add_argument("out_dir", metavar="OUT_DIR", help="folder to write audio/ and manifest.csv to")
-    synth.add_argument("--seed", type=int, default=0, help="seed for texts, prosody and TTS splits (0 = the shipped corpus)")
+    synth.add_argument(
+        "--seed", type=int, default=0, help="seed for texts, prosody and TTS splits (0 = the shipped corpus)"
+    )
     info = sub.add_parser("info", help="voices, utterances and hours per split of the built-in corpus")
     info.add_argument("--root", default=None, help="a `press data synth` output folder (default: the shipped corpus)")
 
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     rows = synthesize(args.out_dir, seed=args.seed)
-    seconds = sum(float(r["seconds"]) for r in rows)
-    print(f"wrote {len(rows)} utterances ({seconds / 3600:.2f} h) to {args.out_dir} in {time.perf_counter() - start:.1f} s")
+    hours = sum(float(r["seconds"]) for r in rows) / 3600
+    elapsed = time.perf_counter() - start
+    print(f"wrote {len(rows)} utterances ({hours:.2f} h) to {args.out_dir} in {elapsed:.1f} s")
     return 0

@@ -39,7 +39,7 @@ def get_dataset(
     if not Path(root).exists():
         raise PressError(f"{name}: root {root} does not exist")
     fn, args = _loader(name, root, split, sample_rate, mode)
-    options = [p for p in inspect.signature(fn).parameters][len(args):]
+    options = [p for p in inspect.signature(fn).parameters][len(args) :]
     unknown = sorted(set(kw) - set(options))
     if unknown:
         raise PressError(f"{name}: unknown option(s) {unknown}; this corpus takes {options or 'none'}")

@@ -58,7 +58,12 @@ class FileDataset(Dataset):
     """A corpus given as a list of Examples; loads, resamples and checks each item on access."""
 
     def __init__(
-        self, corpus: str, examples: list[Example], sample_rate: int, enhancement: bool, layout: str,
+        self,
+        corpus: str,
+        examples: list[Example],
+        sample_rate: int,
+        enhancement: bool,
+        layout: str,
         file_rate: int | None = None,
     ):
         if not examples:
@@ -86,7 +91,9 @@ class FileDataset(Dataset):
         srcs = [self._load(p) for p in ex.sources]
         if any(len(s) != len(mix) for s in srcs):
             lens = ", ".join(f"{p.name}: {len(s)}" for p, s in zip(ex.sources, srcs))
-            raise PressError(f"{self.corpus}: {ex.id}: sources and mixture differ in length (mixture {len(mix)}; {lens})")
+            raise PressError(
+                f"{self.corpus}: {ex.id}: sources and mixture differ in length (mixture {len(mix)}; {lens})"
+            )
         if self.enhancement:
             srcs = [srcs[0], mix - srcs[0]]
         return {"mixture": torch.from_numpy(mix), "sources": torch.from_numpy(np.stack(srcs)), "id": ex.id}
@@ -103,6 +110,8 @@ class FileDataset(Dataset):
                         raise layout_error(self.corpus, f"file {ex.mixture} is missing", self._layout)
                     info = sf.info(str(ex.mixture))
                     frames, rate = info.frames, info.samplerate
-                out.append(frames if rate in (None, self.sample_rate) else int(np.ceil(frames * self.sample_rate / rate)))
+                out.append(
+                    frames if rate in (None, self.sample_rate) else int(np.ceil(frames * self.sample_rate / rate))
+                )
             self._lengths = out
         return self._lengths

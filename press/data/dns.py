@@ -16,12 +16,17 @@ from press.data.base import Example, FileDataset, check_choice, layout_error
 
 FILEID = re.compile(r"fileid_(\d+)\.wav$")
 VAL_EVERY = 20
-TEST_DIRS = ("datasets/test_set/synthetic/no_reverb", "test_set/synthetic/no_reverb", "synthetic/no_reverb", "no_reverb")
+TEST_DIRS = (
+    "datasets/test_set/synthetic/no_reverb",
+    "test_set/synthetic/no_reverb",
+    "synthetic/no_reverb",
+    "no_reverb",
+)
 LAYOUT = (
     "  train/val: ROOT/{noisy,clean}/ (or ROOT/training/{noisy,clean}/) with noisy/<...>_fileid_<N>.wav and\n"
     "             clean/clean_fileid_<N>.wav\n"
-    "  test:      ROOT/datasets/test_set/synthetic/no_reverb/{noisy,clean}/ (or ROOT/test_set/..., ROOT/synthetic/no_reverb,\n"
-    "             ROOT/no_reverb) with the same file naming"
+    "  test:      ROOT/datasets/test_set/synthetic/no_reverb/{noisy,clean}/\n"
+    "             (or ROOT/test_set/..., ROOT/synthetic/no_reverb, ROOT/no_reverb) with the same file naming"
 )
 
 
@@ -54,7 +59,9 @@ def dns2020(root: str | Path, split: str = "train", sample_rate: int = 8000) -> 
         examples = _pairs(_find(root, TEST_DIRS))
     else:
         held_out = split == "val"
-        examples = [e for e in _pairs(_find(root, (".", "training"))) if (int(e.id.split("_")[1]) % VAL_EVERY == 0) == held_out]
+        examples = [
+            e for e in _pairs(_find(root, (".", "training"))) if (int(e.id.split("_")[1]) % VAL_EVERY == 0) == held_out
+        ]
     if not examples:
         raise layout_error("dns2020", f"no {split} examples found under {root}", LAYOUT)
     return FileDataset("dns2020", examples, sample_rate, enhancement=True, layout=LAYOUT)

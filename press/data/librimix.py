@@ -23,7 +23,8 @@ def layout(n_src: int) -> str:
     return (
         f"  ROOT/Libri{n_src}Mix/wav{{8k,16k}}/{{min,max}}/metadata/mixture_{{train-360,train-100,dev,test}}_"
         "{mix_clean,mix_both,mix_single}.csv\n"
-        f"  ROOT/Libri{n_src}Mix/wav{{8k,16k}}/{{min,max}}/{{split}}/{{mix_clean,mix_both,mix_single,s1,...,noise}}/<ID>.wav"
+        f"  ROOT/Libri{n_src}Mix/wav{{8k,16k}}/{{min,max}}/{{split}}/"
+        "{mix_clean,mix_both,mix_single,s1,...,noise}/<ID>.wav"
     )
 
 
@@ -35,12 +36,17 @@ def _resolve(path: str, root: Path, top: str) -> Path:
         return root / p
     parts = p.parts
     if top in parts:
-        return root.joinpath(*parts[parts.index(top):])
+        return root.joinpath(*parts[parts.index(top) :])
     return p
 
 
 def librimix(
-    root: str | Path, n_src: int, split: str = "train", sample_rate: int = 8000, mode: str = "min", task: str = "mix_clean"
+    root: str | Path,
+    n_src: int,
+    split: str = "train",
+    sample_rate: int = 8000,
+    mode: str = "min",
+    task: str = "mix_clean",
 ) -> FileDataset:
     """Libri{n_src}Mix: train = train-360 (or name train-100 / dev / test directly), val = dev.
 
@@ -69,7 +75,9 @@ def librimix(
             raise PressError(f"{corpus}: {meta} lacks the columns {missing}; found {reader.fieldnames}")
         for row in reader:
             srcs = tuple(_resolve(row[f"source_{i}_path"], root, top) for i in range(1, n_used + 1))
-            examples.append(Example(row["mixture_ID"], _resolve(row["mixture_path"], root, top), srcs, int(float(row["length"]))))
+            examples.append(
+                Example(row["mixture_ID"], _resolve(row["mixture_path"], root, top), srcs, int(float(row["length"])))
+            )
     if not examples:
         raise layout_error(corpus, f"{meta} lists no mixtures", lay)
     first = examples[0]

@@ -33,9 +33,7 @@ def _starts(lengths: Sequence[int], overlap: str, rng: np.random.Generator, sr: 
     return starts
 
 
-def place_sources(
-    utts: Sequence[np.ndarray], rng: np.random.Generator, sr: int, mode: str
-) -> tuple[np.ndarray, str]:
+def place_sources(utts: Sequence[np.ndarray], rng: np.random.Generator, sr: int, mode: str) -> tuple[np.ndarray, str]:
     """Lay utterances out in time at relative levels in LEVEL_DB; return ((S, L) sources, overlap kind).
 
     mode "max": the mixture lasts until the last talker stops (overlaps full, partial or

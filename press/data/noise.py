@@ -79,9 +79,16 @@ def babble(rng: np.random.Generator, length: int, sr: int, voices: Sequence[np.n
     return _unit_rms(x)
 
 
-def make_noise(kind: str, rng: np.random.Generator, length: int, sr: int, babble_voices: Sequence[np.ndarray]) -> np.ndarray:
+def make_noise(
+    kind: str, rng: np.random.Generator, length: int, sr: int, babble_voices: Sequence[np.ndarray]
+) -> np.ndarray:
     """Noise of one kind, unit RMS, float32."""
-    generators: dict[str, Callable[..., np.ndarray]] = {"coloured": coloured, "hum": hum, "clicks": clicks, "tones": tones}
+    generators: dict[str, Callable[..., np.ndarray]] = {
+        "coloured": coloured,
+        "hum": hum,
+        "clicks": clicks,
+        "tones": tones,
+    }
     if kind == "babble":
         return babble(rng, length, sr, babble_voices)
     return generators[kind](rng, length, sr)

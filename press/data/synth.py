@@ -1,7 +1,7 @@
 """Rebuild the built-in corpus's clean utterances from Debian packages, deterministically.
 
 `press data synth OUT_DIR --seed N` runs `synthesize`. Real recordings are read from the packages'
-files; TTS utterances are rendered by espeak-ng (+MBROLA), flite, festival and pico with texts and
+files; TTS utterances are rendered by espeak-ng (+MBROLA), flite, festival, RHVoice and pico with texts and
 prosody drawn from the seed. Every utterance then goes through the same fixed chain (mono, soxr to
 8 kHz, silence trim, level normalisation, int16), so the PCM is a pure function of the seed and the
 package versions; the manifest stores a SHA-256 of each utterance's int16 samples to prove it.
@@ -22,7 +22,7 @@ import soundfile as sf
 
 from press.audio import load_audio, resample, write_audio
 from press.data.text import utterance_text
-from press.data.voices import ASTERISK_DIR, PACKAGES, Voice, _stable_rng, all_voices
+from press.data.voices import ASTERISK_DIR, PACKAGES, Voice, _stable_rng, all_voices, requirements
 from press.errors import PressError
 
 SAMPLE_RATE = 8000
@@ -31,7 +31,6 @@ ALLISON_SECONDS = 600.0  # budget of asterisk prompts (the corpus must stay unde
 ALLISON_MIN_SECONDS = 1.5  # shorter prompts are single words
 TARGET_DBFS = -22.0
 MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
-TOOLS = {"espeak-ng": "espeak-ng", "mbrola": "mbrola", "flite": "flite", "festival": "text2wave", "pico": "pico2wave"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,9 @@ class Plan:
 def _allison_files() -> list[tuple[str, float]]:
     root = Path(ASTERISK_DIR)
     if not root.is_dir():
-        raise PressError(f"{root} not found; install it with: apt-get install {' '.join(PACKAGES['asterisk-core-sounds-en-wav'])}")
+        raise PressError(
+            f"{root} not found; install it with: apt-get install {' '.join(PACKAGES['asterisk-core-sounds-en-wav'])}"
+        )
     chosen, total = [], 0.0
     for f in sorted(root.glob("*.wav")):
         seconds = sf.info(str(f)).duration
@@ -89,20 +90,51 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
     v, p = plan.voice, plan.voice.params
     out = tmp / "u.wav"
     if v.engine in ("espeak-ng", "mbrola"):
-        if v.engine == "mbrola" and not Path(f"/usr/share/mbrola/{p['voice'][3:]}").exists():
-            raise PressError(f"MBROLA voice {p['voice']} missing; install: apt-get install {' '.join(PACKAGES['mbrola'])}")
         pitch = int(np.clip(p["pitch"] + 8 * plan.pitch, 0, 99))
         rate = int(round(165 / plan.rate))
         _run(["espeak-ng", "-v", p["voice"], "-p", str(pitch), "-s", str(rate), "-w", str(out), plan.text], v.engine)
     elif v.engine == "flite":
         f0 = p["f0"] * (1 + 0.12 * plan.pitch)
-        _run(["flite", "-voice", p["voice"], "--setf", f"duration_stretch={plan.rate:.3f}",
-              "--setf", f"int_f0_target_mean={f0:.1f}", "-t", plan.text, "-o", str(out)], "flite")
+        _run(
+            [
+                "flite",
+                "-voice",
+                p["voice"],
+                "--setf",
+                f"duration_stretch={plan.rate:.3f}",
+                "--setf",
+                f"int_f0_target_mean={f0:.1f}",
+                "-t",
+                plan.text,
+                "-o",
+                str(out),
+            ],
+            "flite",
+        )
     elif v.engine == "festival":
         txt = tmp / "u.txt"
         txt.write_text(plan.text)
-        _run(["text2wave", "-eval", f"(voice_{p['voice']})", "-eval", f"(Parameter.set 'Duration_Stretch {plan.rate:.3f})",
-              "-o", str(out), str(txt)], "festival")
+        _run(
+            [
+                "text2wave",
+                "-eval",
+                f"(voice_{p['voice']})",
+                "-eval",
+                f"(Parameter.set 'Duration_Stretch {plan.rate:.3f})",
+                "-o",
+                str(out),
+                str(txt),
+            ],
+            "festival",
+        )
+    elif v.engine == "rhvoice":
+        txt = tmp / "u.txt"
+        txt.write_text(plan.text)
+        rate, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
+        _run(
+            ["RHVoice-test", "-p", p["voice"], "-r", str(rate), "-t", str(pitch), "-i", str(txt), "-o", str(out)],
+            "rhvoice",
+        )
     elif v.engine == "pico":
         speed, pitch = int(round(100 / plan.rate)), int(round(100 + 12 * plan.pitch))
         markup = f"<speed level='{speed}'><pitch level='{pitch}'>{plan.text}</pitch></speed>"
@@ -114,8 +146,6 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
 
 def _read_real(plan: Plan) -> tuple[np.ndarray, int]:
     path = Path(plan.source)
-    if not path.exists():
-        raise PressError(f"{path} not found; install: apt-get install {' '.join(PACKAGES[plan.voice.engine])}")
     if path.suffix == ".raw":  # headerless 16-bit little-endian mono
         rate = 16000 if plan.voice.engine == "pocketsphinx-testdata" else 8000
         return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0, rate
@@ -174,6 +204,22 @@ def plan_corpus(seed: int, only: set[str] | None = None) -> list[Plan]:
     return plans
 
 
+def check_installed(plans: list[Plan]) -> None:
+    """Fail before rendering anything, naming every Debian package the plans need and lack."""
+    missing: set[str] = set()
+    for voice in {p.voice.speaker: p.voice for p in plans}.values():
+        for need, package in requirements(voice):
+            found = Path(need).exists() if "/" in need else shutil.which(need) is not None
+            if not found:
+                missing.add(package)
+    if missing:
+        raise PressError(
+            "the built-in corpus is rendered from Debian packages that are not installed; run:\n"
+            f"  apt-get install {' '.join(sorted(missing))}\n"
+            "(mbrola-*, rhvoice* and libttspico-utils are in Debian's contrib and non-free components)"
+        )
+
+
 def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True) -> list[dict]:
     """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows."""
     from tqdm import tqdm
@@ -183,17 +229,28 @@ def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None,
     if only is not None and len(plans) != len(only):
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
+    check_installed(plans)
     rows = []
     for plan in tqdm(plans, desc="press data synth", unit="utt", disable=not progress):
         pcm = render(plan)
         rel = f"audio/{plan.voice.speaker}/{plan.uid}.flac"
         write_audio(out / rel, pcm, SAMPLE_RATE)
         v = plan.voice
-        rows.append({
-            "id": plan.uid, "path": rel, "speaker": v.speaker, "talent": v.talent, "kind": v.kind,
-            "engine": v.engine, "split": v.split, "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
-            "sha256": pcm_sha256(pcm), "licence": v.licence, "text": plan.text,
-        })
+        rows.append(
+            {
+                "id": plan.uid,
+                "path": rel,
+                "speaker": v.speaker,
+                "talent": v.talent,
+                "kind": v.kind,
+                "engine": v.engine,
+                "split": v.split,
+                "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
+                "sha256": pcm_sha256(pcm),
+                "licence": v.licence,
+                "text": plan.text,
+            }
+        )
     write_manifest(out / "manifest.csv", rows)
     return rows
 

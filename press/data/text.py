@@ -60,7 +60,8 @@ def _number_sentence(rng: np.random.Generator) -> str:
         return f"The bill came to {n} pounds and {int(rng.integers(1, 99))} pence."
     if pick == 1:
         return f"The house was built in {year} and sold {int(rng.integers(2, 60))} years later."
-    return f"Please call me back on {rng.integers(100, 999)} {rng.integers(1000, 9999)} before {int(rng.integers(1, 12))} o'clock."
+    area, number, hour = rng.integers(100, 999), rng.integers(1000, 9999), int(rng.integers(1, 12))
+    return f"Please call me back on {area} {number} before {hour} o'clock."
 
 
 def sentence(rng: np.random.Generator) -> str:

@@ -53,7 +53,11 @@ class RandomCrop(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         start = int(rng.integers(0, length - self.crop + 1))
         stop = start + self.crop
-        return {"mixture": item["mixture"][start:stop], "sources": item["sources"][:, start:stop], "id": f"{item['id']}@{start}"}
+        return {
+            "mixture": item["mixture"][start:stop],
+            "sources": item["sources"][:, start:stop],
+            "id": f"{item['id']}@{start}",
+        }
 
 
 def collate_padded(items: Sequence[dict]) -> dict:
@@ -88,14 +92,22 @@ class LengthBucketSampler(Sampler[list[int]]):
     """
 
     def __init__(
-        self, lengths: Sequence[int] | int, batch_size: int | None = None, max_samples: int | None = None,
-        num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
+        self,
+        lengths: Sequence[int] | int,
+        batch_size: int | None = None,
+        max_samples: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
     ):
         if batch_size is None and max_samples is None:
             raise PressError("LengthBucketSampler needs batch_size and/or max_samples")
         if not 0 <= rank < num_replicas:
             raise PressError(f"rank {rank} outside 0..{num_replicas - 1}")
-        self.lengths = np.ones(lengths, dtype=np.int64) if isinstance(lengths, int) else np.asarray(lengths, dtype=np.int64)
+        self.lengths = (
+            np.ones(lengths, dtype=np.int64) if isinstance(lengths, int) else np.asarray(lengths, dtype=np.int64)
+        )
         if len(self.lengths) < num_replicas:
             raise PressError(f"{len(self.lengths)} items cannot be shared by {num_replicas} ranks without duplicates")
         self.batch_size, self.max_samples = batch_size, max_samples
@@ -147,8 +159,14 @@ class DynamicMixing(Dataset):
     speech (slot 0) with the noise of another item (slot 1).
     """
 
-    def __init__(self, dataset: Dataset, seconds: float = 4.0, gain_db: tuple[float, float] = (-5.0, 5.0),
-                 seed: int = 0, size: int | None = None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        seconds: float = 4.0,
+        gain_db: tuple[float, float] = (-5.0, 5.0),
+        seed: int = 0,
+        size: int | None = None,
+    ):
         if len(dataset) < 1:
             raise PressError("dynamic mixing needs a non-empty dataset")
         self.dataset = dataset

@@ -18,7 +18,9 @@ LAYOUT = (
 )
 
 
-def voicebank_demand(root: str | Path, split: str = "train", sample_rate: int = 8000, speakers: int = 28) -> FileDataset:
+def voicebank_demand(
+    root: str | Path, split: str = "train", sample_rate: int = 8000, speakers: int = 28
+) -> FileDataset:
     check_choice("voicebank-demand", "split", split, ("train", "val", "test"))
     check_choice("voicebank-demand", "speakers", speakers, (28, 56))
     root = Path(root)

@@ -27,8 +27,9 @@ LICENCES = {
     "pocketsphinx-testdata/librivox": "public domain (LibriVox recording, via CMU Sphinx test data)",
     "espeak-ng": "GPL-3.0+ engine; generated audio carries no licence restriction",
     "mbrola": "MBROLA voice licence: non-commercial, non-military use; keep this notice",
+    "rhvoice": "LGPL-2.1+ (RHVoice English voices alan, bdl, clb, slt, trained on CMU ARCTIC)",
     "flite": "BSD-like CMU Flite licence (voices kal, awb, rms, slt)",
-    "festival": "BSD-like Festival / CMU ARCTIC licence",
+    "festival": "BSD-like Festival / CSTR / CMU ARCTIC licences (voices ked, kal, rab, don, slt)",
     "pico": "Apache-2.0 (SVOX Pico, Debian non-free for its lingware)",
 }
 
@@ -38,9 +39,16 @@ PACKAGES = {
     "codec2-examples": ["codec2-examples"],
     "pocketsphinx-testdata": ["pocketsphinx-testdata"],
     "espeak-ng": ["espeak-ng"],
-    "mbrola": ["espeak-ng", "mbrola", "mbrola-us1", "mbrola-us2", "mbrola-us3", "mbrola-en1"],
+    "mbrola": ["espeak-ng", "mbrola"] + [
+        f"mbrola-{v}"
+        for v in ("us1", "us2", "us3", "en1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4", "hu1", "nl2")
+        + ("pl1", "ro1", "sw1", "sw2", "af1", "gr2")
+    ],
+    "rhvoice": ["rhvoice", "rhvoice-english"],
     "flite": ["flite"],
-    "festival": ["festival", "festvox-kdlpc16k", "festvox-us-slt-hts"],
+    "festival": [
+        "festival", "festvox-kdlpc16k", "festvox-kallpc16k", "festvox-rablpc16k", "festvox-don", "festvox-us-slt-hts",
+    ],
     "pico": ["libttspico-utils"],
 }
 
@@ -69,7 +77,8 @@ def real_voices() -> list[Voice]:
     c2 = lambda name: (f"{CODEC2_RAW}/{name}.raw",)  # noqa: E731
     sphinx_cards = tuple(f"{SPHINX}/cards/{i:03d}.wav" for i in range(1, 6))
     librivox = tuple(
-        f"{SPHINX}/librivox/sense_and_sensibility_01_austen_64kb-{n}.wav" for n in ("0870", "0880", "0890", "0920", "0930")
+        f"{SPHINX}/librivox/sense_and_sensibility_01_austen_64kb-{n}.wav"
+        for n in ("0870", "0880", "0890", "0920", "0930")
     )
     sphinx_raw = tuple(f"{SPHINX}/{n}.raw" for n in ("goforward", "numbers", "something"))
     rows = [
@@ -92,15 +101,34 @@ def real_voices() -> list[Voice]:
     return out
 
 
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_ACCENTS = (
+    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc",
+)
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3")
 MBROLA_VOICES = {"mb-us1": "f", "mb-us2": "m", "mb-us3": "m", "mb-en1": "m"}
+# English read by MBROLA voices of other languages through espeak-ng: accented English, one pitch each.
+MBROLA_ACCENTED = {
+    "mb-de1-en": "f", "mb-de2-en": "m", "mb-de3-en": "f", "mb-de4-en": "m", "mb-de5-en": "f", "mb-de6-en": "m",
+    "mb-fr1-en": "m", "mb-fr4-en": "f", "mb-hu1-en": "f", "mb-nl2-en": "m", "mb-pl1-en": "f", "mb-ro1-en": "m",
+    "mb-sw1-en": "m", "mb-sw2-en": "f", "mb-af1-en": "m", "mb-gr2-en": "m",
+}
 # flite voice -> (talent, mean F0 in Hz around which utterances vary)
-FLITE_VOICES = {"kal": ("kal", 105.0), "kal16": ("kal", 105.0), "awb": ("awb", 110.0), "rms": ("rms", 100.0), "slt": ("slt", 170.0)}
-FESTIVAL_VOICES = {"ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
+FLITE_VOICES = {
+    "kal": ("kal", 105.0), "kal16": ("kal", 105.0), "awb": ("awb", 110.0), "rms": ("rms", 100.0), "slt": ("slt", 170.0),
+}
+FESTIVAL_VOICES = {
+    "ked_diphone": "ked", "kal_diphone": "kal", "rab_diphone": "rab", "don_diphone": "don",
+    "cmu_us_slt_arctic_hts": "slt",
+}
+# RHVoice voice -> talent (alan is trained on CMU ARCTIC's awb). evgeniy-eng and lyubov are left
+# out: their CC-BY-NC-ND licence forbids derivatives.
+RHVOICE_VOICES = {"alan": "awb", "bdl": "bdl", "clb": "clb", "slt": "slt"}
 PICO_VOICES = {"en-US": "pico-lh0", "en-GB": "pico-kh0"}
 # Split pattern applied, in a seeded order, to the talents of each engine family.
-_PATTERN = ("train", "val", "test", "train", "babble", "train", "train", "test", "val", "train", "train", "babble", "train", "test")
+_PATTERN = (
+    "train", "val", "test", "train", "babble", "train", "train",
+    "test", "val", "train", "train", "babble", "train", "test",
+)
 
 
 def _assign(talents: list[str], seed: int, family: str) -> dict[str, str]:
@@ -110,31 +138,44 @@ def _assign(talents: list[str], seed: int, family: str) -> dict[str, str]:
 
 
 def tts_voices(seed: int) -> list[Voice]:
-    """Synthetic voices: espeak-ng variants x 3 accents, MBROLA, flite, festival and pico."""
+    """Synthetic voices: espeak-ng variants x 2 accents, MBROLA (native, accented), flite, festival, RHVoice, pico."""
     voices: list[Voice] = []
     esp = _assign(list(ESPEAK_VARIANTS), seed, "espeak")
     for variant in ESPEAK_VARIANTS:
         rng = _stable_rng(seed, "espeak:" + variant)
-        accents = sorted(rng.choice(ESPEAK_ACCENTS, size=3, replace=False).tolist())
+        # Two accents per variant: the first two (sorted) of a seeded draw of three, the draw of the
+        # corpus's first release, so that those files stay byte-identical across releases.
+        accents = sorted(rng.choice(ESPEAK_ACCENTS, size=3, replace=False).tolist())[:2]
         for accent in accents:
             pitch = int(_stable_rng(seed, f"pitch:{variant}:{accent}").integers(30, 71))
             voices.append(Voice(
                 f"tts-espeak-{variant}-{accent}", "tts", "espeak-ng", f"espeak-{variant}", esp[variant],
                 LICENCES["espeak-ng"], {"voice": f"{accent}+{variant}", "pitch": pitch},
             ))
-    mb = _assign(list(MBROLA_VOICES), seed, "mbrola")
+    mb = _assign(list(MBROLA_VOICES) + list(MBROLA_ACCENTED), seed, "mbrola")
     for name, sex in MBROLA_VOICES.items():
         for level, pitch in (("lo", 35), ("hi", 60)):
             voices.append(Voice(
                 f"tts-mbrola-{name[3:]}-{level}", "tts", "mbrola", f"mbrola-{name}", mb[name],
                 LICENCES["mbrola"], {"voice": name, "pitch": pitch + (10 if sex == "f" else 0)},
             ))
-    cmu_talents = sorted({t for t, _ in FLITE_VOICES.values()} | set(FESTIVAL_VOICES.values()))
-    cmu = _assign(cmu_talents, seed, "cmu")
+    for name, sex in MBROLA_ACCENTED.items():
+        voices.append(Voice(
+            f"tts-mbrola-{name[3:]}", "tts", "mbrola", f"mbrola-{name}", mb[name],
+            LICENCES["mbrola"], {"voice": name, "pitch": 55 if sex == "f" else 40},
+        ))
+    cmu_talents = {t for t, _ in FLITE_VOICES.values()} | set(FESTIVAL_VOICES.values()) | set(RHVOICE_VOICES.values())
+    cmu = _assign(sorted(cmu_talents), seed, "cmu")
+
+    def cmu_voice(speaker: str, engine: str, talent: str, params: dict) -> Voice:
+        return Voice(speaker, "tts", engine, f"cmu-{talent}", cmu[talent], LICENCES[engine], params)
+
     for name, (talent, f0) in FLITE_VOICES.items():
-        voices.append(Voice(f"tts-flite-{name}", "tts", "flite", f"cmu-{talent}", cmu[talent], LICENCES["flite"], {"voice": name, "f0": f0}))
+        voices.append(cmu_voice(f"tts-flite-{name}", "flite", talent, {"voice": name, "f0": f0}))
     for name, talent in FESTIVAL_VOICES.items():
-        voices.append(Voice(f"tts-festival-{talent}", "tts", "festival", f"cmu-{talent}", cmu[talent], LICENCES["festival"], {"voice": name}))
+        voices.append(cmu_voice(f"tts-festival-{talent}", "festival", talent, {"voice": name}))
+    for name, talent in RHVOICE_VOICES.items():
+        voices.append(cmu_voice(f"tts-rhvoice-{name}", "rhvoice", talent, {"voice": name}))
     pico = _assign(sorted(PICO_VOICES.values()), seed, "pico")
     for lang, talent in PICO_VOICES.items():
         voices.append(Voice(f"tts-{talent}", "tts", "pico", talent, pico[talent], LICENCES["pico"], {"lang": lang}))
@@ -143,3 +184,33 @@ def tts_voices(seed: int) -> list[Voice]:
 
 def all_voices(seed: int) -> list[Voice]:
     return real_voices() + tts_voices(seed)
+
+
+FESTIVAL_DIRS = {
+    "ked_diphone": ("english", "festvox-kdlpc16k"), "kal_diphone": ("english", "festvox-kallpc16k"),
+    "rab_diphone": ("english", "festvox-rablpc16k"), "don_diphone": ("english", "festvox-don"),
+    "cmu_us_slt_arctic_hts": ("us", "festvox-us-slt-hts"),
+}
+
+
+def requirements(voice: Voice) -> list[tuple[str, str]]:
+    """(command or path, Debian package providing it) that rendering `voice` needs.
+
+    A name without "/" is a command looked up on PATH; anything else is a path that must exist.
+    """
+    p = voice.params
+    if voice.kind == "real":
+        return [(f, voice.engine) for f in (voice.files or (ASTERISK_DIR,))]
+    if voice.engine == "espeak-ng":
+        return [("espeak-ng", "espeak-ng")]
+    if voice.engine == "mbrola":
+        name = p["voice"].split("-")[1]
+        return [("espeak-ng", "espeak-ng"), ("mbrola", "mbrola"), (f"/usr/share/mbrola/{name}", f"mbrola-{name}")]
+    if voice.engine == "flite":
+        return [("flite", "flite")]
+    if voice.engine == "festival":
+        folder, package = FESTIVAL_DIRS[p["voice"]]
+        return [("text2wave", "festival"), (f"/usr/share/festival/voices/{folder}/{p['voice']}", package)]
+    if voice.engine == "rhvoice":
+        return [("RHVoice-test", "rhvoice"), (f"/usr/share/RHVoice/voices/{p['voice']}", "rhvoice-english")]
+    return [("pico2wave", "libttspico-utils")]

@@ -29,8 +29,17 @@ WHAMR_LAYOUT = (
 )
 
 
-def _build(corpus: str, root: Path, split: str, sample_rate: int, mode: str, mix: str, srcs: tuple[str, ...],
-           enhancement: bool, lay: str) -> FileDataset:
+def _build(
+    corpus: str,
+    root: Path,
+    split: str,
+    sample_rate: int,
+    mode: str,
+    mix: str,
+    srcs: tuple[str, ...],
+    enhancement: bool,
+    lay: str,
+) -> FileDataset:
     check_choice(corpus, "split", split, tuple(SPLIT_DIRS))
     check_choice(corpus, "mode", mode, ("min", "max"))
     require_dir(corpus, root, lay)
@@ -51,7 +60,9 @@ def _build(corpus: str, root: Path, split: str, sample_rate: int, mode: str, mix
     return FileDataset(corpus, examples, sample_rate, enhancement=enhancement, layout=lay)
 
 
-def wham(root: str | Path, split: str = "train", sample_rate: int = 8000, mode: str = "min", task: str = "sep_noisy") -> FileDataset:
+def wham(
+    root: str | Path, split: str = "train", sample_rate: int = 8000, mode: str = "min", task: str = "sep_noisy"
+) -> FileDataset:
     """WHAM!; enhancement tasks give sources [speech, mixture - speech]."""
     check_choice("wham", "task", task, tuple(TASKS))
     mix, srcs, enh = TASKS[task]
@@ -59,8 +70,13 @@ def wham(root: str | Path, split: str = "train", sample_rate: int = 8000, mode: 
 
 
 def whamr(
-    root: str | Path, split: str = "train", sample_rate: int = 8000, mode: str = "min", task: str = "sep_noisy",
-    reverb: bool = True, target: str = "anechoic",
+    root: str | Path,
+    split: str = "train",
+    sample_rate: int = 8000,
+    mode: str = "min",
+    task: str = "sep_noisy",
+    reverb: bool = True,
+    target: str = "anechoic",
 ) -> FileDataset:
     """WHAMR!: the mixture is reverberant (reverb=True) or anechoic; targets anechoic or reverberant sources.
 

@@ -18,7 +18,9 @@ def layout(n_src: int) -> str:
     return f"  ROOT/{n_src}speakers/wav{{8k,16k}}/{{min,max}}/{{tr,cv,tt}}/{{mix,{srcs}}}/<name>.wav"
 
 
-def wsj0mix(root: str | Path, n_src: int, split: str = "train", sample_rate: int = 8000, mode: str = "min") -> FileDataset:
+def wsj0mix(
+    root: str | Path, n_src: int, split: str = "train", sample_rate: int = 8000, mode: str = "min"
+) -> FileDataset:
     """The wsj0-{n_src}mix split (train=tr, val=cv, test=tt) at `sample_rate` (wav8k, or wav16k above 8 kHz)."""
     corpus = f"wsj0-{n_src}mix"
     check_choice(corpus, "split", split, tuple(SPLIT_DIRS))

@@ -5,9 +5,13 @@ ShiftNorm -> Linear to D. The conv features double as the analysis basis that ev
 decoder head masks and resynthesises, TasNet style.
 
 Exit heads: a decoder head (per-frame Linear -> C x P mask -> un-patch -> mask the basis ->
-synthesis conv, i.e. overlap-add of the C-channel basis) and an inverse-gamma head
-(GLU -> Snake -> mean over the likelihood block's frames -> Linear -> Softplus) giving alpha, beta
-per speaker and block.
+synthesis filters -> overlap-add) and an inverse-gamma head (GLU -> Snake -> mean over the
+likelihood block's frames -> Linear -> Softplus) giving alpha, beta per speaker and block.
+
+The two sample-rate filterbanks are written as a matmul with the filters plus K shifted adds,
+not as Conv1d: mathematically the same stride-1 convolutions, but CPU convolution kernels with
+one input or one output channel are slow (a 64->1 conv's backward ran 10x slower than this), and
+as Linear layers they are counted by every MAC counter like any other matmul.
 """
 
 from __future__ import annotations
@@ -51,16 +55,16 @@ class EncoderHead(nn.Module):
     def __init__(self, channels: int, kernel: int, patch: int, dim: int) -> None:
         super().__init__()
         self.kernel, self.patch = kernel, patch
-        self.conv = nn.Conv1d(1, channels, kernel, bias=False)
+        self.analysis = nn.Linear(kernel, channels, bias=False)   # the conv's C filters of K taps
         self.norm = ShiftNorm(channels * patch)
         self.proj = nn.Linear(channels * patch + 1, dim)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # wave: (B, L) with L a multiple of P -> frames (B, 1, T, D), basis (B, C, L)
-        basis = F.relu(self.conv(same_pad(wave.unsqueeze(1), self.kernel)))
-        B, C, L = basis.shape
-        patches = basis.reshape(B, C, L // self.patch, self.patch).permute(0, 2, 1, 3)
-        frames = self.proj(self.norm(patches.reshape(B, L // self.patch, C * self.patch)))
+        # wave: (B, L) with L a multiple of P -> frames (B, 1, T, D), basis (B, L, C)
+        taps = same_pad(wave, self.kernel).unfold(-1, self.kernel, 1)      # (B, L, K)
+        basis = F.relu(self.analysis(taps))                                # (B, L, C)
+        B, L, C = basis.shape
+        frames = self.proj(self.norm(basis.reshape(B, L // self.patch, self.patch * C)))
         return frames.unsqueeze(1), basis
 
 
@@ -71,17 +75,19 @@ class DecoderHead(nn.Module):
         super().__init__()
         self.kernel, self.patch = kernel, patch
         self.norm = nn.RMSNorm(dim)
-        self.mask = nn.Linear(dim, channels * patch)
-        self.synth = nn.Conv1d(channels, 1, kernel, bias=False)
+        self.mask = nn.Linear(dim, patch * channels)
+        self.synthesis = nn.Linear(channels, kernel, bias=False)   # a conv's K taps per channel
 
     def forward(self, h: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-        # h: (B, S, T, D), basis: (B, C, L) -> (B, S, L)
+        # h: (B, S, T, D), basis: (B, L, C) -> (B, S, L)
         B, S, T, _ = h.shape
-        C = basis.shape[1]
-        m = self.mask(self.norm(h)).reshape(B, S, T, C, self.patch)
-        m = m.permute(0, 1, 3, 2, 4).reshape(B * S, C, T * self.patch)   # un-patch
-        masked = m * basis.repeat_interleave(S, dim=0)                    # (B*S, C, L)
-        return self.synth(same_pad(masked, self.kernel)).reshape(B, S, -1)
+        L, C = basis.shape[1:]
+        m = self.mask(self.norm(h)).reshape(B, S, L, C)                   # un-patch: P samples a frame
+        z = self.synthesis(m * basis.unsqueeze(1))                        # (B, S, L, K)
+        # overlap-add: sample s adds its K taps z[s, j] onto outputs s + j - (K - 1) // 2, i.e.
+        # y[t] = sum_j z[t - j + (K - 1) // 2, j]: a stride-1 transposed conv, length kept
+        z = F.pad(z, (0, 0, self.kernel // 2, (self.kernel - 1) // 2))
+        return sum(z[..., k:k + L, self.kernel - 1 - k] for k in range(self.kernel))
 
 
 class Snake(nn.Module):

@@ -5,7 +5,12 @@ frames, log2(chunk) doubling steps combine (a, b) pairs with the associative ope
 (a1, b1) o (a2, b2) = (a1 a2, a2 b1 + b2); a second, much shorter scan over the chunk ends carries
 the state across chunks. Only multiplications and additions of the true values: no logarithms, no
 division by running products, so it is exact up to float rounding for any decay in [0, 1] and any
-sign of b, and autograd differentiates it as it stands. Work is O(T log chunk), depth O(log T).
+sign of b. Work is O(T log chunk), depth O(log T).
+
+Autograd does not differentiate through the doubling steps (it would keep every step's copy):
+the backward pass of a linear recurrence is itself one, run backwards in time,
+    δ_t = g_t + a_{t+1} δ_{t+1},   ∂L/∂b_t = δ_t,   ∂L/∂a_t = δ_t h_{t-1},
+so `linear_scan` is an autograd Function that saves only a and h and scans again for the gradient.
 """
 
 from __future__ import annotations
@@ -14,38 +19,55 @@ import torch
 import torch.nn.functional as F
 
 
-def _shift(x: torch.Tensor, d: int, fill: float) -> torch.Tensor:
-    """x shifted by d steps along dim -2 (time), the first d steps filled with `fill`."""
-    return F.pad(x[..., :-d, :], (0, 0, d, 0), value=fill)
-
-
-def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inclusive scan along dim -2. Returns (prod of a up to t, h_t). a, b: (..., T, H)."""
+def _doubling_scan_(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inclusive scan along dim -2, in place on a and b (no autograd): (prod of a to t, h_t)."""
     d = 1
     while d < a.shape[-2]:
-        b = b + a * _shift(b, d, 0.0)
-        a = a * _shift(a, d, 1.0)
+        b[..., d:, :] += a[..., d:, :] * b[..., :-d, :]   # the product is a new tensor: no aliasing
+        a[..., d:, :] = a[..., d:, :] * a[..., :-d, :]
         d *= 2
     return a, b
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 64, reverse: bool = False) -> torch.Tensor:
+@torch.no_grad()
+def _scan(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Forward-in-time scan along dim -2 of (..., T, H); returns h (a and b are not modified)."""
+    T = a.shape[-2]
+    pad = (-T) % chunk
+    # a = 1, b = 0 in the padding: the state passes through unchanged; the pads are also the copies
+    # the in-place scan works on
+    a = F.pad(a, (0, 0, 0, pad), value=1.0).unflatten(-2, (-1, chunk))   # (..., N, c, H)
+    b = F.pad(b, (0, 0, 0, pad)).unflatten(-2, (-1, chunk))
+    a_cum, h = _doubling_scan_(a, b)                                      # local, state 0 at chunk start
+    _, ends = _doubling_scan_(a_cum[..., -1, :].clone(), h[..., -1, :].clone())  # true chunk-end states
+    h[..., 1:, :, :] += a_cum[..., 1:, :, :] * ends[..., :-1, None, :]
+    return h.flatten(-3, -2)[..., :T, :]
+
+
+class _LinearScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:
+        h = _scan(a, b, chunk)
+        ctx.save_for_backward(a, h)
+        ctx.chunk = chunk
+        return h
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        a, h = ctx.saved_tensors
+        a_next = F.pad(a[..., 1:, :], (0, 0, 0, 1))                         # a_{t+1}, 0 past the end
+        delta = _scan(a_next.flip(-2), g.flip(-2), ctx.chunk).flip(-2)      # δ_t = g_t + a_{t+1} δ_{t+1}
+        h_prev = F.pad(h[..., :-1, :], (0, 0, 1, 0))                         # h_{t-1}, 0 before the start
+        return delta * h_prev, delta, None
+
+
+def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 8, reverse: bool = False) -> torch.Tensor:
     """h_t = a_t * h_{t-1} + b_t with h_{-1} = 0, along dim -2.
 
     a, b: (..., T, H). With `reverse`, the recursion runs from the last frame to the first.
     """
     if reverse:
         return linear_scan(a.flip(-2), b.flip(-2), chunk).flip(-2)
-    T = a.shape[-2]
-    pad = (-T) % chunk
-    if pad:  # a = 1, b = 0 in the padding: the state passes through unchanged
-        a = F.pad(a, (0, 0, 0, pad), value=1.0)
-        b = F.pad(b, (0, 0, 0, pad))
-    a = a.unflatten(-2, (-1, chunk))                    # (..., N, c, H)
-    b = b.unflatten(-2, (-1, chunk))
-    a_cum, h = _doubling_scan(a, b)                     # local scans, state 0 at each chunk start
-    _, ends = _doubling_scan(a_cum[..., -1, :], h[..., -1, :])  # (..., N, H) true state at chunk ends
-    carry = F.pad(ends[..., :-1, :], (0, 0, 1, 0))      # state entering each chunk
-    h = h + a_cum * carry.unsqueeze(-2)
-    return h.flatten(-3, -2)[..., :T, :]
-
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return _LinearScan.apply(a, b, chunk)
+    return _scan(a, b, chunk)

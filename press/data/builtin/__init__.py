@@ -44,7 +44,10 @@ def summary(rows: list[dict]) -> dict:
             out[key]["speakers"].add(r["speaker"])
             out[key]["utterances"] += 1
             out[key]["seconds"] += r["seconds"]
-    return {k: {"speakers": len(v["speakers"]), "utterances": v["utterances"], "hours": v["seconds"] / 3600} for k, v in out.items()}
+    return {
+        k: {"speakers": len(v["speakers"]), "utterances": v["utterances"], "hours": v["seconds"] / 3600}
+        for k, v in out.items()
+    }
 
 
 def _code(*parts: object) -> list[int]:
@@ -60,12 +63,24 @@ class BuiltinMixtures(Dataset):
     """
 
     def __init__(
-        self, root: str | Path | None = None, split: str = "train", sample_rate: int = SAMPLE_RATE, mode: str = "min",
-        task: str = "separate", n_src: int = 2, subset: str = "all", epoch_size: int = 10000,
-        num_examples: int | None = None, seed: int = 0,
+        self,
+        root: str | Path | None = None,
+        split: str = "train",
+        sample_rate: int = SAMPLE_RATE,
+        mode: str = "min",
+        task: str = "separate",
+        n_src: int = 2,
+        subset: str = "all",
+        epoch_size: int = 10000,
+        num_examples: int | None = None,
+        seed: int = 0,
     ):
-        for what, value, options in (("split", split, ("train", "val", "test")), ("mode", mode, ("min", "max")),
-                                     ("task", task, TASKS), ("subset", subset, SUBSETS)):
+        for what, value, options in (
+            ("split", split, ("train", "val", "test")),
+            ("mode", mode, ("min", "max")),
+            ("task", task, TASKS),
+            ("subset", subset, SUBSETS),
+        ):
             if value not in options:
                 raise PressError(f"builtin: unknown {what} {value!r}; expected one of {', '.join(options)}")
         if task == "separate" and n_src not in (2, 3):
@@ -75,7 +90,9 @@ class BuiltinMixtures(Dataset):
         self.sample_rate = int(sample_rate)
         self.n_src = n_src if task == "separate" else 2
         self._n_talkers = n_src if task == "separate" else 1
-        self._size = int(num_examples if num_examples is not None else (epoch_size if split == "train" else SIZES[split]))
+        self._size = int(
+            num_examples if num_examples is not None else (epoch_size if split == "train" else SIZES[split])
+        )
         self.epoch = 0
         rows = load_manifest(root)
         chosen = [r for r in rows if r["split"] == split and (subset == "all" or r["kind"] == subset)]
@@ -92,7 +109,9 @@ class BuiltinMixtures(Dataset):
             )
         self._babble = [self._read(r) for r in rows if r["split"] == "babble"] if task == "enhance" else []
         if task == "enhance" and not self._babble:
-            raise PressError(f"builtin: {self.root / 'manifest.csv'} lists no 'babble' voices, needed for enhancement noise")
+            raise PressError(
+                f"builtin: {self.root / 'manifest.csv'} lists no 'babble' voices, needed for enhancement noise"
+            )
 
     def _read(self, row: dict) -> np.ndarray:
         return load_audio(self.root / row["path"], self.sample_rate)[0]
@@ -106,9 +125,12 @@ class BuiltinMixtures(Dataset):
 
     def _rng(self, index: int) -> np.random.Generator:
         epoch = self.epoch if self.split == "train" else 0
-        return np.random.default_rng([self.seed, *_code(self.split, self.task, self.subset, self.mode), self.n_src, epoch, index])
+        return np.random.default_rng(
+            [self.seed, *_code(self.split, self.task, self.subset, self.mode), self.n_src, epoch, index]
+        )
 
-    def __getitem__(self, index: int) -> dict:
+    def _layout(self, index: int) -> tuple[np.random.Generator, np.ndarray, str, list[str]]:
+        """The talkers of item `index` laid out in time: (generator, (S, L) sources, overlap, utterance ids)."""
         if not 0 <= index < self._size:
             raise IndexError(index)
         rng = self._rng(index)
@@ -119,15 +141,25 @@ class BuiltinMixtures(Dataset):
             k = int(rng.integers(len(self._speakers[name])))
             utts.append(self._speakers[name][k])
             uids.append(self._uids[name][k])
+        sources, overlap = place_sources(utts, rng, self.sample_rate, self.mode if self.task == "separate" else "max")
+        return rng, sources, overlap, uids
+
+    def lengths(self) -> list[int]:
+        """Item lengths in samples for this epoch, without mixing or generating noise (for length buckets)."""
+        return [self._layout(i)[1].shape[-1] for i in range(self._size)]
+
+    def __getitem__(self, index: int) -> dict:
+        rng, sources, overlap, uids = self._layout(index)
         if self.task == "separate":
-            sources, overlap = place_sources(utts, rng, self.sample_rate, self.mode)
             mixture, sources = scale_to_level(sources.sum(0), sources, rng)
             tag = f"sep{self.n_src}-{overlap}"
         else:
-            speech, _ = place_sources(utts, rng, self.sample_rate, "max")
-            speech = speech[0]
+            speech = sources[0]
             kinds = rng.choice(NOISE_KINDS, size=int(rng.integers(1, 3)), replace=False)
-            noise = sum(rng.uniform(0.3, 1.0) * make_noise(str(k), rng, len(speech), self.sample_rate, self._babble) for k in kinds)
+            noise = sum(
+                rng.uniform(0.3, 1.0) * make_noise(str(k), rng, len(speech), self.sample_rate, self._babble)
+                for k in kinds
+            )
             snr = float(rng.uniform(*SNR_DB))
             mixture = add_noise(speech, noise, snr)
             mixture, speech = scale_to_level(mixture, speech, rng)

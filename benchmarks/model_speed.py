@@ -1,0 +1,64 @@
+"""Forward time, real-time factor and achieved GMAC/s per exit, next to this machine's matmul speed.
+
+    python benchmarks/model_speed.py [--config press4-s] [--seconds 4] [--threads 2] [--repeats 5]
+
+Per exit k: the wall time of running the model to exit k (begin + k advances, every earlier exit's
+heads included, as dynamic inference pays), its real-time factor (time / audio duration), and the
+MACs it did per second of wall time. The float32 matmul throughput of the same machine and thread
+count makes model efficiency a ratio to the hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from press.compute import exit_costs
+from press.model import PressNet, load_config, model_config
+
+
+def matmul_gmacs(n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return n ** 3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="press4-s")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    model = PressNet(model_config(load_config(args.config))).eval()
+    costs = exit_costs(model)
+    x = torch.randn(1, round(args.seconds * model.cfg.sample_rate))
+    times = [[] for _ in range(model.n_exits)]
+    with torch.inference_mode():
+        model(x)  # warm-up
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            state = model.begin(x)
+            for k in range(model.n_exits):
+                _, state = model.advance(state)
+                times[k].append(time.perf_counter() - t0)
+    peak = matmul_gmacs()
+    print(f"{args.config}: {args.seconds:g} s of {model.cfg.sample_rate} Hz audio, {args.threads} threads, "
+          f"median of {args.repeats}")
+    print(f"machine float32 matmul: {peak:.1f} GMAC/s")
+    print(f"{'exit':>4} {'GMAC/s audio':>12} {'time (s)':>9} {'RTF':>7} {'achieved GMAC/s':>16} {'of matmul':>9}")
+    for k, c in enumerate(costs):
+        t = sorted(times[k])[len(times[k]) // 2]
+        achieved = c.gmacs_per_second * args.seconds / t
+        print(f"{k + 1:>4} {c.gmacs_per_second:>12.2f} {t:>9.3f} {t / args.seconds:>7.3f} "
+              f"{achieved:>16.2f} {achieved / peak:>9.1%}")
+
+
+if __name__ == "__main__":
+    main()
