@@ -57,6 +57,8 @@ AMP_MODES = ("auto", "bf16", "off")
 def with_defaults(cfg: DictConfig) -> DictConfig:
     """The config with every training key present (defaults underneath the config's own values)."""
     merged = OmegaConf.merge(cfg, DEFAULTS, cfg)  # the config's own key order, its values on top
+    if isinstance(merged.train.amp, bool):  # YAML reads `off`/`on` (and false/true) as booleans
+        merged.train.amp = "bf16" if merged.train.amp else "off"
     if str(merged.train.amp) not in AMP_MODES:
         raise PressError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {merged.train.amp!r}")
     for key in ("train.steps", "train.batch_size", "train.val_every", "train.ckpt_every", "train.log_every"):
