@@ -29,6 +29,11 @@ def test_every_shipped_config_has_the_training_keys():
         assert cfg.data.name == "builtin" and cfg.train.val_every >= 1 and cfg.finetune.steps >= 1
 
 
+def test_amp_off_and_on_read_as_yaml_booleans_are_understood():
+    assert with_defaults(load_config("tiny", ["train.amp=off"])).train.amp == "off"
+    assert with_defaults(load_config("tiny", ["train.amp=true"])).train.amp == "bf16"
+
+
 def test_bad_training_values_are_refused():
     with pytest.raises(PressError, match="train.amp"):
         with_defaults(load_config("tiny", ["train.amp=fp8"]))
