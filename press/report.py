@@ -51,6 +51,7 @@ def dataset_items(name: str, root: str | None, split: str, model: PressNet, subs
     return (ds[i] for i in range(n)), n
 
 
+@torch.no_grad()
 def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: Path) -> dict:
     """Everything `press evaluate` does after parsing; returns the summary it wrote."""
     from tqdm import tqdm
@@ -59,7 +60,6 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
     from press.evaluate import Options, evaluate, fit_on
     from press.inference import Separator
 
-    torch.set_grad_enabled(False)
     model, cfg, recal, extra = resolve_model(args.model)
     options = Options(targets=targets, confidence=args.confidence, quality=not args.no_quality)
     separator = Separator(model, segment=args.segment, context=args.context, batch_size=args.batch_size,
