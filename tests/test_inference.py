@@ -114,7 +114,8 @@ class BandSplitter(torch.nn.Module):
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def begin(self, mixture, lengths=None, scale=None):
-        return ExitState(h=mixture, basis=mixture, mask=mixture, scale=scale, length=mixture.shape[1])
+        return ExitState(h=mixture, basis=mixture, wave=mixture, mask=mixture, scale=scale,
+                         length=mixture.shape[1])
 
     def advance(self, state):
         spec = torch.fft.rfft(state.h)
@@ -127,7 +128,7 @@ class BandSplitter(torch.nn.Module):
         nb = -(-state.length // self.cfg.block)
         ones = torch.ones(len(est), 2, nb)
         return ExitOutput(state.next_exit + 1, est, ones, ones), ExitState(
-            h=state.h, basis=state.basis, mask=state.mask, scale=state.scale, length=state.length,
+            h=state.h, basis=state.basis, wave=state.wave, mask=state.mask, scale=state.scale, length=state.length,
             next_exit=state.next_exit + 1)
 
 

@@ -125,10 +125,10 @@ class GroupStep(torch.nn.Module):
         super().__init__()
         self.blocks, self.dec, self.ig = model.groups[i], model.decoder_heads[i], model.ig_heads[i]
 
-    def forward(self, h, mask, basis):
+    def forward(self, h, mask, basis, wave):
         for block in self.blocks:
             h = block(h, mask)
-        return h, self.dec(h, basis), *self.ig(h, mask)
+        return h, self.dec(h, basis, wave), *self.ig(h, mask)
 
 
 def test_one_exit_step_exports(tiny_model):
@@ -136,7 +136,7 @@ def test_one_exit_step_exports(tiny_model):
     with torch.no_grad():
         state = tiny_model.begin(torch.randn(1, 800))
         step = GroupStep(tiny_model, 1)
-        args = (state.h, state.mask, state.basis)
+        args = (state.h, state.mask, state.basis, state.wave)
         exported = torch.export.export(step, args)
         for got, ref in zip(exported.module()(*args), step(*args)):
             torch.testing.assert_close(got, ref)

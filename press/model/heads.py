@@ -69,7 +69,13 @@ class EncoderHead(nn.Module):
 
 
 class DecoderHead(nn.Module):
-    """Frames of one exit -> waveform per stream, by masking the encoder basis."""
+    """Frames of one exit -> waveform per stream, by masking the encoder basis.
+
+    The output is the input shared equally between the S streams plus what the masked basis
+    resynthesises [ours]. The synthesis filters start at zero, so every exit starts from
+    "mixture / S" (0 dB SI-SNRi, the trivial answer) and learns the correction, instead of
+    starting from a random filtering of the mixture tens of dB below it.
+    """
 
     def __init__(self, dim: int, channels: int, kernel: int, patch: int) -> None:
         super().__init__()
@@ -77,9 +83,10 @@ class DecoderHead(nn.Module):
         self.norm = nn.RMSNorm(dim)
         self.mask = nn.Linear(dim, patch * channels)
         self.synthesis = nn.Linear(channels, kernel, bias=False)   # a conv's K taps per channel
+        nn.init.zeros_(self.synthesis.weight)
 
-    def forward(self, h: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-        # h: (B, S, T, D), basis: (B, L, C) -> (B, S, L)
+    def forward(self, h: torch.Tensor, basis: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
+        # h: (B, S, T, D), basis: (B, L, C), wave: (B, L) -> (B, S, L)
         B, S, T, _ = h.shape
         L, C = basis.shape[1:]
         m = self.mask(self.norm(h)).reshape(B, S, L, C)                   # un-patch: P samples a frame
@@ -87,7 +94,8 @@ class DecoderHead(nn.Module):
         # overlap-add: sample s adds its K taps z[s, j] onto outputs s + j - (K - 1) // 2, i.e.
         # y[t] = sum_j z[t - j + (K - 1) // 2, j]: a stride-1 transposed conv, length kept
         z = F.pad(z, (0, 0, self.kernel // 2, (self.kernel - 1) // 2))
-        return sum(z[..., k:k + L, self.kernel - 1 - k] for k in range(self.kernel))
+        y = sum(z[..., k:k + L, self.kernel - 1 - k] for k in range(self.kernel))
+        return y + wave.unsqueeze(1) / S
 
 
 class Snake(nn.Module):

@@ -2,7 +2,7 @@
 
     mixture (B, L)
       -> level normalisation (divide by the input RMS; undone on every output)
-      -> EncoderHead: frames (B, 1, T, D), basis (B, C, L)         T = L / P
+      -> EncoderHead: frames (B, 1, T, D), basis (B, L, C)         T = L / P
       -> n_enc_blocks on the mixture stream
       -> speaker split: Linear D -> S*D                            (B, S, T, D)
       -> n_dec_blocks shared by all speakers, in n_exits groups; after each group an exit:
@@ -58,7 +58,8 @@ class ExitState:
     """Everything needed to continue from the last exit computed. Carried, never mutated."""
 
     h: torch.Tensor                 # (B, S, T, D) residual stream after the blocks run so far
-    basis: torch.Tensor             # (B, C, Lp) encoder basis the decoder heads mask
+    basis: torch.Tensor             # (B, Lp, C) encoder basis the decoder heads mask
+    wave: torch.Tensor              # (B, Lp) the normalised, padded input
     mask: torch.Tensor              # (B, 1, T, 1) 1 on frames holding input, 0 on padding
     scale: torch.Tensor             # (B,) input RMS the network normalised by
     length: int                     # samples to return (the unpadded input length)
@@ -69,7 +70,8 @@ class ExitState:
     def select(self, index: torch.Tensor) -> "ExitState":
         """The state of a subset of the batch (items that have not exited yet)."""
         pick = (lambda t: None if t is None else t[index])
-        return replace(self, h=self.h[index], basis=self.basis[index], mask=self.mask[index],
+        return replace(self, h=self.h[index], basis=self.basis[index], wave=self.wave[index],
+                       mask=self.mask[index],
                        scale=self.scale[index], alpha_sum=pick(self.alpha_sum),
                        beta_sum=pick(self.beta_sum))
 
@@ -122,7 +124,8 @@ class PressNet(nn.Module):
         valid = (torch.arange(Lp, device=mixture.device) < lengths[:, None]).to(mixture.dtype)
         x = nn.functional.pad(mixture, (0, Lp - L)) * valid                 # (B, Lp)
         scale = input_scale(x, lengths) if scale is None else scale.to(x.dtype).clamp_min(SCALE_FLOOR)
-        frames, basis = self.encoder_head(x / scale[:, None])              # (B,1,T,D), (B,C,Lp)
+        wave = x / scale[:, None]
+        frames, basis = self.encoder_head(wave)                             # (B,1,T,D), (B,Lp,C)
         n_frames = -(-lengths // cfg.patch)                                  # frames touching input
         T = Lp // cfg.patch
         mask = (torch.arange(T, device=x.device) < n_frames[:, None]).to(x.dtype)
@@ -132,7 +135,7 @@ class PressNet(nn.Module):
             h = block(h, mask)
         h = self.split(self.split_norm(h))                                  # (B, 1, T, S*D)
         h = h.reshape(B, T, cfg.n_src, cfg.dim).permute(0, 2, 1, 3) * mask  # (B, S, T, D)
-        return ExitState(h=h, basis=basis, mask=mask, scale=scale, length=L)
+        return ExitState(h=h, basis=basis, wave=wave, mask=mask, scale=scale, length=L)
 
     def advance(self, state: ExitState) -> tuple[ExitOutput, ExitState]:
         """Run the next decoder group and its exit heads."""
@@ -143,7 +146,7 @@ class PressNet(nn.Module):
         for block in self.groups[i]:
             h = block(h, state.mask)
         s = state.scale[:, None, None]
-        estimate = self.decoder_heads[i](h, state.basis)[..., :state.length] * s
+        estimate = self.decoder_heads[i](h, state.basis, state.wave)[..., :state.length] * s
         a_raw, b_raw = self.ig_heads[i](h, state.mask)                     # (B, S, nb)
         a_sum = b_sum = None
         if self.cfg.cumulative:
