@@ -20,10 +20,11 @@ from press.model import PressNet
 
 
 def resolve_model(spec: str) -> tuple[PressNet, object, Recalibration, dict]:
-    """(model, config, its stored recalibration or identity, checkpoint extras) for a checkpoint."""
-    from press.checkpoint import load_model
+    """(model, config, its stored recalibration or identity, checkpoint extras) for a shipped
+    model's name or a checkpoint path."""
+    from press.pretrained import load
 
-    model, cfg, extra = load_model(spec)
+    model, cfg, extra = load(spec)
     recal = Recalibration.from_dict(extra["recalibration"]) if "recalibration" in extra else Recalibration()
     return model, cfg, recal, extra
 

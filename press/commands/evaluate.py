@@ -27,7 +27,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a checkpoint .safetensors")
+    p.add_argument("model", help="a shipped model's name (default) or a checkpoint .safetensors")
     p.add_argument("--dataset", default="builtin", help="corpus name (builtin needs no --root)")
     p.add_argument("--root", default=None, help="folder holding the corpus")
     p.add_argument("--split", default="test", help="train / val / test (default: test)")

@@ -22,6 +22,13 @@ import torch.nn.functional as F
 
 ALPHA_FLOOR = 1e-3   # alpha, beta > 0 strictly, whatever the network outputs
 BETA_FLOOR = 1e-8
+# [ours] The predicted error variance (the Student-t scale beta / alpha) never goes below -40 dB of
+# the input's power: beta >= alpha * VARIANCE_FLOOR on level-normalised audio. Without it, blocks
+# of digital silence (synthetic speech has exact zeros) reward an exactly-zero output without
+# bound, -(n/2) ln(beta/alpha), and training collapses into "one stream = the mixture, the other =
+# silence", which is exact wherever one talker pauses. Recorded speech has a noise floor that
+# bounds this by itself; the floor gives synthetic speech the same bound.
+VARIANCE_FLOOR = 1e-4
 
 
 def same_pad(x: torch.Tensor, kernel: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from press.model.blocks import Block
 from press.model.config import ModelConfig
-from press.model.heads import DecoderHead, EncoderHead, InverseGammaHead
+from press.model.heads import VARIANCE_FLOOR, DecoderHead, EncoderHead, InverseGammaHead
 
 SCALE_FLOOR = 1e-5  # RMS below this (-100 dBFS) counts as digital silence
 
@@ -155,6 +155,7 @@ class PressNet(nn.Module):
             alpha, beta = a_sum, 1.0 / b_sum
         else:
             alpha, beta = a_raw, b_raw
+        beta = beta + alpha * VARIANCE_FLOOR
         nb = -(-state.length // self.cfg.block)
         out = ExitOutput(exit=i + 1, estimate=estimate, alpha=alpha[..., :nb],
                          beta=beta[..., :nb] * s.pow(2))
