@@ -12,6 +12,13 @@ does not depend on the utterance length or level; neither changes the optimum.
 Ablations of the paper: `objective="gaussian"` (σ² = β/α, no inverse-gamma mixing),
 `objective="sisnr"` (negative SI-SNR, no uncertainty), `pit="per_exit"` (each exit its own
 permutation).
+
+[ours] `sisnr_weight` > 0 adds `sisnr_weight × (−SI-SNR in dB)` per exit and speaker (counted per
+sample, like the likelihood) to the likelihood. On short CPU runs the likelihood alone first finds
+"one stream = the mixture, the other = silence": its error in every block is the quieter talker,
+which a per-block log-error loss rates well, and leaving it takes long training; the utterance-level
+SI-SNR term makes separating pay from the first step. The inverse-gamma heads are still trained by
+the likelihood alone.
 """
 
 from __future__ import annotations
@@ -79,13 +86,17 @@ class LossResult:
 class PressLoss(torch.nn.Module):
     """-sum over exits, speakers and blocks of the block log-likelihood, shared PIT."""
 
-    def __init__(self, block: int, objective: Objective = "student_t", pit: PitMode = "shared") -> None:
+    def __init__(self, block: int, objective: Objective = "student_t", pit: PitMode = "shared",
+                 sisnr_weight: float = 0.0) -> None:
         super().__init__()
         if objective not in ("student_t", "gaussian", "sisnr"):
             raise ValueError(f"unknown objective {objective!r}")
         if pit not in ("shared", "per_exit"):
             raise ValueError(f"unknown pit mode {pit!r}")
+        if sisnr_weight < 0 or (sisnr_weight > 0 and objective == "sisnr"):
+            raise ValueError("sisnr_weight adds an SI-SNR term to a likelihood objective; it must be >= 0")
         self.block, self.objective, self.pit = block, objective, pit
+        self.sisnr_weight = sisnr_weight
 
     def pairwise(self, out: ExitOutput, targets: torch.Tensor, scale: torch.Tensor,
                  lengths: torch.Tensor) -> torch.Tensor:
@@ -100,7 +111,12 @@ class PressLoss(torch.nn.Module):
         alpha = out.alpha[:, :, None]                                          # (B, S, 1, nb)
         beta = (out.beta / s.pow(2))[:, :, None]
         loglik = student_t_loglik if self.objective == "student_t" else gaussian_loglik
-        return -(loglik(alpha, beta, energy, n) * (n > 0)).sum(-1)
+        nll = -(loglik(alpha, beta, energy, n) * (n > 0)).sum(-1)              # (B, S, S)
+        if self.sisnr_weight:
+            # in nats per sample like the likelihood: weight x (-SI-SNR in dB) x the item's samples
+            pair = self._pair_sisnr(est, tgt, lengths).double()
+            nll = nll - self.sisnr_weight * pair * lengths[:, None, None].double()
+        return nll
 
     @staticmethod
     def _pair_sisnr(est: torch.Tensor, tgt: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -140,7 +140,8 @@ class Trainer:
             torch.set_flush_denormal(True)
         torch.manual_seed(int(cfg.train.seed))
         self.model = PressNet(model_config(cfg)).to(dev)
-        self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit))
+        self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
+                                 float(cfg.loss.get("sisnr_weight", 0.0)))
         self.optimizer = make_optimizer(self.model, cfg)
         self.amp = autocast_for(cfg, dev)
         self.step, self.best_val = 0, math.inf

@@ -150,3 +150,17 @@ def test_overfit_one_example_drives_loss_down_and_si_snr_up():
         opt.step()
     assert r.loss < first.loss - 1.0
     assert r.si_snr[-1] > first.si_snr[-1] + 8.0
+
+
+def test_sisnr_weight_adds_the_si_snr_term():
+    src = torch.randn(2, 2, 1000)
+    mix = src.sum(1)
+    out = fake_exit(src + 0.2 * torch.randn_like(src), 400)
+    plain = PressLoss(400)([out], src, mix)
+    mixed = PressLoss(400, sisnr_weight=0.5)([out], src, mix)
+    # per sample: 0.5 x (-SI-SNR in dB), averaged over items and speakers
+    expected = plain.loss - 0.5 * si_snr(out.estimate, src).mean()
+    assert mixed.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert mixed.perm.tolist() == [[0, 1], [0, 1]]
+    with pytest.raises(ValueError):
+        PressLoss(400, objective="sisnr", sisnr_weight=0.5)
