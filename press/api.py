@@ -161,8 +161,13 @@ def _pick_array_channel(x: np.ndarray, channel: Channel) -> np.ndarray:
 
 
 def load(model: str | os.PathLike = "default", device: str | torch.device = "cpu") -> Press:
-    """A shipped model by name (e.g. "default") or a checkpoint written by `press train`."""
+    """A shipped model by name (e.g. "default") or a checkpoint written by `press train`.
+
+    Turns on torch's flush-denormal mode (process-wide): near-silent input otherwise drives the
+    recurrent states into denormal floats that CPUs process many times slower.
+    """
     from press.pretrained import load as load_checkpoint
 
+    torch.set_flush_denormal(True)
     net, cfg, extra = load_checkpoint(model, device=device)
     return Press(net, str(cfg.model.get("name", model)), extra)
