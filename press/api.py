@@ -26,8 +26,8 @@ from press.errors import PressError
 from press.inference import ArrayReader, Budget, Dynamic, ExitPolicy, SeparationResult, Separator, Static
 from press.model import PressNet
 
-DEFAULT_SEGMENT = 2.0   # seconds of audio that leave the network together
-DEFAULT_CONTEXT = 0.5   # seconds read on each side of a segment
+DEFAULT_SEGMENT = 2.0   # seconds of audio that leave the network together (measured)
+DEFAULT_CONTEXT = 0.25  # seconds read on each side of a segment (measured: docs/results.md)
 
 
 @dataclass

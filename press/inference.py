@@ -288,7 +288,7 @@ class Separator:
 
     model: PressNet
     segment: float = 2.0
-    context: float = 0.5
+    context: float = 0.25
     target_db: float = 20.0
     confidence: float = 0.9
     batch_size: int = 8
