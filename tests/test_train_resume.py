@@ -15,7 +15,7 @@ from tiny_training import tiny_run_config
 
 
 class Killed(Exception):
-    pass
+    """Raised from the step hook: the run stops the way a kill would stop it."""
 
 
 def kill_at(step_to_die: int):
