@@ -54,6 +54,21 @@ class Example:
     frames: int | None = None  # length at the dataset's `file_rate`, when the metadata states it
 
 
+def paired_examples(corpus: str, mix_dir: Path, src_dirs: list[Path], layout: str) -> list[Example]:
+    """One Example per mixture WAV in mix_dir, its sources the same-named files in src_dirs (the
+    layout the WSJ0-mix and WHAM! scripts write); a missing source or an empty folder is an error."""
+    examples = []
+    for mix in sorted(mix_dir.glob("*.wav")):
+        srcs = tuple(d / mix.name for d in src_dirs)
+        for s in srcs:
+            if not s.exists():
+                raise layout_error(corpus, f"{s} is missing (the source of {mix})", layout)
+        examples.append(Example(mix.stem, mix, srcs))
+    if not examples:
+        raise layout_error(corpus, f"no .wav files in {mix_dir}", layout)
+    return examples
+
+
 class FileDataset(Dataset):
     """A corpus given as a list of Examples; loads, resamples and checks each item on access."""
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from press.data.base import Example, FileDataset, check_choice, layout_error, rate_folder, require_dir
+from press.data.base import (FileDataset, check_choice, layout_error, paired_examples, rate_folder,
+                             require_dir)
 
 SPLIT_DIRS = {"train": "tr", "val": "cv", "test": "tt"}
 # task -> (mixture folder stem, source folder stems, enhancement?)
@@ -48,15 +49,7 @@ def _build(
         raise layout_error(corpus, f"{base} holds WHAMR! folders ({mix}_reverb, ...); load it as 'whamr'", lay)
     mix_dir = require_dir(corpus, base / mix, lay)
     src_dirs = [require_dir(corpus, base / s, lay) for s in srcs]
-    examples = []
-    for m in sorted(mix_dir.glob("*.wav")):
-        files = tuple(d / m.name for d in src_dirs)
-        for f in files:
-            if not f.exists():
-                raise layout_error(corpus, f"{f} is missing (the source of {m})", lay)
-        examples.append(Example(m.stem, m, files))
-    if not examples:
-        raise layout_error(corpus, f"no .wav files in {mix_dir}", lay)
+    examples = paired_examples(corpus, mix_dir, src_dirs, lay)
     return FileDataset(corpus, examples, sample_rate, enhancement=enhancement, layout=lay)
 
 

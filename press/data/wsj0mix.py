@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from press.data.base import Example, FileDataset, check_choice, layout_error, rate_folder, require_dir
+from press.data.base import (FileDataset, check_choice, paired_examples, rate_folder,
+                             require_dir)
 
 SPLIT_DIRS = {"train": "tr", "val": "cv", "test": "tt"}
 
@@ -30,13 +31,5 @@ def wsj0mix(
     require_dir(corpus, Path(root), lay)
     mix_dir = require_dir(corpus, base / "mix", lay)
     src_dirs = [require_dir(corpus, base / f"s{i}", lay) for i in range(1, n_src + 1)]
-    examples = []
-    for mix in sorted(mix_dir.glob("*.wav")):
-        srcs = tuple(d / mix.name for d in src_dirs)
-        for s in srcs:
-            if not s.exists():
-                raise layout_error(corpus, f"{s} is missing (the source of {mix})", lay)
-        examples.append(Example(mix.stem, mix, srcs))
-    if not examples:
-        raise layout_error(corpus, f"no .wav files in {mix_dir}", lay)
+    examples = paired_examples(corpus, mix_dir, src_dirs, lay)
     return FileDataset(corpus, examples, sample_rate, enhancement=False, layout=lay)
