@@ -29,7 +29,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from press.checkpoint import save_model
+from press.checkpoint import load_model, save_model
 from press.errors import PressError
 from press.likelihood import PressLoss
 from press.metrics import si_snri
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {"seed": 0, "crop_seconds": 4.0, "batch_size": 1, "lr": 5e-4, "betas": [0.9, 0.999],
               "weight_decay": 0.01, "warmup_steps": 5000, "final_lr_ratio": 0.0, "steps": 4_000_000,
               "grad_clip": 1.0, "log_every": 10, "val_every": 1000, "ckpt_every": 1000, "num_workers": 0,
-              "amp": "auto", "compile": False, "tensorboard": True},
+              "amp": "auto", "compile": False, "tensorboard": True, "init": None},
     "finetune": {"steps": 0, "lr": 1e-4, "warmup_steps": 0, "final_lr_ratio": 0.0, "max_seconds": 20.0,
                  "batch_size": 4, "max_batch_seconds": 40.0},
     "data": {"name": "builtin", "root": None, "mode": "min", "options": {}, "val_examples": 200,
@@ -140,6 +140,8 @@ class Trainer:
             torch.set_flush_denormal(True)
         torch.manual_seed(int(cfg.train.seed))
         self.model = PressNet(model_config(cfg)).to(dev)
+        if cfg.train.init and not resume:
+            self._start_from(Path(str(cfg.train.init)))
         self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
                                  float(cfg.loss.get("sisnr_weight", 0.0)))
         self.optimizer = make_optimizer(self.model, cfg)
@@ -171,6 +173,16 @@ class Trainer:
         if dist.is_main:
             self.records = RunRecords(run_dir, cfg, self.model.n_exits, self.step, dist.world, str(dev),
                                       tensorboard=bool(cfg.train.tensorboard))
+
+    def _start_from(self, path: Path) -> None:
+        """Start from the weights of an earlier model (`train.init`): a longer schedule, new data or
+        augmentation without paying again for the steps already taken. Only the weights carry over;
+        optimiser, schedule and data order start afresh."""
+        source, source_cfg, _ = load_model(path)
+        if model_config(source_cfg) != model_config(self.cfg):
+            raise PressError(f"train.init={path}: its model config differs from this run's; "
+                             "only a model of the same architecture can be continued")
+        self.model.load_state_dict(source.state_dict())
 
     def _stream(self, stage: str, position: Position) -> BatchStream:
         self.stage = stage

@@ -1,6 +1,7 @@
 """`press data synth` rebuilds the shipped utterances bit-identically; missing tools fail clearly.
 
-The rebuild test renders a small subset (espeak-ng, flite, codec2 and pocketsphinx recordings) and
+The rebuild test renders a small subset (espeak-ng, flite, codec2, pocketsphinx and Asterisk's Italian
+prompts) and
 needs those Debian packages; .ci/run installs them. It is skipped, saying so, where they are absent.
 """
 
@@ -18,12 +19,14 @@ from press.data.synth import Plan, plan_corpus, render, synthesize
 from press.data.voices import all_voices
 from press.errors import PressError
 
-SUBSET_ENGINES = {"espeak-ng": 3, "flite": 2, "codec2-examples": 2, "pocketsphinx-testdata": 2}
+SUBSET_ENGINES = {"espeak-ng": 3, "flite": 2, "codec2-examples": 2, "pocketsphinx-testdata": 2,
+                  "asterisk-core-sounds-it-wav": 2}
 TOOLS_PRESENT = (
     shutil.which("espeak-ng")
     and shutil.which("flite")
     and Path("/usr/share/codec2/raw/hts1.raw").exists()
     and Path("/usr/share/pocketsphinx/test/data/cards/001.wav").exists()
+    and Path("/usr/share/asterisk/sounds/it_IT_m_Carlo").is_dir()
 )
 
 
@@ -38,7 +41,8 @@ def subset_ids() -> set[str]:
 
 
 @pytest.mark.skipif(
-    not TOOLS_PRESENT, reason="needs apt packages espeak-ng flite codec2-examples pocketsphinx-testdata"
+    not TOOLS_PRESENT,
+    reason="needs apt packages espeak-ng flite codec2-examples pocketsphinx-testdata asterisk-core-sounds-it-wav",
 )
 def test_synth_rebuilds_shipped_subset_bit_identically(tmp_path):
     expected = {r["id"]: r for r in load_manifest()}

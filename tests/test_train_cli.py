@@ -2,6 +2,9 @@
 
 import json
 
+import torch
+from safetensors.torch import load_file
+
 from press.cli import main
 from tiny_training import OVERRIDES
 
@@ -36,3 +39,21 @@ def test_press_train_writes_records_and_says_where(tmp_path, capsys):
 def test_malformed_override_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "tiny", "--out", str(tmp_path / "r"), "train.lr"]) == 2
     assert "key=value" in capsys.readouterr().err
+
+
+def test_train_init_starts_from_an_earlier_model(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", "tiny", "--out", str(first), "--device", "cpu", "--no-progress", *SHORT]) == 0
+    source = load_file(str(first / "best.safetensors"))
+    # zero steps of crops and one of fine-tuning at lr 0: the continued model is the source, unchanged
+    assert main(["train", "tiny", "--out", str(second), "--device", "cpu", "--no-progress", *SHORT,
+                 f"train.init={first / 'best.safetensors'}", "train.steps=1", "train.lr=0", "finetune.lr=0",
+                 "finetune.steps=0"]) == 0
+    continued = load_file(str(second / "last.safetensors"))
+    assert continued.keys() == source.keys()
+    assert all(torch.equal(continued[k], source[k]) for k in source)
+    capsys.readouterr()
+    # a model of another architecture cannot be continued
+    assert main(["train", "tiny", "--out", str(tmp_path / "third"), "--device", "cpu", "--no-progress", *SHORT,
+                 f"train.init={first / 'best.safetensors'}", "model.dim=24"]) == 2
+    assert "architecture" in capsys.readouterr().err

@@ -22,13 +22,12 @@ import soundfile as sf
 
 from press.audio import load_audio, resample, write_audio
 from press.data.text import utterance_text
-from press.data.voices import ASTERISK_DIR, PACKAGES, Voice, _stable_rng, all_voices, requirements
+from press.data.voices import ASTERISK_VOICES, PACKAGES, Voice, _stable_rng, all_voices, asterisk_dir, requirements
 from press.errors import PressError
 
 SAMPLE_RATE = 8000
 TTS_UTTERANCES = 6  # per synthetic voice
-ALLISON_SECONDS = 600.0  # budget of asterisk prompts (the corpus must stay under ~30 MB)
-ALLISON_MIN_SECONDS = 1.5  # shorter prompts are single words
+ASTERISK_MIN_SECONDS = 1.5  # shorter prompts are single words
 TARGET_DBFS = -22.0
 MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
 
@@ -45,16 +44,17 @@ class Plan:
     pitch: float = 0.0
 
 
-def _allison_files() -> list[tuple[str, float]]:
-    root = Path(ASTERISK_DIR)
+def _asterisk_files(name: str) -> list[tuple[str, float]]:
+    """The prompts kept for one Asterisk voice: sentences, in name order, within its seconds budget
+    (the budgets keep the shipped corpus near 30 MB)."""
+    _, package, budget = ASTERISK_VOICES[name]
+    root = Path(asterisk_dir(name))
     if not root.is_dir():
-        raise PressError(
-            f"{root} not found; install it with: apt-get install {' '.join(PACKAGES['asterisk-core-sounds-en-wav'])}"
-        )
+        raise PressError(f"{root} not found; install it with: apt-get install {' '.join(PACKAGES[package])}")
     chosen, total = [], 0.0
     for f in sorted(root.glob("*.wav")):
         seconds = sf.info(str(f)).duration
-        if seconds >= ALLISON_MIN_SECONDS and total + seconds <= ALLISON_SECONDS:
+        if seconds >= ASTERISK_MIN_SECONDS and total + seconds <= budget:
             chosen.append((str(f), seconds))
             total += seconds
     return chosen
@@ -63,7 +63,8 @@ def _allison_files() -> list[tuple[str, float]]:
 def plan_voice(voice: Voice, seed: int) -> list[Plan]:
     """The utterances of one voice, in order; ids are `<speaker>-<NNN>`."""
     if voice.kind == "real":
-        files = [f for f, _ in _allison_files()] if voice.engine == "asterisk-core-sounds-en-wav" else list(voice.files)
+        asterisk = voice.params.get("asterisk")
+        files = [f for f, _ in _asterisk_files(asterisk)] if asterisk else list(voice.files)
         return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
     rng = _stable_rng(seed, "utt:" + voice.speaker)
     plans = []

@@ -16,12 +16,24 @@ import numpy as np
 
 SPLITS = ("train", "val", "test", "babble")
 
-ASTERISK_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"
+ASTERISK_ROOT = "/usr/share/asterisk/sounds"
+# Asterisk IVR prompts, one professional speaker per language: (folder, package, seconds kept).
+# English, French, Italian and Russian prompts are four different people (one of them male); the
+# Spanish prompts are Allison again, so they are left out.
+ASTERISK_VOICES = {
+    "allison": ("en_US_f_Allison", "asterisk-core-sounds-en-wav", 600.0),
+    "june-fr": ("fr_CA_f_June", "asterisk-core-sounds-fr-wav", 300.0),
+    "carlo-it": ("it_IT_m_Carlo", "asterisk-core-sounds-it-wav", 300.0),
+    "maxim-ru": ("ru_RU_f_IvrvoiceRU", "asterisk-core-sounds-ru-wav", 300.0),
+}
 CODEC2_RAW = "/usr/share/codec2/raw"
 SPHINX = "/usr/share/pocketsphinx/test/data"
 
 LICENCES = {
     "asterisk-core-sounds-en-wav": "CC-BY-SA-3.0 (recorded by Allison Smith, Digium)",
+    "asterisk-core-sounds-fr-wav": "CC-BY-SA-3.0 (recorded by June Wallack, Digium)",
+    "asterisk-core-sounds-it-wav": "CC-BY-3.0 (recorded by Carlo Flora)",
+    "asterisk-core-sounds-ru-wav": "CC-BY-3.0 (provided by Maxim Topal, ivrvoice.ru)",
     "codec2-examples": "LGPL-2.1 (codec2 test samples)",
     "pocketsphinx-testdata": "BSD-2-Clause (CMU Sphinx test data)",
     "pocketsphinx-testdata/librivox": "public domain (LibriVox recording, via CMU Sphinx test data)",
@@ -35,7 +47,7 @@ LICENCES = {
 
 # Debian packages each engine needs; the synth command names them when a tool is missing.
 PACKAGES = {
-    "asterisk-core-sounds-en-wav": ["asterisk-core-sounds-en-wav"],
+    **{package: [package] for _, package, _ in ASTERISK_VOICES.values()},
     "codec2-examples": ["codec2-examples"],
     "pocketsphinx-testdata": ["pocketsphinx-testdata"],
     "espeak-ng": ["espeak-ng"],
@@ -73,7 +85,11 @@ def _stable_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def real_voices() -> list[Voice]:
-    """Recorded English speech from Debian packages, with the split of each speaker fixed by hand."""
+    """Recorded speech from Debian packages, with the split of each speaker fixed by hand.
+
+    Test and validation speakers are English; the extra training speakers (Asterisk's French,
+    Italian and Russian prompts) add real voices and recording chains, not languages to evaluate.
+    """
     c2 = lambda name: (f"{CODEC2_RAW}/{name}.raw",)  # noqa: E731
     sphinx_cards = tuple(f"{SPHINX}/cards/{i:03d}.wav" for i in range(1, 6))
     librivox = tuple(
@@ -82,7 +98,7 @@ def real_voices() -> list[Voice]:
     )
     sphinx_raw = tuple(f"{SPHINX}/{n}.raw" for n in ("goforward", "numbers", "something"))
     rows = [
-        ("allison", "asterisk-core-sounds-en-wav", "train", ()),
+        *((name, package, "train", ()) for name, (_, package, _) in ASTERISK_VOICES.items()),
         ("codec2-hts1", "codec2-examples", "train", c2("hts1")),
         ("codec2-forig", "codec2-examples", "train", c2("forig")),
         ("codec2-big_dog", "codec2-examples", "train", c2("big_dog")),
@@ -97,7 +113,8 @@ def real_voices() -> list[Voice]:
     out = []
     for speaker, engine, split, files in rows:
         lic_key = "pocketsphinx-testdata/librivox" if speaker == "sphinx-librivox" else engine
-        out.append(Voice(f"real-{speaker}", "real", engine, speaker, split, LICENCES[lic_key], {}, files))
+        params = {"asterisk": speaker} if speaker in ASTERISK_VOICES else {}
+        out.append(Voice(f"real-{speaker}", "real", engine, speaker, split, LICENCES[lic_key], params, files))
     return out
 
 
@@ -182,6 +199,11 @@ def tts_voices(seed: int) -> list[Voice]:
     return voices
 
 
+def asterisk_dir(name: str) -> str:
+    """Folder of one Asterisk voice's WAV prompts."""
+    return f"{ASTERISK_ROOT}/{ASTERISK_VOICES[name][0]}"
+
+
 def all_voices(seed: int) -> list[Voice]:
     return real_voices() + tts_voices(seed)
 
@@ -200,7 +222,9 @@ def requirements(voice: Voice) -> list[tuple[str, str]]:
     """
     p = voice.params
     if voice.kind == "real":
-        return [(f, voice.engine) for f in (voice.files or (ASTERISK_DIR,))]
+        if "asterisk" in p:
+            return [(asterisk_dir(p["asterisk"]), voice.engine)]
+        return [(f, voice.engine) for f in voice.files]
     if voice.engine == "espeak-ng":
         return [("espeak-ng", "espeak-ng")]
     if voice.engine == "mbrola":

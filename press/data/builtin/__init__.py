@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import soxr
 import torch
 from torch.utils.data import Dataset
 
@@ -60,6 +61,12 @@ class BuiltinMixtures(Dataset):
     subset selects the speakers the sources come from: "all", "real" (recorded speech only; in the
     test split that is speech no model trained on) or "tts". Noise for "enhance" is generated, with
     babble drawn from voices reserved for it (split "babble" in the manifest).
+
+    Two training-only augmentations (ignored for val and test, whose lists stay fixed):
+    `speed=(lo, hi)` plays each utterance at a random speed in that range (pitch and formants move
+    with it: new voices from the same talkers), and `real_weight=w` makes every recorded speaker w
+    times as likely to be drawn as a TTS one (recorded speech is what users separate; the corpus
+    has far fewer recorded speakers than synthetic ones).
     """
 
     def __init__(
@@ -74,6 +81,8 @@ class BuiltinMixtures(Dataset):
         epoch_size: int = 10000,
         num_examples: int | None = None,
         seed: int = 0,
+        speed: tuple[float, float] | None = None,
+        real_weight: float = 1.0,
     ):
         for what, value, options in (
             ("split", split, ("train", "val", "test")),
@@ -83,6 +92,10 @@ class BuiltinMixtures(Dataset):
         ):
             if value not in options:
                 raise PressError(f"builtin: unknown {what} {value!r}; expected one of {', '.join(options)}")
+        if speed is not None and not (len(speed) == 2 and 0.5 <= speed[0] <= speed[1] <= 2.0):
+            raise PressError(f"builtin: speed must be a range (lo, hi) within 0.5..2.0, got {speed!r}")
+        if not real_weight > 0:
+            raise PressError(f"builtin: real_weight must be positive, got {real_weight!r}")
         if task == "separate" and n_src not in (2, 3):
             raise PressError(f"builtin: n_src must be 2 or 3 for task='separate', got {n_src}")
         self.root = Path(root or CORPUS_DIR)
@@ -102,6 +115,11 @@ class BuiltinMixtures(Dataset):
             self._speakers[r["speaker"]].append(self._read(r))
             self._uids[r["speaker"]].append(r["id"])
         self._speaker_names = sorted(self._speakers)
+        train = split == "train"
+        self._speed = tuple(map(float, speed)) if speed is not None and train else None
+        kinds = {r["speaker"]: r["kind"] for r in chosen}
+        weights = np.array([real_weight if kinds[n] == "real" and train else 1.0 for n in self._speaker_names])
+        self._speaker_p = weights / weights.sum() if np.any(weights != 1.0) else None
         if len(self._speaker_names) < self._n_talkers:
             raise PressError(
                 f"builtin: split {split!r} subset {subset!r} has {len(self._speaker_names)} speaker(s); "
@@ -134,12 +152,17 @@ class BuiltinMixtures(Dataset):
         if not 0 <= index < self._size:
             raise IndexError(index)
         rng = self._rng(index)
-        speakers = rng.choice(len(self._speaker_names), size=self._n_talkers, replace=False)
+        speakers = rng.choice(len(self._speaker_names), size=self._n_talkers, replace=False, p=self._speaker_p)
         utts, uids = [], []
         for s in speakers:
             name = self._speaker_names[int(s)]
             k = int(rng.integers(len(self._speakers[name])))
-            utts.append(self._speakers[name][k])
+            utt = self._speakers[name][k]
+            if self._speed is not None:
+                # played `factor` times faster: read as if recorded at sr * factor, resampled to sr
+                factor = float(rng.uniform(*self._speed))
+                utt = soxr.resample(utt, round(self.sample_rate * factor), self.sample_rate).astype(np.float32)
+            utts.append(utt)
             uids.append(self._uids[name][k])
         sources, overlap = place_sources(utts, rng, self.sample_rate, self.mode if self.task == "separate" else "max")
         return rng, sources, overlap, uids
