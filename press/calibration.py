@@ -226,34 +226,68 @@ def _neg_log_likelihood(
     return -float(np.mean(ll)), -grad
 
 
+# Error power below which a block's error is not measurable: 16-bit quantisation noise is
+# (2^-15)^2 / 12 ≈ 8e-11 (−101 dB re full scale).
+MEASURABLE_ERROR_POWER = 1e-10
+
+
+FIT_METHODS = ("crps", "likelihood")
+MAX_FIT_BLOCKS = 20000  # the CRPS fit subsamples (evenly) beyond this: ~10 s on one CPU core
+
+
 def fit_recalibration(
-    alpha: Tensor, beta: Tensor, error_energy: Tensor, count: Tensor
+    alpha: Tensor, beta: Tensor, error_energy: Tensor, count: Tensor, method: str = "crps"
 ) -> Recalibration:
-    """Fit (alpha_scale, beta_scale) by maximum likelihood on validation blocks.
+    """Fit (alpha_scale, beta_scale) on validation blocks.
 
     alpha, beta, error_energy (‖x − x̂‖²), count (n): broadcastable, any shape; blocks with n = 0
-    are ignored. Maximises the mean Student-t log-likelihood of SPEC §3 over the two log-scales
-    (L-BFGS-B, analytic gradient). Fit one Recalibration per exit: exits differ in how wrong they
-    are.
+    are ignored. Two criteria over the two log-scales:
+
+    - "crps" (default): minimise the mean CRPS of the predicted error power in dB (Nelder–Mead).
+      CRPS is a proper score that grows only linearly with a miss, so it weighs every block about
+      equally. On the shipped model's validation blocks it lowers KS and CRPS on held-out test
+      blocks (docs/results.md).
+    - "likelihood": maximise the mean Student-t block log-likelihood of SPEC §3 (L-BFGS-B, analytic
+      gradient), the paper's training criterion. Exact when the model family is right (the tests'
+      synthetic data); on real models a few badly predicted blocks dominate the log score, and the
+      measured effect on held-out calibration was negative.
+
+    Blocks whose error power ‖e‖²/n is below MEASURABLE_ERROR_POWER (e.g. exact zeros where the
+    reference and the estimate are both digital silence) are left out: the likelihood of a zero
+    error grows without bound as β → 0, and a handful of such blocks (0.2 % of the built-in
+    validation set) would otherwise drive β_scale to the bound and wreck every other block.
     """
+    if method not in FIT_METHODS:
+        raise PressError(f"unknown recalibration method {method!r}; expected one of {', '.join(FIT_METHODS)}")
     alpha, beta, energy, count = (
         v.flatten().cpu().numpy()
         for v in torch.broadcast_tensors(
             *(torch.as_tensor(x, dtype=torch.float64) for x in (alpha, beta, error_energy, count))
         )
     )
-    keep = count > 0
+    keep = (count > 0) & (energy > MEASURABLE_ERROR_POWER * count)
     if not keep.any():
-        raise PressError("no valid blocks to fit a recalibration on")
-    args = (alpha[keep], beta[keep], energy[keep] / 2.0, count[keep] / 2.0)
-    result = scipy.optimize.minimize(
-        _neg_log_likelihood,
-        np.zeros(2),
-        args=args,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-30.0, 30.0), (-30.0, 30.0)],
-    )
+        raise PressError("no valid blocks with a measurable error to fit a recalibration on")
+    alpha, beta, energy, count = alpha[keep], beta[keep], energy[keep], count[keep]
+    if method == "likelihood":
+        result = scipy.optimize.minimize(
+            _neg_log_likelihood, np.zeros(2), args=(alpha, beta, energy / 2.0, count / 2.0), jac=True,
+            method="L-BFGS-B", bounds=[(-30.0, 30.0), (-30.0, 30.0)],
+        )
+    else:
+        step = max(1, -(-len(alpha) // MAX_FIT_BLOCKS))
+        a, b, e, n = (torch.from_numpy(v[::step]) for v in (alpha, beta, energy, count))
+
+        def mean_crps(log_scales: np.ndarray) -> float:
+            if np.any(np.abs(log_scales) > 30.0):
+                return math.inf
+            return float(crps_error_power_db(a * math.exp(log_scales[0]), b * math.exp(log_scales[1]), e, n,
+                                             nodes=129).mean())
+
+        # an explicit simplex: scipy's default around x0 = 0 is 0.00025 wide and stalls
+        simplex = np.array([[0.0, 0.0], [0.7, 0.0], [0.0, 0.7]])
+        result = scipy.optimize.minimize(mean_crps, np.zeros(2), method="Nelder-Mead",
+                                         options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-6})
     if not np.all(np.isfinite(result.x)):
         raise PressError(f"recalibration fit failed: {result.message}")
     return Recalibration(float(np.exp(result.x[0])), float(np.exp(result.x[1])))

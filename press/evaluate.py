@@ -245,9 +245,9 @@ def _summary(totals: dict[tuple, PointTotals], calibration: CalibrationData, opt
     }
 
 
-def fit_on(separator: Separator, items: Iterable[dict]) -> Recalibration:
-    """Post-hoc recalibration fitted by maximum likelihood on `items` (a validation set), pooled
-    over exits: `Separator` applies one rescaling to every exit, so one is fitted for all."""
+def fit_on(separator: Separator, items: Iterable[dict], method: str = "crps") -> Recalibration:
+    """Post-hoc recalibration fitted on `items` (a validation set) by `method` (see
+    fit_recalibration), pooled over exits: `Separator` applies one rescaling to every exit."""
     parts: list[tuple[np.ndarray, ...]] = []
     for item in items:
         mixture = item["mixture"].numpy().astype(np.float32)
@@ -256,4 +256,4 @@ def fit_on(separator: Separator, items: Iterable[dict]) -> Recalibration:
         keep = (a.count > 0) & a.valid[None, :, None, :]
         parts.append(tuple(x[keep] for x in (a.alpha, a.beta, a.error_energy, a.count)))
     alpha, beta, energy, count = (torch.from_numpy(np.concatenate(p)) for p in zip(*parts))
-    return fit_recalibration(alpha, beta, energy, count)
+    return fit_recalibration(alpha, beta, energy, count, method=method)

@@ -59,11 +59,14 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
 
     from press.checkpoint import save_model
     from press.evaluate import Options, evaluate, fit_on
+    from press.api import DEFAULT_CONTEXT, DEFAULT_SEGMENT
     from press.inference import Separator
 
     model, cfg, recal, extra = resolve_model(args.model)
     options = Options(targets=targets, confidence=args.confidence, quality=not args.no_quality)
-    separator = Separator(model, segment=args.segment, context=args.context, batch_size=args.batch_size,
+    segment = DEFAULT_SEGMENT if args.segment is None else args.segment
+    context = DEFAULT_CONTEXT if args.context is None else args.context
+    separator = Separator(model, segment=segment, context=context, batch_size=args.batch_size,
                           recalibration=recal)
     items, n = dataset_items(args.dataset, args.root, args.split, model, args.subset, args.limit)
     fitted = None
@@ -71,7 +74,7 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
         val, n_val = dataset_items(args.dataset, args.root, args.calibrate_split, model, args.subset,
                                    args.calibrate_limit)
         fitted = fit_on(separator, tqdm(val, total=n_val, desc="fit recalibration", unit="utt",
-                                        disable=None))
+                                        disable=None), method=args.calibrate_method)
         if args.save_calibrated:
             save_model(args.save_calibrated, model, cfg, {**extra, "recalibration": fitted.to_dict()})
     with tqdm(total=n, desc="evaluate", unit="utt", disable=None) as bar:

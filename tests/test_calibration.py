@@ -157,10 +157,11 @@ def test_ece_small_when_calibrated_large_when_not() -> None:
     assert exit_reliability(b, 4 * b.alpha, b.beta) > 0.1
 
 
-def test_recalibration_fixes_scaled_beta_on_fresh_data() -> None:
+@pytest.mark.parametrize("method", ["crps", "likelihood"])
+def test_recalibration_fixes_scaled_beta_on_fresh_data(method: str) -> None:
     fit_on = make_blocks(3000, 2000, seed=5)
     energy, count = error_energy(fit_on, 2000)
-    recal = fit_recalibration(fit_on.alpha, 4 * fit_on.beta, energy, count)
+    recal = fit_recalibration(fit_on.alpha, 4 * fit_on.beta, energy, count, method=method)
     assert recal.beta_scale == pytest.approx(0.25, rel=0.1)
     assert recal.alpha_scale == pytest.approx(1.0, rel=0.1)
     fresh = make_blocks(3000, 2000, seed=6)
@@ -169,6 +170,18 @@ def test_recalibration_fixes_scaled_beta_on_fresh_data() -> None:
     after = pit_values(*recal.apply(fresh.alpha, 4 * fresh.beta), energy, count).flatten().numpy()
     assert scipy.stats.kstest(before, "uniform").pvalue < 1e-6
     assert scipy.stats.kstest(after, "uniform").pvalue > 0.01
+
+
+def test_recalibration_ignores_blocks_without_a_measurable_error() -> None:
+    # Exact-zero errors (digital silence in reference and estimate) make the likelihood unbounded
+    # as beta -> 0; a few of them must not move the fit away from the known answer.
+    blocks = make_blocks(3000, 2000, seed=7)
+    energy, count = error_energy(blocks, 2000)
+    energy = energy.clone()
+    energy.view(-1)[:10] = 0.0
+    recal = fit_recalibration(blocks.alpha, 4 * blocks.beta, energy, count, method="likelihood")
+    assert recal.beta_scale == pytest.approx(0.25, rel=0.1)
+    assert recal.alpha_scale == pytest.approx(1.0, rel=0.1)
 
 
 def test_recalibration_round_trip_and_validation() -> None:
@@ -185,6 +198,8 @@ def test_recalibration_round_trip_and_validation() -> None:
         Recalibration(-1.0, 1.0)
     with pytest.raises(PressError):
         fit_recalibration(alpha, beta, torch.tensor([1.0]), torch.tensor([0.0]))
+    with pytest.raises(PressError, match="method"):
+        fit_recalibration(alpha, beta, torch.tensor([1.0]), torch.tensor([10.0]), method="brier")
 
 
 def test_plots_write_png_files(tmp_path) -> None:

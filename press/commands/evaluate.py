@@ -35,13 +35,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N utterances")
     p.add_argument("--targets", default="10,15,20,25", help="exit-SNR targets t in dB (comma-separated)")
     p.add_argument("--confidence", type=float, default=0.9, help="confidence p of the dynamic rule")
-    p.add_argument("--segment", type=float, default=2.0, help="compute segment in seconds")
-    p.add_argument("--context", type=float, default=0.5, help="context on each side in seconds")
+    p.add_argument("--segment", type=float, default=None,
+                   help="compute segment in seconds (default: the API's, 2.0)")
+    p.add_argument("--context", type=float, default=None,
+                   help="context on each side in seconds (default: the API's, 0.25)")
     p.add_argument("--batch-size", type=int, default=8, help="segments per batch")
     p.add_argument("--no-quality", action="store_true", help="skip SDRi, PESQ and STOI (faster)")
     p.add_argument("--calibrate-split", default=None,
                    help="fit a post-hoc recalibration on this split first (e.g. val)")
     p.add_argument("--calibrate-limit", type=int, default=50, help="utterances to fit it on")
+    p.add_argument("--calibrate-method", choices=("crps", "likelihood"), default="crps",
+                   help="fit criterion: mean CRPS of the error power in dB (default) or the likelihood")
     p.add_argument("--save-calibrated", default=None, metavar="PATH",
                    help="write the checkpoint with the fitted recalibration to PATH")
     p.add_argument("--out", required=True, help="folder for the CSV, JSON and figures")
