@@ -12,8 +12,9 @@ It is checked against what happened, the observed block error power σ̂² = ‖
   needs α > 1, and in the same unit as the targets);
 - reliability diagram and expected calibration error of P(exit-SNR ≥ t).
 
-Post-hoc recalibration rescales α and β with two constants fitted by maximum likelihood on a
-validation set; it is stored with a checkpoint as plain floats and applied at inference.
+Post-hoc recalibration rescales α and β with two constants, pooled or one pair per exit, fitted on
+a validation set (least CRPS or maximum likelihood); it is stored with a checkpoint as plain floats
+and applied at inference.
 """
 
 from __future__ import annotations
@@ -158,33 +159,73 @@ def reliability_diagram(probability: Tensor, outcome: Tensor, bins: int = 10) ->
     return ReliabilityDiagram(edges, mean_p, observed, count, ece)
 
 
+Scales = tuple[float, ...]
+
+
 @dataclass(frozen=True)
 class Recalibration:
-    """Post-hoc rescaling α' = alpha_scale·α, β' = beta_scale·β; identity by default.
+    """Post-hoc rescaling α' = a·α, β' = b·β; identity by default.
 
     Two scales are enough to fix the two usual failures: a wrong overall error level (β/α, the
     predicted error power scale) and a wrong confidence (α, the tail weight / spread). Rescaling
     keeps α, β > 0 and the model's ranking of blocks, so decisions stay monotone in the raw output.
+
+    alpha_scale, beta_scale: one number each (pooled: every exit alike) or one per exit (tuples of
+    equal length K): exits of different depth are miscalibrated differently, so a per-exit fit
+    (`fit_per_exit`) can correct each of them.
     """
 
-    alpha_scale: float = 1.0
-    beta_scale: float = 1.0
+    alpha_scale: float | Scales = 1.0
+    beta_scale: float | Scales = 1.0
 
     def __post_init__(self) -> None:
+        shapes = {len(v) if isinstance(v, (tuple, list)) else None for v in (self.alpha_scale, self.beta_scale)}
+        if len(shapes) != 1 or 0 in shapes:
+            raise PressError("recalibration alpha_scale and beta_scale must both be numbers or both "
+                             f"non-empty per-exit lists of one length, got {self.alpha_scale!r}, {self.beta_scale!r}")
         for name in ("alpha_scale", "beta_scale"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise PressError(
-                    f"recalibration {name} must be a positive finite number, got {v!r}"
-                )
+            if isinstance(v, list):
+                object.__setattr__(self, name, v := tuple(v))
+            for x in v if isinstance(v, tuple) else (v,):
+                if not (isinstance(x, (int, float)) and math.isfinite(x) and x > 0):
+                    raise PressError(f"recalibration {name} must hold positive finite numbers, got {v!r}")
 
-    def apply(self, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
-        """Recalibrated (α', β'), same shapes and dtypes as given."""
-        return alpha * self.alpha_scale, beta * self.beta_scale
+    @property
+    def n_exits(self) -> int | None:
+        """K for a per-exit recalibration, None for a pooled one."""
+        return len(self.alpha_scale) if isinstance(self.alpha_scale, tuple) else None
 
-    def to_dict(self) -> dict[str, float]:
+    def apply(self, alpha: Tensor, beta: Tensor, exit: int | None = None) -> tuple[Tensor, Tensor]:
+        """Recalibrated (α', β'), same shapes and dtypes as given.
+
+        exit: the 1-based exit that (α, β) come from; None when their first dimension runs over
+        all K exits (a per-exit recalibration then scales α[k] and β[k] by exit k + 1's scales).
+        A pooled recalibration ignores it.
+        """
+        if self.n_exits is None:
+            return alpha * self.alpha_scale, beta * self.beta_scale
+        if exit is not None:
+            if not 1 <= exit <= self.n_exits:
+                raise PressError(f"recalibration holds {self.n_exits} exits; exit {exit} has none")
+            return alpha * self.alpha_scale[exit - 1], beta * self.beta_scale[exit - 1]
+        if alpha.shape[0] != self.n_exits:
+            raise PressError(f"recalibration holds {self.n_exits} exits but was given {alpha.shape[0]}")
+        shape = (-1,) + (1,) * (alpha.dim() - 1)  # (K, 1, ...)
+        a = torch.tensor(self.alpha_scale, dtype=alpha.dtype, device=alpha.device).view(shape)
+        b = torch.tensor(self.beta_scale, dtype=beta.dtype, device=beta.device).view(shape)
+        return alpha * a, beta * b
+
+    def check_exits(self, n_exits: int) -> None:
+        """Raise unless this recalibration fits a model with `n_exits` exits."""
+        if self.n_exits not in (None, n_exits):
+            raise PressError(f"the recalibration holds scales for {self.n_exits} exits but the model has "
+                             f"{n_exits}; refit it for this model")
+
+    def to_dict(self) -> dict[str, float | list[float]]:
         """Plain JSON-able form, stored next to a checkpoint's weights."""
-        return {"alpha_scale": float(self.alpha_scale), "beta_scale": float(self.beta_scale)}
+        plain = lambda v: [float(x) for x in v] if isinstance(v, tuple) else float(v)  # noqa: E731
+        return {"alpha_scale": plain(self.alpha_scale), "beta_scale": plain(self.beta_scale)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Recalibration":
@@ -193,7 +234,7 @@ class Recalibration:
             raise PressError(
                 f"recalibration must be a dict with keys alpha_scale and beta_scale, got {data!r}"
             )
-        return cls(float(data["alpha_scale"]), float(data["beta_scale"]))
+        return cls(data["alpha_scale"], data["beta_scale"])
 
 
 def _neg_log_likelihood(
@@ -291,3 +332,17 @@ def fit_recalibration(
     if not np.all(np.isfinite(result.x)):
         raise PressError(f"recalibration fit failed: {result.message}")
     return Recalibration(float(np.exp(result.x[0])), float(np.exp(result.x[1])))
+
+
+def fit_per_exit(
+    alpha: Tensor, beta: Tensor, error_energy: Tensor, count: Tensor, method: str = "crps"
+) -> Recalibration:
+    """One (alpha_scale, beta_scale) pair per exit: `fit_recalibration` on each exit's blocks.
+
+    alpha, beta, error_energy, count: (K, ...) with the exits first, any further shape.
+    """
+    if not alpha.shape[0] == beta.shape[0] == error_energy.shape[0] == count.shape[0]:
+        raise PressError("fit_per_exit: alpha, beta, error_energy and count need the exits first, of one length")
+    fits = [fit_recalibration(*(v[k] for v in (alpha, beta, error_energy, count)), method=method)
+            for k in range(alpha.shape[0])]
+    return Recalibration(tuple(f.alpha_scale for f in fits), tuple(f.beta_scale for f in fits))

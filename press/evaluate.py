@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from press.analysis import UtteranceAnalysis, analyse
-from press.calibration import (Recalibration, crps_error_power_db, fit_recalibration, ks_statistic,
+from press.calibration import (Recalibration, crps_error_power_db, fit_per_exit, fit_recalibration, ks_statistic,
                                pit_values, reliability_diagram)
 from press.inference import ArrayReader, Separator, trace_exits
 from press.metrics import align_to_reference, pesq_score, sdr, si_snri, stoi_score
@@ -75,7 +75,6 @@ class CalibrationData:
     pit: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)     # label -> per exit
     crps: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)
     reliability: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
-    fit: list[tuple[np.ndarray, ...]] = field(default_factory=list)           # alpha, beta, energy, count
 
     def add(self, a: UtteranceAnalysis, label: str, recal: Recalibration, targets: Iterable[float]) -> None:
         keep = (a.count > 0) & a.valid[None, :, None, :]
@@ -245,15 +244,19 @@ def _summary(totals: dict[tuple, PointTotals], calibration: CalibrationData, opt
     }
 
 
-def fit_on(separator: Separator, items: Iterable[dict], method: str = "crps") -> Recalibration:
+def fit_on(separator: Separator, items: Iterable[dict], method: str = "crps", per_exit: bool = True
+           ) -> Recalibration:
     """Post-hoc recalibration fitted on `items` (a validation set) by `method` (see
-    fit_recalibration), pooled over exits: `Separator` applies one rescaling to every exit."""
+    fit_recalibration): one pair of scales per exit (`fit_per_exit`), or pooled over exits."""
     parts: list[tuple[np.ndarray, ...]] = []
     for item in items:
         mixture = item["mixture"].numpy().astype(np.float32)
         a = analyse(trace_exits(separator, ArrayReader(mixture)), mixture,
                     item["sources"].numpy().astype(np.float32))
-        keep = (a.count > 0) & a.valid[None, :, None, :]
-        parts.append(tuple(x[keep] for x in (a.alpha, a.beta, a.error_energy, a.count)))
-    alpha, beta, energy, count = (torch.from_numpy(np.concatenate(p)) for p in zip(*parts))
+        keep = (a.count > 0) & a.valid[None, :, None, :]                   # (K, n_seg, S, n_core)
+        parts.append(tuple(np.stack([x[k][keep[k]] for k in range(len(x))]) for x in
+                           (a.alpha, a.beta, a.error_energy, a.count)))   # (K, blocks) each
+    alpha, beta, energy, count = (torch.from_numpy(np.concatenate(p, axis=1)) for p in zip(*parts))
+    if per_exit:
+        return fit_per_exit(alpha, beta, energy, count, method=method)
     return fit_recalibration(alpha, beta, energy, count, method=method)

@@ -301,6 +301,7 @@ class Separator:
         self.context_samples = max(0, round(self.context * cfg.sample_rate / cfg.block)) * cfg.block
         if 2 * self.context_samples > self.segment_samples:
             raise PressError("context must be at most half the segment length")
+        self.recalibration.check_exits(self.model.n_exits)
         self.gmacs = [c.gmacs_per_second for c in exit_costs(self.model)]
         self.device = next(self.model.parameters()).device
 
@@ -379,7 +380,7 @@ class Separator:
         previous = None
         for k in range(1, model.n_exits + 1):
             out, state = model.advance(state)
-            alpha, beta = self.recalibration.apply(out.alpha, out.beta)
+            alpha, beta = self.recalibration.apply(out.alpha, out.beta, exit=k)
             out = ExitOutput(out.exit, out.estimate, alpha, beta)
             probs = exit_probabilities(out.estimate, windows[active], alpha, beta, self.target_db,
                                        self.confidence, self.block, p_ref=p_ref, lengths=lengths[active])

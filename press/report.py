@@ -74,7 +74,8 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
         val, n_val = dataset_items(args.dataset, args.root, args.calibrate_split, model, args.subset,
                                    args.calibrate_limit)
         fitted = fit_on(separator, tqdm(val, total=n_val, desc="fit recalibration", unit="utt",
-                                        disable=None), method=args.calibrate_method)
+                                        disable=None), method=args.calibrate_method,
+                        per_exit=not args.calibrate_pooled)
         if args.save_calibrated:
             save_model(args.save_calibrated, model, cfg, {**extra, "recalibration": fitted.to_dict()})
     with tqdm(total=n, desc="evaluate", unit="utt", disable=None) as bar:

@@ -17,6 +17,7 @@ from press.calibration import (
     Recalibration,
     calibration_curve,
     crps_error_power_db,
+    fit_per_exit,
     fit_recalibration,
     ks_statistic,
     pit_values,
@@ -200,6 +201,50 @@ def test_recalibration_round_trip_and_validation() -> None:
         fit_recalibration(alpha, beta, torch.tensor([1.0]), torch.tensor([0.0]))
     with pytest.raises(PressError, match="method"):
         fit_recalibration(alpha, beta, torch.tensor([1.0]), torch.tensor([10.0]), method="brier")
+
+
+def test_per_exit_recalibration_fixes_each_exit_on_its_own() -> None:
+    # Exit 1 predicts errors 4x too large (beta x 4), exit 2 is calibrated: a per-exit fit recovers
+    # both, where a pooled fit can only split the difference.
+    blocks = [make_blocks(2000, 2000, seed=s) for s in (11, 12)]
+    energy, count = (torch.stack(v) for v in zip(*(error_energy(b, 2000) for b in blocks)))  # (2, N, 1, 1)
+    alpha = torch.stack([b.alpha for b in blocks])
+    beta = torch.stack([4 * blocks[0].beta, blocks[1].beta])
+    recal = fit_per_exit(alpha, beta, energy, count)
+    assert recal.n_exits == 2
+    assert recal.beta_scale[0] == pytest.approx(0.25, rel=0.1)
+    assert recal.beta_scale[1] == pytest.approx(1.0, rel=0.1)
+    assert recal.alpha_scale == pytest.approx((1.0, 1.0), rel=0.1)
+    pooled = fit_recalibration(alpha, beta, energy, count)
+    for k in range(2):
+        ks = {name: ks_statistic(pit_values(*r.apply(alpha[k], beta[k], exit=k + 1), energy[k], count[k]))
+              for name, r in (("per-exit", recal), ("pooled", pooled))}
+        assert ks["per-exit"] < 0.04 < ks["pooled"], (k, ks)
+    # the whole stack at once (exits first) equals exit by exit
+    a_all, b_all = recal.apply(alpha, beta)
+    assert torch.equal(a_all[1], recal.apply(alpha[1], beta[1], exit=2)[0])
+    assert torch.equal(b_all[0], recal.apply(alpha[0], beta[0], exit=1)[1])
+
+
+def test_per_exit_recalibration_round_trip_and_validation() -> None:
+    recal = Recalibration((1.0, 2.0, 3.0), (0.5, 0.25, 4.0))
+    restored = Recalibration.from_dict(json.loads(json.dumps(recal.to_dict())))
+    assert restored == recal and restored.n_exits == 3
+    assert Recalibration.from_dict({"alpha_scale": [1.0, 2.0], "beta_scale": [3.0, 4.0]}).beta_scale == (3.0, 4.0)
+    alpha, beta = torch.ones(3, 5), torch.ones(3, 5)
+    assert recal.apply(alpha, beta)[1][:, 0].tolist() == [0.5, 0.25, 4.0]
+    assert recal.apply(alpha[0], beta[0], exit=3)[0].tolist() == [3.0] * 5
+    with pytest.raises(PressError, match="exit 4"):
+        recal.apply(alpha[0], beta[0], exit=4)
+    with pytest.raises(PressError, match="3 exits but was given 2"):
+        recal.apply(alpha[:2], beta[:2])
+    with pytest.raises(PressError, match="refit"):
+        recal.check_exits(4)
+    recal.check_exits(3)
+    Recalibration().check_exits(7)  # a pooled one fits any model
+    for a, b in (((1.0, 2.0), 1.0), ((1.0,), (1.0, 2.0)), ((), ()), ((1.0, 0.0), (1.0, 1.0))):
+        with pytest.raises(PressError):
+            Recalibration(a, b)
 
 
 def test_plots_write_png_files(tmp_path) -> None:

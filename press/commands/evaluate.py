@@ -46,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrate-limit", type=int, default=50, help="utterances to fit it on")
     p.add_argument("--calibrate-method", choices=("crps", "likelihood"), default="crps",
                    help="fit criterion: mean CRPS of the error power in dB (default) or the likelihood")
+    p.add_argument("--calibrate-pooled", action="store_true",
+                   help="fit one pair of scales for all exits instead of one pair per exit")
     p.add_argument("--save-calibrated", default=None, metavar="PATH",
                    help="write the checkpoint with the fitted recalibration to PATH")
     p.add_argument("--out", required=True, help="folder for the CSV, JSON and figures")
