@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from press.api import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.inference import ArrayReader, Dynamic, Separator, Static
 
 
@@ -86,8 +87,8 @@ def main() -> None:
     p.add_argument("model", nargs="?", default="small")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--segment", type=float, default=2.0)
-    p.add_argument("--context", type=float, default=0.5)
+    p.add_argument("--segment", type=float, default=DEFAULT_SEGMENT)
+    p.add_argument("--context", type=float, default=DEFAULT_CONTEXT)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--targets", default="-5,0,5,20")
     p.add_argument("--confidence", type=float, default=0.9)
