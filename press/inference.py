@@ -306,7 +306,10 @@ class Separator:
         self.device = next(self.model.parameters()).device
 
     def plan(self, n_samples: int, utterance: bool = False) -> SegmentPlan:
-        if utterance:  # the whole input is one segment, no context
+        """Segments for an input of n_samples. The whole input is one segment without context in
+        utterance mode, and also when it fits in one window (segment + context on both sides):
+        the network then sees all of it at once, and no compute goes on padding."""
+        if utterance or n_samples <= self.segment_samples + 2 * self.context_samples:
             whole = max(1, -(-n_samples // self.block)) * self.block
             return SegmentPlan(n_samples, whole, 0)
         return SegmentPlan(n_samples, self.segment_samples, self.context_samples)

@@ -101,6 +101,18 @@ def test_utterance_mode_runs_one_segment(model):
     assert len(res.segments) == 1 and res.sources.shape == (2, len(x))
 
 
+def test_input_that_fits_one_window_runs_whole_without_padding(model):
+    sep = Separator(model, segment=1.0, context=0.25)           # window: 1.5 s
+    x = long_input(1.3, seed=4)
+    res = sep.run(ArrayReader(x), Static(3))
+    whole = sep.run(ArrayReader(x), Static(3), utterance=True)
+    assert len(res.segments) == 1 and np.array_equal(res.sources, whole.sources)
+    rounded = -(-len(x) // sep.block) * sep.block                   # 1.3 s -> 1.35 s of whole blocks
+    assert res.segments[0].macs == pytest.approx(sep.gmacs[2] * 1e9 * rounded / SR, rel=1e-9)
+    longer = sep.run(ArrayReader(long_input(1.6, seed=4)), Static(3))
+    assert len(longer.segments) == 2                                # past one window: segments with context
+
+
 class BandSplitter(torch.nn.Module):
     """A stand-in separator for two band-disjoint speakers: FFT low/high split, in a random order
     per call, exactly the ambiguity a real separator has. It speaks the incremental interface."""
