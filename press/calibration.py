@@ -185,8 +185,9 @@ class Recalibration:
                              f"non-empty per-exit lists of one length, got {self.alpha_scale!r}, {self.beta_scale!r}")
         for name in ("alpha_scale", "beta_scale"):
             v = getattr(self, name)
-            if isinstance(v, list):
-                object.__setattr__(self, name, v := tuple(v))
+            if isinstance(v, list):  # from JSON: store as a tuple so the instance stays hashable
+                v = tuple(v)
+                object.__setattr__(self, name, v)
             for x in v if isinstance(v, tuple) else (v,):
                 if not (isinstance(x, (int, float)) and math.isfinite(x) and x > 0):
                     raise PressError(f"recalibration {name} must hold positive finite numbers, got {v!r}")
