@@ -1,4 +1,4 @@
-"""Accuracy of press.exits.gammaincc (Q(a, x)) against scipy.special.gammaincc.
+"""Accuracy of press.prob.exits.gammaincc (Q(a, x)) against scipy.special.gammaincc.
 
 Prints max absolute and relative error over a grid of a in [1e-3, 1e7] (81 values, log-spaced)
 and x = 0, 1e-12 ... 1e12 (97 values) plus x/a in [0.8, 1.2] (41 values) and x/a in [1e-6, 1e2]
@@ -12,7 +12,7 @@ import numpy as np
 import scipy.special
 import torch
 
-from press.exits import gammaincc
+from press.prob.exits import gammaincc
 
 
 def grid() -> tuple[np.ndarray, np.ndarray]:

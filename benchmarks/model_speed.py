@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from press.compute import exit_costs
 from press.model import PressNet, load_config, model_config
+from press.model.compute import exit_costs
 
 
 def matmul_gmacs(n: int = 1024, repeats: int = 20) -> float:

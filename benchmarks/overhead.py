@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from press.api import DEFAULT_CONTEXT, DEFAULT_SEGMENT
-from press.inference import ArrayReader, Dynamic, Separator, Static
+from press.inference.policies import Dynamic, Static
+from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+from press.io.streaming import ArrayReader
 
 
 class TimedModel:
@@ -46,8 +47,8 @@ class TimedModel:
 
 
 def load(spec: str):
-    from press.checkpoint import load_model
     from press.model import PressNet, load_config, model_config
+    from press.model.checkpoint import load_model
 
     if Path(spec).suffix == ".safetensors":
         return load_model(spec)[0]

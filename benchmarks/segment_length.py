@@ -17,9 +17,9 @@ import argparse
 
 import torch
 
-from press.evaluate import Options, evaluate
-from press.inference import Separator
-from press.report import dataset_items
+from press.evaluation.evaluate import Options, evaluate
+from press.evaluation.report import dataset_items
+from press.inference.runner import Separator
 
 
 def main() -> None:

@@ -24,9 +24,14 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
 
     import torch
 
-    from press.likelihood import PressLoss
     from press.model import PressNet, load_config, model_config
-    from press.train import float_outputs, autocast_for, make_optimizer, with_defaults
+    from press.prob.likelihood import PressLoss
+    from press.training.loop import (
+        autocast_for,
+        float_outputs,
+        make_optimizer,
+        with_defaults,
+    )
 
     cfg = with_defaults(load_config(name, [f"train.amp={amp}"]))
     dev = torch.device(device)

@@ -1,9 +1,23 @@
-"""PRESS: probabilistic early exits for speech separation and enhancement."""
+"""PRESS: probabilistic early exits for speech separation and enhancement.
 
-__version__ = "0.1.0"
+The package is layered; each imports only the ones below it (enforced by tests/test_layers.py):
+
+    commands, cli     the `press` command line
+    api               press.load(...).separate(...)
+    training          the training loop, its schedule, state, data plan and records
+    evaluation        metrics, strategies, analysis, evaluation runs and figures
+    inference         segment plan, exit policies, the block-wise runner, stitching, traces
+    prob              block energies, speaker permutation, likelihood, exit probabilities, calibration
+    model, data       PRESS-Net (config, blocks, heads, compute, checkpoints); corpora and mixing
+    io                audio files, streaming readers and writers, atomic writes
+"""
+
+from press.version import __version__
+
+__all__ = ["__version__", "load"]
 
 
-def load(model: str = "default", device: str = "cpu"):
+def load(model: str = "default", device: str | None = None):
     """A shipped model by name or a checkpoint path, ready to `.separate(...)` (see press.api)."""
     from press.api import load as _load
 

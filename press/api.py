@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from press.audio import Channel, load_audio, resample
-from press.calibration import Recalibration
 from press.errors import PressError
-from press.inference import ArrayReader, Budget, Dynamic, ExitPolicy, SeparationResult, Separator, Static
+from press.inference.policies import Budget, Dynamic, ExitPolicy, Static
+from press.inference.results import SeparationResult
+from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+from press.io.audio import Channel, load_audio, resample, select_channel
+from press.io.streaming import ArrayReader
 from press.model import PressNet
-
-DEFAULT_SEGMENT = 2.0   # seconds of audio that leave the network together (measured)
-DEFAULT_CONTEXT = 0.25  # seconds read on each side of a segment (measured: docs/results.md)
+from press.model.device import resolve_device
+from press.prob.calibration import Recalibration
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Press:
             x = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
             rate = sample_rate or self.sample_rate
             if x.ndim == 2:
-                x = _pick_array_channel(x, channel)
+                x = select_channel(x.T, channel, "the audio", allow_all=False)
             if x.ndim != 1:
                 raise PressError(f"expected audio of shape (samples,) or (channels, samples), got {x.shape}")
             if x.size == 0:
@@ -133,7 +134,7 @@ class Press:
         """
         from tqdm import tqdm
 
-        from press.streaming import FileReader, SourceWriter
+        from press.io.streaming import FileReader, SourceWriter
 
         if len(outputs) != self.n_src:
             raise PressError(f"the model separates {self.n_src} sources; {len(outputs)} output paths given")
@@ -148,26 +149,17 @@ class Press:
             return self._report(result, policy, target_db, confidence, reader.input_rate)
 
 
-def _pick_array_channel(x: np.ndarray, channel: Channel) -> np.ndarray:
-    if channel is None:
-        if x.shape[0] == 1:
-            return x[0]
-        raise PressError(f"the audio has {x.shape[0]} channels; choose one with channel=<index> or channel='mix'")
-    if channel == "mix":
-        return x.mean(0)
-    if isinstance(channel, int) and -x.shape[0] <= channel < x.shape[0]:
-        return x[channel]
-    raise PressError(f"cannot use channel={channel!r} on audio with {x.shape[0]} channels")
 
 
-def load(model: str | os.PathLike = "default", device: str | torch.device = "cpu") -> Press:
+def load(model: str | os.PathLike = "default", device: str | torch.device | None = None) -> Press:
     """A shipped model by name (e.g. "default") or a checkpoint written by `press train`.
 
+    `device`: "cpu", "cuda", "cuda:N" or None / "auto" (a GPU when torch sees one, else the CPU).
     Turns on torch's flush-denormal mode (process-wide): near-silent input otherwise drives the
     recurrent states into denormal floats that CPUs process many times slower.
     """
-    from press.pretrained import load as load_checkpoint
+    from press.model.pretrained import load as load_checkpoint
 
     torch.set_flush_denormal(True)
-    net, cfg, extra = load_checkpoint(model, device=device)
+    net, cfg, extra = load_checkpoint(model, device=resolve_device(device))
     return Press(net, str(cfg.model.get("name", model)), extra)

@@ -25,7 +25,7 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from press import __version__
+    from press.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="press",

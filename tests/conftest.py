@@ -28,8 +28,8 @@ def tiny_model() -> PressNet:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A randomly initialised `tiny` model saved as a checkpoint (for command-line tests)."""
-    from press.checkpoint import save_model
     from press.model import load_config, model_config
+    from press.model.checkpoint import save_model
 
     torch.manual_seed(0)
     cfg = load_config("tiny")

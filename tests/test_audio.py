@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from press.audio import load_audio, resample, write_audio
 from press.errors import PressError
+from press.io.audio import load_audio, resample, write_audio
 
 
 def tone(sr: int = 8000, seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:

@@ -13,7 +13,8 @@ import scipy.stats
 import torch
 from synthetic_exits import make_blocks
 
-from press.calibration import (
+from press.errors import PressError
+from press.prob.calibration import (
     Recalibration,
     calibration_curve,
     crps_error_power_db,
@@ -23,8 +24,8 @@ from press.calibration import (
     pit_values,
     reliability_diagram,
 )
-from press.errors import PressError
-from press.exits import block_energy, exit_probabilities, true_exit_snr
+from press.prob.energy import block_energy
+from press.prob.exits import exit_probabilities, true_exit_snr
 
 
 def error_energy(blocks, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,7 +249,7 @@ def test_per_exit_recalibration_round_trip_and_validation() -> None:
 
 
 def test_plots_write_png_files(tmp_path) -> None:
-    from press.plots_calibration import plot_calibration_curves, plot_reliability
+    from press.evaluation.figures import plot_calibration_curves, plot_reliability
 
     u = torch.rand(500, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     curves = plot_calibration_curves({"uniform": u, "skewed": u.square()}, tmp_path / "cal.png")

@@ -5,10 +5,10 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from press.checkpoint import load_model, save_model
 from press.cli import main
 from press.errors import PressError
 from press.model import PressNet, load_config, model_config
+from press.model.checkpoint import load_model, save_model
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_mismatched_weights_are_refused(tmp_path):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import press.checkpoint as ck
+    import press.model.checkpoint as ck
 
     def boom(tensors, filename, metadata):
         open(filename, "wb").write(b"partial")

@@ -2,14 +2,14 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import tiny_config
 from press.cli import main
-from press.compute import count_macs, exit_costs
 from press.model import PressNet, load_config, model_config
 from press.model.blocks import Scan
+from press.model.compute import count_macs, exit_costs
 
 
 def flop_counter_macs(fn) -> int:

@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from press.data.views import DynamicMixing, LengthBucketSampler, RandomCrop, collate_padded
+from press.data.views import (
+    DynamicMixing,
+    LengthBucketSampler,
+    RandomCrop,
+    collate_padded,
+)
 from press.errors import PressError
 
 

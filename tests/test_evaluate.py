@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from press.checkpoint import load_model, save_model
 from press.cli import main
+from press.evaluation.report import resolve_model
 from press.model import PressNet, load_config, model_config
-from press.report import resolve_model
+from press.model.checkpoint import load_model, save_model
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from pesq import pesq
 
-from press.metrics import align_to_reference, pesq_score, sdr, sdri, stoi_score
+from press.evaluation.metrics import (
+    align_to_reference,
+    pesq_score,
+    sdr,
+    sdri,
+    stoi_score,
+)
 
 
 def _sdr_by_least_squares(est: np.ndarray, ref: np.ndarray, taps: int = 512) -> float:

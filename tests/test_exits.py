@@ -12,21 +12,20 @@ import scipy.special
 import torch
 from synthetic_exits import make_blocks
 
-from press.budget import (
+from press.errors import PressError
+from press.inference.allocation import (
     _upper_hull,
     allocate_budget,
     expected_exit_snr_db,
     first_exit_reaching,
     threshold_for_budget,
 )
-from press.errors import PressError
-from press.exits import (
-    block_energy,
+from press.prob.energy import block_energy, mean_power
+from press.prob.exits import (
     condition_probabilities,
     exit_probabilities,
     exit_snr_regret,
     gammaincc,
-    mean_power,
     segment_decision,
     true_exit_snr,
 )

@@ -1,13 +1,16 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
-from press.compute import count_macs
+
 from press.errors import PressError
-from press.inference import (ArrayReader, Budget, Dynamic, OutputChange, SegmentPlan, Separator, Static,
-                             Stitcher)
+from press.inference.plan import SegmentPlan
+from press.inference.policies import Budget, Dynamic, OutputChange, Static
+from press.inference.runner import Separator
+from press.inference.stitch import Stitcher
+from press.io.streaming import ArrayReader
 from press.model import ExitOutput, ExitState, PressNet
+from press.model.compute import count_macs
 
 SR = 8000
 
@@ -145,7 +148,7 @@ class BandSplitter(torch.nn.Module):
 
 
 def test_speaker_order_consistent_across_segments(monkeypatch):
-    import press.inference as inf
+    import press.inference.runner as inf
 
     monkeypatch.setattr(inf, "exit_costs", lambda m: [type("C", (), {"gmacs_per_second": 1.0})()] * 2)
     t = np.arange(20 * SR) / SR

@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from scipy import stats
 
-from conftest import tiny_config
-from press.likelihood import PressLoss, best_permutation, gaussian_loglik, student_t_loglik
-from press.metrics import si_snr
 from press.model import ExitOutput, PressNet
+from press.prob.likelihood import PressLoss, gaussian_loglik, student_t_loglik
+from press.prob.permutation import best_permutation
+from press.prob.sisnr import si_snr
 
 
 @pytest.mark.parametrize("alpha,beta,n", [(0.7, 0.3, 5), (3.0, 2.0, 40), (50.0, 0.01, 16), (1e4, 1e3, 8)])

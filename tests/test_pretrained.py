@@ -4,7 +4,7 @@ import numpy as np
 
 import press
 from press.data import get_dataset
-from press.pretrained import resolve, shipped_names
+from press.model.pretrained import resolve, shipped_names
 
 
 def test_default_is_shipped_and_described():

@@ -115,7 +115,7 @@ def test_cli_bad_models(tmp_path, capsys):
 def test_long_input_is_streamed_a_window_at_a_time(ckpt, tmp_path, monkeypatch):
     """Nothing holds the whole input or output: every read and every write is at most one window.
     (benchmarks/separate_memory.py measures the resident memory on a 10-minute file.)"""
-    from press.streaming import FileReader, SourceWriter
+    from press.io.streaming import FileReader, SourceWriter
 
     reads, writes = [], []
     read, write = FileReader.read, SourceWriter.__call__

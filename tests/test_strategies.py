@@ -3,15 +3,26 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
-from press.analysis import analyse
-from press.calibration import Recalibration
+
 from press.errors import PressError
-from press.inference import ArrayReader, Dynamic, Separator, Static, trace_exits
+from press.evaluation.analysis import analyse
+from press.evaluation.strategies import (
+    dynamic_exits,
+    first_passing,
+    oracle_exits,
+    output_change_exits,
+    regret,
+    static_exits,
+    taken,
+    uniform_exits,
+)
+from press.inference.policies import Dynamic, Static
+from press.inference.runner import Separator
+from press.inference.trace import trace_exits
+from press.io.streaming import ArrayReader
 from press.model import PressNet
-from press.strategies import (dynamic_exits, first_passing, oracle_exits, output_change_exits, regret,
-                              static_exits, taken, uniform_exits)
+from press.prob.calibration import Recalibration
 
 
 def test_first_passing_takes_earliest_and_falls_back_to_last():

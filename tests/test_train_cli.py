@@ -4,9 +4,9 @@ import json
 
 import torch
 from safetensors.torch import load_file
+from tiny_training import OVERRIDES
 
 from press.cli import main
-from tiny_training import OVERRIDES
 
 SHORT = [*OVERRIDES, "train.steps=3", "finetune.steps=1", "train.val_every=2", "train.tensorboard=true"]
 

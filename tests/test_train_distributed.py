@@ -10,9 +10,9 @@ import sys
 
 import torch
 from safetensors.torch import load_file
-
-from press.train import train
 from tiny_training import OVERRIDES, tiny_run_config
+
+from press.training.loop import train
 
 # fine-tuning batches (samples at 2 kHz): [8180, 8850], [6520, 8060], [10000, 10000], [10000]: the
 # ranks' shares differ in length (so their losses must be weighted), and in the last batch rank 1

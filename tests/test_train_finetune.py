@@ -2,12 +2,12 @@
 counts for nothing: loss and gradients of a padded batch are those of its items run alone."""
 
 import torch
+from tiny_training import tiny_run_config
 
 from press.data.views import collate_padded
-from press.likelihood import PressLoss
 from press.model import PressNet, model_config
+from press.prob.likelihood import PressLoss
 from press.training.data import StagePlan, build_dataset, shard
-from tiny_training import tiny_run_config
 
 
 def test_finetune_batches_are_variable_length_buckets_within_the_caps():

@@ -7,11 +7,11 @@ import csv
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_training import tiny_run_config
 
 from press.errors import PressError
-from press.train import train
+from press.training.loop import train
 from press.training.state import load_state
-from tiny_training import tiny_run_config
 
 
 class Killed(Exception):

@@ -6,7 +6,7 @@ import pytest
 
 from press.errors import PressError
 from press.model import load_config
-from press.train import with_defaults
+from press.training.loop import with_defaults
 from press.training.schedule import lr_at, stage_at
 
 

@@ -3,11 +3,11 @@ interrupted leaves the previous checkpoint whole and no partial file behind."""
 
 import pytest
 import torch
+from tiny_training import tiny_run_config
 
 from press.errors import PressError
-from press.train import train
+from press.training.loop import train
 from press.training.state import capture_rng, load_state, restore_rng, save_state
-from tiny_training import tiny_run_config
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from press.commands.options import add_device_argument
+
 
 def _targets(text: str) -> list[float]:
     try:
@@ -31,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exit-SNR targets in dB (default 5,10,15)")
     p.add_argument("--confidence", type=float, default=0.7, help="confidence p (default 0.7)")
     p.add_argument("--mixtures", type=int, default=4, help="how many test mixtures (default 4)")
+    add_device_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,16 +44,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from press.api import load
-    from press.audio import write_audio
-    from press.checkpoint import atomic_write
     from press.data import get_dataset
-    from press.demo_figure import plot_exit_map
     from press.errors import PressError
-    from press.metrics import si_snri
+    from press.evaluation.figures import plot_exit_map
+    from press.io.audio import write_audio
+    from press.io.files import atomic_write
+    from press.prob.sisnr import si_snri
 
     if args.mixtures < 1:
         raise PressError("--mixtures must be at least 1")
-    model = load(args.model)
+    model = load(args.model, device=args.device)
     if model.n_src != 2:
         raise PressError(f"the demo separates two speakers; {args.model} separates {model.n_src} sources")
     sr = model.sample_rate

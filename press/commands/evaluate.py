@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from press.commands.options import add_device_argument
 from press.errors import PressError
 
 
@@ -52,12 +53,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the checkpoint with the fitted recalibration to PATH")
     p.add_argument("--out", required=True, help="folder for the CSV, JSON and figures")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_device_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from press.report import evaluate_command
+    from press.evaluation.report import evaluate_command
 
     targets = _floats(args.targets, "--targets")
     if not 0.0 <= args.confidence <= 1.0:

@@ -15,9 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from press.checkpoint import load_model
-    from press.compute import summary
     from press.model import PressNet, load_config, model_config
+    from press.model.checkpoint import load_model
+    from press.model.compute import summary
 
     if Path(args.model).suffix == ".safetensors":
         model, cfg, _ = load_model(args.model)

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from press.commands.options import add_device_argument
+
 
 def _channel(value: str):
     if value in ("mix",):
@@ -37,16 +39,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment", type=float, default=None, help="seconds per compute segment")
     p.add_argument("--context", type=float, default=None, help="seconds of context on each side")
     p.add_argument("--json", action="store_true", help="print the reports as one JSON list on stdout")
+    add_device_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from press.api import load
-    from press.checkpoint import atomic_write
     from press.errors import PressError
+    from press.io.files import atomic_write
 
-    model = load(args.model)
+    model = load(args.model, device=args.device)
     out = Path(args.out)
     options = {k: v for k, v in (("segment", args.segment), ("context", args.context)) if v is not None}
     reports, failed = [], 0

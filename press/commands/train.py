@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from press.commands.options import add_device_argument
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a shipped config name (tiny, small, press4-s, press12-m) or a .yaml file")
@@ -11,14 +13,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="config overrides, e.g. train.lr=1e-3 train.steps=5000 data.name=libri2mix data.root=/data/Libri2Mix")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for checkpoints, logs and curves")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR exactly where it stopped")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: a GPU if present")
+    add_device_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in batch jobs)")
 
 
 def run(args: argparse.Namespace) -> int:
     from press.errors import PressError
     from press.model import load_config
-    from press.train import train
+    from press.training.loop import train
 
     bad = [o for o in args.overrides if "=" not in o]
     if bad:

@@ -15,8 +15,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from press.audio import load_audio
 from press.errors import PressError
+from press.io.audio import load_audio
 
 SPLITS = ("train", "val", "test")
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from press.data.base import Example, FileDataset, check_choice, layout_error, rate_folder, require_dir
+from press.data.base import (
+    Example,
+    FileDataset,
+    check_choice,
+    layout_error,
+    rate_folder,
+    require_dir,
+)
 from press.errors import PressError
 
 SPLIT_NAMES = {"train": "train-360", "val": "dev", "test": "test"}

@@ -20,10 +20,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from press.audio import load_audio, resample, write_audio
 from press.data.text import utterance_text
-from press.data.voices import ASTERISK_VOICES, PACKAGES, Voice, _stable_rng, all_voices, asterisk_dir, requirements
+from press.data.voices import (
+    ASTERISK_VOICES,
+    PACKAGES,
+    Voice,
+    _stable_rng,
+    all_voices,
+    asterisk_dir,
+    requirements,
+)
 from press.errors import PressError
+from press.io.audio import load_audio, resample, write_audio
 
 SAMPLE_RATE = 8000
 TTS_UTTERANCES = 6  # per synthetic voice

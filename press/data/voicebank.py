@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from press.data.base import Example, FileDataset, check_choice, layout_error, require_dir
+from press.data.base import (
+    Example,
+    FileDataset,
+    check_choice,
+    layout_error,
+    require_dir,
+)
 
 VAL_SPEAKERS = ("p226", "p287")
 LAYOUT = (

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from press.data.base import (FileDataset, check_choice, layout_error, paired_examples, rate_folder,
-                             require_dir)
+from press.data.base import (
+    FileDataset,
+    check_choice,
+    layout_error,
+    paired_examples,
+    rate_folder,
+    require_dir,
+)
 
 SPLIT_DIRS = {"train": "tr", "val": "cv", "test": "tt"}
 # task -> (mixture folder stem, source folder stems, enhancement?)

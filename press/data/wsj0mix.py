@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from press.data.base import (FileDataset, check_choice, paired_examples, rate_folder,
-                             require_dir)
+from press.data.base import (
+    FileDataset,
+    check_choice,
+    paired_examples,
+    rate_folder,
+    require_dir,
+)
 
 SPLIT_DIRS = {"train": "tr", "val": "cv", "test": "tt"}
 

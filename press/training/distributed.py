@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from press.errors import PressError
+from press.model.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,6 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> the local GPU if there is one, else the CPU; 'cuda' requires a GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise PressError("device 'cuda' asked for, but torch sees no GPU (use --device cpu or auto)")
-        return torch.device("cuda", local_rank)
-    if name != "cpu":
-        raise PressError(f"unknown device {name!r}; expected auto, cpu or cuda")
-    return torch.device("cpu")
 
 
 def setup(device: str = "auto") -> Dist:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from press import __version__
+from press.version import __version__
 
 
 def git_commit() -> str:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import random
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from press.checkpoint import atomic_write
 from press.errors import PressError
+from press.io.files import atomic_write
 
 FORMAT = "press-train-state-1"
 FOOTER = b"PRESS-SHA256"   # followed by the 32-byte digest of the payload

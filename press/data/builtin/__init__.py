@@ -17,11 +17,11 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
-from press.audio import load_audio
 from press.data.mixing import SNR_DB, add_noise, place_sources, scale_to_level
 from press.data.noise import NOISE_KINDS, make_noise
 from press.data.synth import SAMPLE_RATE, read_manifest
 from press.errors import PressError
+from press.io.audio import load_audio
 
 CORPUS_DIR = Path(__file__).parent
 TASKS = ("separate", "enhance")

@@ -10,8 +10,6 @@ never leaves a half-written checkpoint under the real name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from press import __version__
 from press.errors import PressError
+from press.io.files import atomic_write
 from press.model import PressNet, model_config
+from press.version import __version__
 
 FORMAT = "press-checkpoint-1"
-
-
-def publish(tmp: str | Path, path: str | Path) -> None:
-    """Move a finished temporary file to its final name, with the permissions a new file gets."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600
-    os.replace(tmp, path)
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call write(tmp_path) and move the result to `path` only once it is complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_model(path: str | Path, model: PressNet, cfg: DictConfig, extra: dict[str, Any] | None = None) -> None:

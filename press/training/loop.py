@@ -29,13 +29,19 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from press.checkpoint import load_model, save_model
 from press.errors import PressError
-from press.likelihood import PressLoss
-from press.metrics import si_snri
 from press.model import PressNet, model_config
+from press.model.checkpoint import load_model, save_model
+from press.prob.likelihood import PressLoss
+from press.prob.sisnr import si_snri
 from press.training import distributed
-from press.training.data import BatchStream, Position, StagePlan, build_dataset, val_loader
+from press.training.data import (
+    BatchStream,
+    Position,
+    StagePlan,
+    build_dataset,
+    val_loader,
+)
 from press.training.records import RunRecords
 from press.training.schedule import lr_at, stage_at, total_steps
 from press.training.state import capture_rng, load_state, restore_rng, save_state

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from press.calibration import Recalibration
-from press.exits import block_energy, exit_probabilities, true_exit_snr
-from press.inference import ExitTrace
-from press.likelihood import best_permutation
+from press.inference.trace import ExitTrace
+from press.prob.calibration import Recalibration
+from press.prob.energy import block_energy
+from press.prob.exits import exit_probabilities, true_exit_snr
+from press.prob.permutation import best_permutation
 
 
 @dataclass

@@ -19,13 +19,29 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from press.analysis import UtteranceAnalysis, analyse
-from press.calibration import (Recalibration, crps_error_power_db, fit_per_exit, fit_recalibration, ks_statistic,
-                               pit_values, reliability_diagram)
-from press.inference import ArrayReader, Separator, trace_exits
-from press.metrics import align_to_reference, pesq_score, sdr, si_snri, stoi_score
-from press.strategies import (dynamic_exits, oracle_exits, output_change_exits, regret, static_exits,
-                              uniform_exits)
+from press.evaluation.analysis import UtteranceAnalysis, analyse
+from press.evaluation.metrics import align_to_reference, pesq_score, sdr, stoi_score
+from press.evaluation.strategies import (
+    dynamic_exits,
+    oracle_exits,
+    output_change_exits,
+    regret,
+    static_exits,
+    uniform_exits,
+)
+from press.inference.runner import Separator
+from press.inference.trace import trace_exits
+from press.io.streaming import ArrayReader
+from press.prob.calibration import (
+    Recalibration,
+    crps_error_power_db,
+    fit_per_exit,
+    fit_recalibration,
+    ks_statistic,
+    pit_values,
+    reliability_diagram,
+)
+from press.prob.sisnr import si_snri
 
 CONFIDENCE_SWEEP = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 CHANGE_THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)

@@ -23,17 +23,16 @@ the likelihood alone.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from press.exits import block_energy
-from press.metrics import si_snr
 from press.model.press_net import ExitOutput, input_scale
+from press.prob.energy import block_energy
+from press.prob.permutation import best_permutation
+from press.prob.sisnr import si_snr
 
 Objective = Literal["student_t", "gaussian", "sisnr"]
 PitMode = Literal["shared", "per_exit"]
@@ -58,21 +57,6 @@ def gaussian_loglik(alpha: torch.Tensor, beta: torch.Tensor, energy: torch.Tenso
     """log p of a block under N(x̂, σ² I) with σ² = β/α (the Student-t's scale), in float64."""
     var = beta.double() / alpha.double()
     return -(n / 2) * (LOG_2PI + torch.log(var)) - energy.double() / (2 * var)
-
-
-def best_permutation(cost: torch.Tensor) -> torch.Tensor:
-    """perm (B, S) minimising sum_j cost[b, j, perm[b, j]]; cost: (B, S, S) estimate x target.
-
-    Exhaustive and batched on the device for S <= 4 (at most 24 permutations); the Hungarian
-    algorithm (scipy) beyond, which finds the same optimum for a sum of pairwise costs.
-    """
-    B, S, _ = cost.shape
-    if S <= 4:
-        perms = torch.tensor(list(itertools.permutations(range(S))), device=cost.device)  # (P, S)
-        totals = cost[:, torch.arange(S, device=cost.device), perms].sum(-1)   # (B, P)
-        return perms[totals.argmin(-1)]
-    c = cost.detach().cpu().double().numpy()
-    return torch.stack([torch.as_tensor(linear_sum_assignment(ci)[1]) for ci in c]).to(cost.device)
 
 
 @dataclass

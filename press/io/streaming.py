@@ -12,14 +12,16 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
 import soxr
+import torch
 
-from press.audio import Channel
-from press.checkpoint import publish
 from press.errors import PressError
+from press.io.audio import Channel, select_channel
+from press.io.files import publish
 
 CHUNK = 1 << 16  # frames per read/write when streaming (8 s at 8 kHz)
 
@@ -43,25 +45,36 @@ def _open(path: Path) -> sf.SoundFile:
     return f
 
 
-def _mono(block: np.ndarray, channel: Channel, path: Path) -> np.ndarray:
-    """One channel of a (frames, channels) block, by the caller's explicit choice.
 
-    A mono file is used as it is whatever the choice: the choice is for multi-channel files.
-    """
-    n_ch = block.shape[1]
-    if n_ch == 1:
-        return block[:, 0]
-    if channel is None:
-        if n_ch != 1:
-            raise PressError(f"{path}: has {n_ch} channels; choose one: channel=\"mix\" (average "
-                             "all channels) or channel=<index> (--channel mix / --channel 0 on the command line)")
-        return block[:, 0]
-    if channel == "mix":
-        return block.mean(axis=1)
-    if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool) and -n_ch <= channel < n_ch:
-        return block[:, channel]
-    raise PressError(f"{path}: cannot use channel={channel!r} on a {n_ch}-channel file; expected "
-                     f'channel="mix" (average all channels) or an index from 0 to {n_ch - 1}')
+
+class Reader(Protocol):
+    """Random access to a mono signal at the model's rate; zeros outside [0, n_samples)."""
+
+    n_samples: int
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+    def mean_power(self) -> float: ...
+
+
+class ArrayReader:
+    """A `Reader` over a signal in memory."""
+
+    def __init__(self, signal: np.ndarray | torch.Tensor) -> None:
+        self.signal = np.asarray(signal, dtype=np.float32)
+        if self.signal.ndim != 1:
+            raise PressError(f"expected a mono signal (samples,), got shape {self.signal.shape}")
+        self.n_samples = len(self.signal)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros(stop - start, dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.n_samples)
+        if hi > lo:
+            out[lo - start:hi - start] = self.signal[lo:hi]
+        return out
+
+    def mean_power(self) -> float:
+        return float(np.mean(self.signal.astype(np.float64) ** 2)) if self.n_samples else 0.0
 
 
 class FileReader:
@@ -99,7 +112,8 @@ class FileReader:
             while True:
                 block = f.read(CHUNK, dtype="float32", always_2d=True)
                 last = len(block) < CHUNK
-                out.write(stream.resample_chunk(_mono(block, channel, self.path), last=last))
+                mono = select_channel(block, channel, str(self.path), allow_all=False)
+                out.write(stream.resample_chunk(mono, last=last))
                 if last:
                     break
         return sf.SoundFile(name)
@@ -112,7 +126,7 @@ class FileReader:
             if len(block) == 0:
                 raise PressError(f"{self.path}: truncated audio file: read {n} of the {self.n_samples} "
                                  "frames in its header")
-            x = _mono(block, self._channel, self.path)
+            x = select_channel(block, self._channel, str(self.path), allow_all=False)
             if not np.isfinite(x).all():
                 raise PressError(f"{self.path}: audio holds NaN or Inf samples; expected finite samples")
             total += float(np.dot(x.astype(np.float64), x))
@@ -128,7 +142,8 @@ class FileReader:
         if hi > lo:
             self._file.seek(lo)
             block = self._file.read(hi - lo, dtype="float32", always_2d=True)
-            out[lo - start:lo - start + len(block)] = _mono(block, self._channel, self.path)
+            mono = select_channel(block, self._channel, str(self.path), allow_all=False)
+            out[lo - start:lo - start + len(block)] = mono
         return out
 
     def close(self) -> None:

@@ -6,7 +6,9 @@
 2. `plot_quality_vs_compute`: SI-SNRi against GMAC/s, static exits and the dynamic curve over t;
 3. `plot_regret_vs_compute`: one-sided regret against GMAC/s at one target for dynamic (sweeping
    p), static, oracle, uniform and the output-change heuristic;
-4. calibration curves and the reliability diagram: press.plots_calibration.
+4. `plot_calibration_curves` and `plot_reliability`: PIT calibration curves and the reliability
+   diagram of P(exit-SNR ≥ t) (SPEC §8, figure 4);
+5. `plot_exit_map`: the demo's figure, a mixture's spectrogram over the exit each block took.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
 
-from press.analysis import UtteranceAnalysis, predicted_exit_snr  # noqa: E402
-from press.calibration import Recalibration  # noqa: E402
-from press.plots_calibration import _save  # noqa: E402
-from press.strategies import dynamic_exits  # noqa: E402
+from press.evaluation.analysis import UtteranceAnalysis, predicted_exit_snr  # noqa: E402
+from press.evaluation.strategies import dynamic_exits  # noqa: E402
+from press.prob.calibration import (  # noqa: E402
+    Recalibration,
+    ReliabilityDiagram,
+    calibration_curve,
+    ks_statistic,
+)
 
 
 def _spectrogram(ax: plt.Axes, x: np.ndarray, sr: int, title: str) -> None:
@@ -121,3 +128,85 @@ def plot_regret_vs_compute(summary: dict, target_db: float, path: str | Path) ->
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_calibration_curves(pit: dict[str, Tensor], path: str | Path, levels: int = 101) -> Path:
+    """One curve per label (e.g. "train, before FT") of empirical vs nominal PIT level.
+
+    pit maps a label to its PIT values (any shape); the legend shows each curve's KS distance.
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for label, u in pit.items():
+        nominal, observed = calibration_curve(u, levels)
+        ax.plot(
+            nominal.numpy(), observed.numpy(), lw=1.5, label=f"{label} (KS {ks_statistic(u):.3f})"
+        )
+    ax.set(
+        xlabel="nominal level", ylabel="fraction of PIT values ≤ level", xlim=(0, 1), ylim=(0, 1)
+    )
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_reliability(diagrams: dict[str, ReliabilityDiagram], path: str | Path) -> Path:
+    """Observed frequency against mean predicted P(exit-SNR ≥ t), per label, ECE in the legend.
+
+    Empty bins (NaN) are left out of the lines.
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for label, d in diagrams.items():
+        keep = d.count > 0
+        ax.plot(
+            d.mean_predicted[keep].numpy(),
+            d.observed[keep].numpy(),
+            marker="o",
+            ms=3,
+            lw=1.5,
+            label=f"{label} (ECE {d.ece:.3f})",
+        )
+    ax.set(
+        xlabel="predicted P(exit-SNR ≥ t)", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1)
+    )
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def plot_exit_map(mixture: np.ndarray, sample_rate: int, blocks_by_target: dict[str, list[dict]],
+                  n_exits: int, path: str | Path, title: str = "") -> Path:
+    """Spectrogram on top; below it, one row per target with the exit taken by every block."""
+    rows = len(blocks_by_target)
+    fig, axes = plt.subplots(1 + rows, 1, figsize=(10, 2.6 + 0.9 * rows), sharex=True,
+                             gridspec_kw={"height_ratios": [3] + [1] * rows})
+    seconds = len(mixture) / sample_rate
+    with np.errstate(divide="ignore"):  # digital silence: -inf dB bins are drawn as the floor
+        axes[0].specgram(mixture, NFFT=256, Fs=sample_rate, noverlap=192, cmap="magma")
+    axes[0].set_ylabel("Hz")
+    axes[0].set_title(title)
+    cmap = plt.get_cmap("viridis", n_exits)
+    for ax, (label, blocks) in zip(axes[1:], blocks_by_target.items()):
+        for b in blocks:
+            ax.axvspan(b["start"], b["end"], color=cmap(b["exit"] - 1), lw=0)
+            bright = sum(cmap(b["exit"] - 1)[:3]) > 1.5
+            ax.text((b["start"] + b["end"]) / 2, 0.5, str(b["exit"]), ha="center", va="center",
+                    fontsize=7, color="black" if bright else "white")
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+    axes[-1].set_xlim(0, seconds)
+    axes[-1].set_xlabel("time (s); number = exit taken by the block")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -9,40 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-EPS = 1e-8
-
-
-def _valid_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
-    if lengths is None:
-        return None
-    mask = torch.arange(x.shape[-1], device=x.device) < lengths.reshape(-1, *([1] * (x.dim() - 1)))
-    return mask.to(x.dtype)
-
-
-def si_snr(estimate: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None,
-           eps: float = EPS) -> torch.Tensor:
-    """SI-SNR in dB over the last axis. estimate, target: (B, ..., L); lengths: (B,) or None."""
-    mask = _valid_mask(target, lengths)
-    n = target.shape[-1] if mask is None else mask.sum(-1, keepdim=True)
-    if mask is not None:
-        estimate, target = estimate * mask, target * mask
-    estimate = estimate - estimate.sum(-1, keepdim=True) / n
-    target = target - target.sum(-1, keepdim=True) / n
-    if mask is not None:
-        estimate, target = estimate * mask, target * mask
-    dot = (estimate * target).sum(-1, keepdim=True)
-    projection = dot * target / (target.pow(2).sum(-1, keepdim=True) + eps)
-    noise = estimate - projection
-    ratio = (projection.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps)
-    return 10 * torch.log10(ratio)
-
-
-def si_snri(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor,
-            lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """SI-SNR improvement in dB. estimate, target: (B, S, L); mixture: (B, L)."""
-    baseline = si_snr(mixture.unsqueeze(1).expand_as(target), target, lengths)
-    return si_snr(estimate, target, lengths) - baseline
-
+from press.prob.sisnr import si_snr
 
 # ---------------------------------------------------------------------------------------------
 # metrics the field reports next to SI-SNR: SDR (BSS Eval), PESQ and STOI. They work on numpy
@@ -108,7 +75,7 @@ def stoi_score(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) ->
 
 def align_to_reference(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The estimate's sources (S, L) reordered to the references' order, by best mean SI-SNR."""
-    from press.likelihood import best_permutation
+    from press.prob.permutation import best_permutation
 
     est = torch.as_tensor(np.asarray(estimate, np.float32))
     ref = torch.as_tensor(np.asarray(reference, np.float32))

@@ -21,7 +21,8 @@ from press.errors import PressError
 
 Channel = Union[None, Literal["mix", "all"], int]
 
-CHANNEL_OPTIONS = 'channel="mix" (average all channels), channel=<index> (pick one), channel="all" (keep all)'
+CHANNEL_OPTIONS = ('channel="mix" (average all channels), channel=<index> (pick one), channel="all" (keep all); '
+                   "--channel mix / --channel 0 on the command line")
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
@@ -51,20 +52,29 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
-def _pick_channels(data: np.ndarray, channel: Channel, path: Path) -> np.ndarray:
-    """Apply the caller's explicit channel choice to (frames, channels) data."""
+def select_channel(data: np.ndarray, channel: Channel, source: str, allow_all: bool = True) -> np.ndarray:
+    """Apply the caller's explicit channel choice to (frames, channels) data.
+
+    Returns (frames,), or (channels, frames) for channel="all" where `allow_all` (separation needs
+    one channel, so the runner's readers refuse "all"). Multi-channel data with no choice is an
+    error rather than a silent down-mix: a separation model given the wrong channel fails quietly.
+    `source` names the data in messages (a path, or "the audio").
+    """
     n_ch = data.shape[1]
+    if n_ch == 1 and channel != "all":
+        return data[:, 0]   # the choice is for multi-channel data: a batch may mix mono and stereo
+    if channel == "all":
+        if not allow_all:
+            raise PressError(f"{source}: channel=\"all\" keeps every channel, but separation takes one; "
+                             f"choose channel=\"mix\" or an index")
+        return np.ascontiguousarray(data.T)
     if channel is None:
-        if n_ch != 1:
-            raise PressError(f"{path}: has {n_ch} channels; choose one with {CHANNEL_OPTIONS}")
-        return data[:, 0]
+        raise PressError(f"{source}: has {n_ch} channels; choose one with {CHANNEL_OPTIONS}")
     if channel == "mix":
         return data.mean(axis=1)
-    if channel == "all":
-        return np.ascontiguousarray(data.T)
     if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
         if not -n_ch <= channel < n_ch:
-            raise PressError(f"{path}: channel {channel} requested but the file has {n_ch} channel(s)")
+            raise PressError(f"{source}: channel {channel} requested but it has {n_ch} channel(s)")
         return data[:, channel]
     raise PressError(f"unknown channel choice {channel!r}; expected {CHANNEL_OPTIONS}")
 
@@ -85,7 +95,7 @@ def load_audio(
     if path.is_dir():
         raise PressError(f"{path}: is a directory, expected an audio file")
     data, sr = _read(path)
-    x = _pick_channels(data, channel, path)
+    x = select_channel(data, channel, str(path))
     if sample_rate is not None and sample_rate != sr:
         x = resample(x, sr, sample_rate)
         sr = sample_rate

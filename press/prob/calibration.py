@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from press.errors import PressError
-from press.exits import gammaincc
+from press.prob.exits import gammaincc
 
 _DB = 10.0 / math.log(10.0)
 

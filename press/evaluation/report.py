@@ -14,17 +14,19 @@ from pathlib import Path
 
 import torch
 
-from press.calibration import Recalibration, reliability_diagram
 from press.errors import PressError
 from press.model import PressNet
+from press.prob.calibration import Recalibration, reliability_diagram
 
 
-def resolve_model(spec: str) -> tuple[PressNet, object, Recalibration, dict]:
+def resolve_model(spec: str, device: str | torch.device | None = None
+                  ) -> tuple[PressNet, object, Recalibration, dict]:
     """(model, config, its stored recalibration or identity, checkpoint extras) for a shipped
     model's name or a checkpoint path."""
-    from press.pretrained import load
+    from press.model.device import resolve_device
+    from press.model.pretrained import load
 
-    model, cfg, extra = load(spec)
+    model, cfg, extra = load(spec, device=resolve_device(device))
     recal = Recalibration.from_dict(extra["recalibration"]) if "recalibration" in extra else Recalibration()
     return model, cfg, recal, extra
 
@@ -57,12 +59,11 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
     """Everything `press evaluate` does after parsing; returns the summary it wrote."""
     from tqdm import tqdm
 
-    from press.checkpoint import save_model
-    from press.evaluate import Options, evaluate, fit_on
-    from press.api import DEFAULT_CONTEXT, DEFAULT_SEGMENT
-    from press.inference import Separator
+    from press.evaluation.evaluate import Options, evaluate, fit_on
+    from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+    from press.model.checkpoint import save_model
 
-    model, cfg, recal, extra = resolve_model(args.model)
+    model, cfg, recal, extra = resolve_model(args.model, args.device)
     options = Options(targets=targets, confidence=args.confidence, quality=not args.no_quality)
     segment = DEFAULT_SEGMENT if args.segment is None else args.segment
     context = DEFAULT_CONTEXT if args.context is None else args.context
@@ -90,8 +91,13 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
 def write_outputs(out: Path, summary: dict, result, targets: tuple[float, ...], confidence: float,
                   recal: Recalibration) -> None:
     """summary.json, utterances.csv and the figures into `out`."""
-    from press.plots import plot_exits_example, plot_quality_vs_compute, plot_regret_vs_compute
-    from press.plots_calibration import plot_calibration_curves, plot_reliability
+    from press.evaluation.figures import (
+        plot_calibration_curves,
+        plot_exits_example,
+        plot_quality_vs_compute,
+        plot_regret_vs_compute,
+        plot_reliability,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from press.errors import PressError
-from press.exits import exit_snr_regret, segment_decision
+from press.prob.exits import exit_snr_regret, segment_decision
 
 
 def first_passing(passes: np.ndarray) -> np.ndarray:

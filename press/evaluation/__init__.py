@@ -1,0 +1,1 @@
+"""Evaluation: metrics, exit strategies, per-utterance analysis, evaluation runs and figures."""

@@ -1,0 +1,1 @@
+"""Audio in and out: files, streaming readers and writers, atomic writes."""
