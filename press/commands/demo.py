@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from press.data import get_dataset
     from press.errors import PressError
     from press.evaluation.figures import plot_exit_map
+    from press.evaluation.metrics import align_to_reference
     from press.io.audio import write_audio
     from press.io.files import atomic_write
     from press.prob.sisnr import si_snri
@@ -76,9 +77,8 @@ def run(args: argparse.Namespace) -> int:
         for t in [*args.targets, None]:
             res = (model.separate(mixture, sr, exit=model.n_exits) if t is None else
                    model.separate(mixture, sr, target_db=t, confidence=args.confidence))
-            est = torch.from_numpy(res.sources)[None]
-            score = max(si_snri(est[:, list(p)], refs[None], item["mixture"][None]).mean().item()
-                        for p in ((0, 1), (1, 0)))
+            est = torch.from_numpy(align_to_reference(res.sources, refs.numpy()))[None]
+            score = si_snri(est, refs[None], item["mixture"][None]).mean().item()
             if t is None:
                 last_exit.append((score, res.report["gmacs_per_second"]))
                 continue

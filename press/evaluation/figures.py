@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from press.evaluation.analysis import UtteranceAnalysis, predicted_exit_snr  # noqa: E402
+from press.evaluation.metrics import align_to_reference  # noqa: E402
 from press.evaluation.strategies import dynamic_exits  # noqa: E402
 from press.prob.calibration import (  # noqa: E402
     Recalibration,
@@ -60,10 +61,8 @@ def plot_exits_example(a: UtteranceAnalysis, target_db: float, confidence: float
     axes[0, 1].set(ylabel="exit", yticks=range(1, K + 1), ylim=(0.5, K + 0.5))
     axes[0, 1].set_title(f"exit taken at t = {target_db:g} dB, p = {confidence:g}", fontsize=9, loc="left")
     for k in range(K):
-        est = tr.stitch(np.full(len(tr.plan), k + 1))
-        ref = a.references[0]
-        j = int(np.argmax([abs(np.dot(e, ref)) for e in est]))  # the estimate of speaker 1
-        _spectrogram(axes[k + 1, 0], est[j], sr, f"exit {k + 1}: speaker 1")
+        est = align_to_reference(tr.stitch(np.full(len(tr.plan), k + 1)), a.references)
+        _spectrogram(axes[k + 1, 0], est[0], sr, f"exit {k + 1}: speaker 1")
         ax = axes[k + 1, 1]
         for s, color in zip(range(q.shape[3]), ("C0", "C1", "C2", "C4")):
             lo, med, hi = (_blocks(a, q[i, k, :, s]) for i in range(3))
