@@ -1,7 +1,7 @@
 """SI-SNRi and GMAC/s against the compute segment's length and context, to choose the defaults.
 
     python benchmarks/segment_length.py [MODEL] [--limit 20] [--segments 0.25,0.5,1,2,4]
-                                        [--contexts 0,0.25,0.5] [--targets 15,20] [--subset real]
+                                        [--contexts 0.25,0.5] [--targets 15,20] [--subset real]
 
 MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
 checks that the script runs: the numbers mean something for a trained model). On the first
@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("model", nargs="?", default="small")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--segments", default="0.25,0.5,1,2,4")
-    p.add_argument("--contexts", default="0,0.25,0.5")
+    p.add_argument("--contexts", default="0.25,0.5")
     p.add_argument("--targets", default="15,20")
     p.add_argument("--confidence", type=float, default=0.9)
     p.add_argument("--subset", default=None, help="builtin subset: all, real or tts")

@@ -86,6 +86,7 @@ class Press:
             "gmacs_per_second": result.gmacs_per_second,
             "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
             "saving": result.saving, "exit_histogram": result.exit_histogram(self.n_exits),
+            "seconds": result.seconds, "padding_share": result.padding_share, "note": result.note,
             "segments": [asdict(s) for s in result.segments],
             "blocks": [b.to_dict() for b in result.blocks],
         }

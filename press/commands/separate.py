@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(report, indent=1)
         atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(text))
         reports.append(report)
+        if report["note"]:
+            print(f"press separate: note: {name}: {report['note']}", file=sys.stderr)
         if not args.json:
             print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
                   f"exit {model.n_exits}), exits per segment {report['exit_histogram']} -> "

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from press.io.streaming import Reader
+
 
 @dataclass
 class SegmentPlan:
@@ -27,3 +31,28 @@ class SegmentPlan:
 
     def core(self, i: int) -> tuple[int, int]:
         return i * self.segment, min((i + 1) * self.segment, self.n_samples)
+
+    def read(self, reader: Reader, indices: list[int] | range) -> "Windows":
+        """The windows of segments `indices`, each with its valid length and its own level."""
+        starts = [self.core(i)[0] - self.context for i in indices]
+        audio = np.stack([reader.read(s, s + self.window) for s in starts])             # (N, W)
+        lengths = np.array([min(self.window, self.n_samples - s) for s in starts])
+        inside = np.array([min(s + self.window, self.n_samples) - max(s, 0) for s in starts])
+        power = (audio.astype(np.float64) ** 2).sum(1) / np.maximum(inside, 1)
+        return Windows(audio, lengths, np.sqrt(power).astype(np.float32))
+
+
+@dataclass
+class Windows:
+    """A batch of windows as the network receives them.
+
+    `levels` is each window's RMS over the samples that lie inside the input (zeros read before
+    the start or past the end do not count): the level the network normalises the window by.
+    Training normalises each crop by its own RMS, so each window is normalised by its own level
+    too, whatever the rest of the file does; a whole-file level would show the network windows at
+    levels training never produced (docs/exits.md has the measurement).
+    """
+
+    audio: np.ndarray      # (N, W) float32, zeros outside the input
+    lengths: np.ndarray    # (N,) samples from the window's start to the input's end (at most W)
+    levels: np.ndarray     # (N,) float32 RMS of the in-input samples

@@ -42,8 +42,20 @@ class SeparationResult:
     sample_rate: int
     segments: list[SegmentReport]
     blocks: list[BlockReport]
-    gmacs_per_second: float        # total MACs / input duration
+    gmacs_per_second: float        # total MACs / input duration (in whole likelihood blocks)
     last_exit_gmacs_per_second: float
+    seconds: float                 # input duration
+    padding_share: float           # share of the samples the network ran that were not input:
+                                   # context read twice, and padding to whole blocks
+
+    @property
+    def note(self) -> str | None:
+        """A warning for the report when padding, not the input, dominates the compute."""
+        if self.padding_share <= 0.5:
+            return None
+        return (f"{self.padding_share:.0%} of the samples the network ran were padding or context, not "
+                f"input ({self.seconds:.3f} s of audio): GMAC/s is the rate over the input rounded up to "
+                "whole likelihood blocks")
 
     @property
     def saving(self) -> float:

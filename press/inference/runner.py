@@ -22,7 +22,6 @@ exit's heads included) times the window's duration, context included.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -67,6 +66,12 @@ class Separator:
         self.context_samples = max(0, round(self.context * cfg.sample_rate / cfg.block)) * cfg.block
         if 2 * self.context_samples > self.segment_samples:
             raise PressError("context must be at most half the segment length")
+        if self.context_samples == 0:
+            # the stitcher matches each segment's speakers to the previous one's on the samples
+            # both windows saw: without that overlap, speakers could swap at every segment
+            raise PressError(f"context must be at least one likelihood block ({cfg.block / cfg.sample_rate:g} s): "
+                             "segments' speakers are aligned on the overlap of their windows; a longer "
+                             "segment runs more of the input whole")
         self.recalibration.check_exits(self.model.n_exits)
         self.gmacs = [c.gmacs_per_second for c in exit_costs(self.model)]
         self.device = next(self.model.parameters()).device
@@ -99,21 +104,17 @@ class Separator:
                 out[:, start:start + x.shape[1]] = x
 
         stitcher = Stitcher(plan, sink)
-        scale = torch.tensor(math.sqrt(max(p_ref, 0.0)), device=self.device)
         c, nb_core = plan.context, plan.segment // self.block
         core = slice(c // self.block, c // self.block + nb_core)
         segments: list[SegmentReport] = []
         blocks: list[BlockReport] = []
         for first in range(0, len(plan), self.batch_size):
             idx = list(range(first, min(first + self.batch_size, len(plan))))
-            windows = torch.from_numpy(np.stack([
-                reader.read(plan.core(i)[0] - c, plan.core(i)[0] - c + plan.window) for i in idx
-            ])).to(self.device)
-            lengths = torch.tensor([min(plan.window, n - (plan.core(i)[0] - c)) for i in idx],
-                                   device=self.device)
+            win = plan.read(reader, idx)
             valid = torch.stack([self._valid_blocks(plan, i) for i in idx]).to(self.device)
-            results = self._run_batch(windows, lengths, valid, core, scale.expand(len(idx)),
-                                      p_ref, policy)
+            results = self._run_batch(torch.from_numpy(win.audio).to(self.device),
+                                      torch.from_numpy(win.lengths).to(self.device), valid, core,
+                                      torch.from_numpy(win.levels).to(self.device), p_ref, policy)
             batch_macs = 0.0
             for j, i in enumerate(idx):
                 k, est, probs = results[j]
@@ -127,11 +128,14 @@ class Separator:
                 policy.update(batch_macs, sum(plan.core(i)[1] - plan.core(i)[0] for i in idx) / cfg.sample_rate)
             if on_batch is not None:
                 on_batch(len(idx))
-        seconds = n / cfg.sample_rate
         total = sum(s.macs for s in segments)
         last = self.gmacs[-1] * 1e9 * plan.window * len(plan) / cfg.sample_rate
+        # compute per second of audio: the input rounded up to whole likelihood blocks, so that
+        # an input shorter than a block reports the network's rate, not its padding
+        seconds = -(-n // self.block) * self.block / cfg.sample_rate
+        network_samples = plan.window * len(plan)
         return SeparationResult(out, cfg.sample_rate, segments, blocks, total / seconds / 1e9,
-                                last / seconds / 1e9)
+                                last / seconds / 1e9, n / cfg.sample_rate, 1.0 - n / network_samples)
 
     def _valid_blocks(self, plan: SegmentPlan, i: int) -> torch.Tensor:
         start, end = plan.core(i)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -86,19 +85,16 @@ def trace_exits(separator: Separator, reader: Reader, p_ref: float | None = None
     p_ref = reader.mean_power() if p_ref is None else p_ref
     c, block = plan.context, separator.block
     core = slice(c // block, c // block + plan.segment // block)
-    windows = np.stack([reader.read(plan.core(i)[0] - c, plan.core(i)[0] - c + plan.window)
-                        for i in range(len(plan))])
-    lengths = np.array([min(plan.window, n - (plan.core(i)[0] - c)) for i in range(len(plan))])
+    win = plan.read(reader, range(len(plan)))
     valid = torch.stack([separator._valid_blocks(plan, i) for i in range(len(plan))]).numpy()
-    scale = torch.tensor(math.sqrt(max(p_ref, 0.0)), device=separator.device)
     estimates, alphas, betas, times = [], [], [], []
     for first in range(0, len(plan), separator.batch_size):
         sl = slice(first, min(first + separator.batch_size, len(plan)))
-        x = torch.from_numpy(windows[sl]).to(separator.device)
+        x = torch.from_numpy(win.audio[sl]).to(separator.device)
         synchronize(separator.device)
         tic = time.perf_counter()
-        state = model.begin(x, lengths=torch.as_tensor(lengths[sl], device=separator.device),
-                            scale=scale.expand(len(x)))
+        state = model.begin(x, lengths=torch.as_tensor(win.lengths[sl], device=separator.device),
+                            scale=torch.from_numpy(win.levels[sl]).to(separator.device))
         outs, tm = [], []
         for _ in range(model.n_exits):
             out, state = model.advance(state)
@@ -112,6 +108,6 @@ def trace_exits(separator: Separator, reader: Reader, p_ref: float | None = None
         alphas.append(al)
         betas.append(be)
         times.append(np.stack(tm))
-    return ExitTrace(plan, core, block, cfg.sample_rate, windows, lengths, valid,
+    return ExitTrace(plan, core, block, cfg.sample_rate, win.audio, win.lengths, valid,
                      np.concatenate(estimates, 1), np.concatenate(alphas, 1), np.concatenate(betas, 1),
                      float(p_ref), list(separator.gmacs), np.concatenate(times, 1))
