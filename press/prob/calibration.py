@@ -287,8 +287,8 @@ def fit_recalibration(
 
     - "crps" (default): minimise the mean CRPS of the predicted error power in dB (Nelder–Mead).
       CRPS is a proper score that grows only linearly with a miss, so it weighs every block about
-      equally. On the shipped model's validation blocks it lowers KS and CRPS on held-out test
-      blocks (docs/results.md).
+      equally. It helps a miscalibrated model and can hurt a calibrated one: measured on both
+      shipped models in docs/results.md, compare the raw and recalibrated scores before storing.
     - "likelihood": maximise the mean Student-t block log-likelihood of SPEC §3 (L-BFGS-B, analytic
       gradient), the paper's training criterion. Exact when the model family is right (the tests'
       synthetic data); on real models a few badly predicted blocks dominate the log score, and the
