@@ -27,6 +27,7 @@ import torch
 from press.inference.policies import Dynamic, Static
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
 from press.io.streaming import ArrayReader
+from press.model.device import synchronize
 
 
 class TimedModel:
@@ -38,9 +39,13 @@ class TimedModel:
             setattr(self, name, self._timed(getattr(model, name)))
 
     def _timed(self, fn):
+        device = next(self.model.parameters()).device
+
         def call(*args, **kwargs):
+            synchronize(device)
             tic = time.perf_counter()
             out = fn(*args, **kwargs)
+            synchronize(device)      # the network's time, not the time to queue its kernels
             self.seconds += time.perf_counter() - tic
             return out
         return call
