@@ -9,7 +9,6 @@ package versions; the manifest stores a SHA-256 of each utterance's int16 sample
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from press.data.manifest import SAMPLE_RATE, write_manifest
 from press.data.text import utterance_text
 from press.data.voices import (
     ASTERISK_VOICES,
@@ -33,11 +33,9 @@ from press.data.voices import (
 from press.errors import PressError
 from press.io.audio import load_audio, resample, write_audio
 
-SAMPLE_RATE = 8000
 TTS_UTTERANCES = 6  # per synthetic voice
 ASTERISK_MIN_SECONDS = 1.5  # shorter prompts are single words
 TARGET_DBFS = -22.0
-MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
 
 
 @dataclass(frozen=True)
@@ -264,18 +262,3 @@ def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None,
     return rows
 
 
-def write_manifest(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-
-
-def read_manifest(path: Path) -> list[dict]:
-    if not path.exists():
-        raise PressError(f"{path}: built-in corpus manifest missing; rebuild it with `press data synth`")
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))

@@ -9,7 +9,6 @@ soxr, whose output is deterministic, which the built-in corpus relies on for bit
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Literal, Union
 
@@ -18,6 +17,7 @@ import soundfile as sf
 import soxr
 
 from press.errors import PressError
+from press.io.files import atomic_write
 
 Channel = Union[None, Literal["mix", "all"], int]
 
@@ -117,7 +117,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def write_audio(path: str | os.PathLike, x: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
-    """Write (L,) or (C, L) audio atomically: to a temporary file beside `path`, then os.replace.
+    """Write (L,) or (C, L) audio atomically (press.io.files.atomic_write).
 
     A crash or Ctrl-C mid-write never leaves a half-written file under the final name. The format
     follows the suffix; `subtype` defaults to soundfile's (PCM_16 for WAV and FLAC), which clips
@@ -132,14 +132,6 @@ def write_audio(path: str | os.PathLike, x: np.ndarray, sample_rate: int, subtyp
     fmt = path.suffix.lstrip(".").upper()
     if fmt not in sf.available_formats():
         raise PressError(f"{path}: unknown audio format {path.suffix!r}; use e.g. .wav or .flac")
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames = x if x.ndim == 1 else x.T
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        sf.write(tmp, frames, sample_rate, subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: sf.write(tmp, frames, sample_rate, subtype=subtype, format=fmt))
     return path

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from press.io.files import atomic_write
 from press.version import __version__
 
 
@@ -117,10 +118,8 @@ class RunRecords:
         ax_loss.set_ylabel("loss (nats per sample, summed over exits)")
         ax_snr.set_ylabel("validation SI-SNRi (dB)")
         fig.tight_layout()
-        tmp = self.png_path.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=100)
+        atomic_write(self.png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
         plt.close(fig)
-        tmp.replace(self.png_path)
 
     def close(self) -> None:
         if self.tb is not None:

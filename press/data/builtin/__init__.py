@@ -17,9 +17,9 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
+from press.data.manifest import SAMPLE_RATE, read_manifest
 from press.data.mixing import SNR_DB, add_noise, place_sources, scale_to_level
 from press.data.noise import NOISE_KINDS, make_noise
-from press.data.synth import SAMPLE_RATE, read_manifest
 from press.errors import PressError
 from press.io.audio import load_audio
 

@@ -1,0 +1,36 @@
+"""The built-in corpus's manifest: one CSV row per recorded or rendered utterance.
+
+Kept apart from the renderer (press.data.synth, which needs TTS engines and Debian packages) so
+that reading the shipped corpus imports nothing of it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from press.errors import PressError
+from press.io.files import atomic_write
+
+SAMPLE_RATE = 8000  # the corpus's rate: every utterance is stored at 8 kHz
+MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """The manifest's rows as dicts (every value a string)."""
+    if not path.exists():
+        raise PressError(f"{path}: built-in corpus manifest missing; rebuild it with `press data synth`")
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_manifest(path: Path, rows: list[dict]) -> None:
+    """Write the manifest atomically: a crash mid-write leaves the previous one in place."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
