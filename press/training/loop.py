@@ -35,6 +35,7 @@ from press.model.checkpoint import load_model, save_model
 from press.prob.likelihood import PressLoss
 from press.prob.sisnr import si_snri
 from press.training import distributed
+from press.training.config import resolve_config
 from press.training.data import (
     BatchStream,
     Position,
@@ -45,32 +46,6 @@ from press.training.data import (
 from press.training.records import RunRecords
 from press.training.schedule import lr_at, stage_at, total_steps
 from press.training.state import capture_rng, load_state, restore_rng, save_state
-
-# Every training key and its default; a config's own values win. See docs/training.md.
-DEFAULTS: dict[str, Any] = {
-    "train": {"seed": 0, "crop_seconds": 4.0, "batch_size": 1, "lr": 5e-4, "betas": [0.9, 0.999],
-              "weight_decay": 0.01, "warmup_steps": 5000, "final_lr_ratio": 0.0, "steps": 4_000_000,
-              "grad_clip": 1.0, "log_every": 10, "val_every": 1000, "ckpt_every": 1000, "num_workers": 0,
-              "amp": "auto", "compile": False, "tensorboard": True, "init": None},
-    "finetune": {"steps": 0, "lr": 1e-4, "warmup_steps": 0, "final_lr_ratio": 0.0, "max_seconds": 20.0,
-                 "batch_size": 4, "max_batch_seconds": 40.0},
-    "data": {"name": "builtin", "root": None, "mode": "min", "options": {}, "val_examples": 200,
-             "val_max_seconds": 20.0, "val_batch_size": 4, "val_max_batch_seconds": 40.0},
-}
-AMP_MODES = ("auto", "bf16", "off")
-
-
-def with_defaults(cfg: DictConfig) -> DictConfig:
-    """The config with every training key present (defaults underneath the config's own values)."""
-    merged = OmegaConf.merge(cfg, DEFAULTS, cfg)  # the config's own key order, its values on top
-    if isinstance(merged.train.amp, bool):  # YAML reads `off`/`on` (and false/true) as booleans
-        merged.train.amp = "bf16" if merged.train.amp else "off"
-    if str(merged.train.amp) not in AMP_MODES:
-        raise PressError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {merged.train.amp!r}")
-    for key in ("train.steps", "train.batch_size", "train.val_every", "train.ckpt_every", "train.log_every"):
-        if int(OmegaConf.select(merged, key)) < 1:
-            raise PressError(f"{key} must be >= 1, got {OmegaConf.select(merged, key)}")
-    return merged
 
 
 @dataclass(frozen=True)
@@ -149,7 +124,7 @@ class Trainer:
         if cfg.train.init and not resume:
             self._start_from(Path(str(cfg.train.init)))
         self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
-                                 float(cfg.loss.get("sisnr_weight", 0.0)))
+                                 float(cfg.loss.sisnr_weight))
         self.optimizer = make_optimizer(self.model, cfg)
         self.amp = autocast_for(cfg, dev)
         self.step, self.best_val = 0, math.inf
@@ -302,11 +277,13 @@ def prepare_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> DictConfig:
     if resume and not has_run:
         raise PressError(f"nothing to resume in {run_dir} (no last.state.pt)")
     if resume:
-        saved = with_defaults(OmegaConf.load(run_dir / "config.yaml"))
+        saved = resolve_config(OmegaConf.load(run_dir / "config.yaml"))
         for section in ("model", "loss", "data"):
-            if OmegaConf.to_container(saved[section]) != OmegaConf.to_container(cfg[section]):
-                raise PressError(f"the '{section}' section differs from the run's own {run_dir / 'config.yaml'}; "
-                                 "a resumed run must keep its model, loss and data")
+            old, new = OmegaConf.to_container(saved[section]), OmegaConf.to_container(cfg[section])
+            if old != new:
+                keys = ", ".join(f"{section}.{k}" for k in old if old[k] != new.get(k))
+                raise PressError(f"the '{section}' section differs from the run's own {run_dir / 'config.yaml'} "
+                                 f"({keys}); a resumed run must keep its model, loss and data")
     run_dir.mkdir(parents=True, exist_ok=True)
     return cfg
 
@@ -319,7 +296,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume: bool = False, device: st
     stops the run where it stands, like a kill: the last checkpoint is what a resume starts from).
     Under torchrun every rank calls this; rank 0 writes the records.
     """
-    cfg = with_defaults(cfg)
+    cfg = resolve_config(cfg)
     run_dir = Path(run_dir)
     dist = distributed.setup(device)
     try:
