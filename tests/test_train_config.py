@@ -1,13 +1,21 @@
-"""Typed training sections: a misspelt key or a wrong type is refused with the key named, and a YAML
-with only a `model:` section trains on the defaults."""
+"""Typed training sections: a misspelt key or a wrong type is refused with the key named, a YAML with
+only a `model:` section trains on the defaults, and validation runs on a fixed, capped set."""
+
+import contextlib
 
 import pytest
+import torch
 from omegaconf import OmegaConf
+from tiny_training import tiny_run_config
 
 from press.cli import main
 from press.errors import PressError
-from press.model import load_config, model_config
+from press.model import PressNet, load_config, model_config
+from press.prob.likelihood import PressLoss
 from press.training.config import resolve_config
+from press.training.data import val_loader
+from press.training.distributed import Dist
+from press.training.loop import evaluate
 
 MISSPELT = [("train", "warmup", "warmup_steps", 10), ("finetune", "max_second", "max_seconds", 2.0),
             ("loss", "objectiv", "objective", "gaussian"), ("data", "val_example", "val_examples", 3)]
@@ -61,3 +69,28 @@ def test_a_yaml_with_only_a_model_section_trains_on_the_defaults(tmp_path, capsy
     assert saved.train.lr == 5e-4 and saved.train.warmup_steps == 5000 and saved.train.crop_seconds == 4.0
     assert saved.finetune.steps == 0 and saved.data.name == "builtin" and saved.data.val_max_seconds == 10.0
     assert (run / "best.safetensors").exists()
+
+
+def test_the_default_validation_set_is_capped():
+    cfg = resolve_config({"model": OmegaConf.to_container(load_config("tiny").model)})
+    assert (cfg.data.val_examples, cfg.data.val_max_seconds) == (100, 10.0)
+    loader = val_loader(cfg, rank=0, world=1)
+    batches = list(loader.batch_sampler)
+    assert sum(len(b) for b in batches) == 100
+    longest = max(loader.dataset[i]["mixture"].shape[-1] for b in batches for i in b)
+    assert longest <= 10.0 * cfg.model.sample_rate
+
+
+def test_validation_covers_exactly_the_capped_items_the_same_every_time(capsys):
+    cfg = resolve_config(tiny_run_config("data.val_examples=5", "data.val_max_seconds=0.75"))
+    torch.manual_seed(0)
+    model = PressNet(model_config(cfg))
+    loss = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit))
+    dist = Dist(rank=0, world=1, device=torch.device("cpu"))
+    first = evaluate(model, val_loader(cfg, 0, 1), loss, dist, contextlib.nullcontext, progress=True)
+    assert first.items == 5
+    assert 0 < first.seconds <= 5 * 0.75
+    assert "validation" in capsys.readouterr().err   # the progress bar
+    again = evaluate(model, val_loader(cfg, 0, 1), loss, dist, contextlib.nullcontext)
+    assert again == first
+    assert capsys.readouterr().err == ""

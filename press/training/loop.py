@@ -82,13 +82,31 @@ def float_outputs(outputs: list) -> list:
     return [replace(o, estimate=o.estimate.float(), alpha=o.alpha.float(), beta=o.beta.float()) for o in outputs]
 
 
+@dataclass(frozen=True)
+class Validation:
+    """One pass over the validation set, summed over all ranks."""
+
+    loss: float              # nats per valid sample, summed over exits
+    si_snri: list[float]     # dB per exit, mean over utterances, under the loss's permutation
+    items: int               # utterances validated
+    seconds: float           # audio validated (true lengths, not padding)
+
+
 @torch.no_grad()
-def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist, amp) -> tuple[float, list[float]]:
-    """(validation loss in nats per sample summed over exits, SI-SNRi in dB per exit), over all ranks."""
+def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist, amp,
+             progress: bool = False) -> Validation:
+    """The validation loss and SI-SNRi per exit over `loader` (every rank its share), with a
+    progress bar of this rank's utterances when `progress`: on a CPU a pass can take minutes."""
     was_training = model.training
     model.eval()
     n_exits = model.n_exits
     totals = torch.zeros(3 + n_exits, dtype=torch.float64, device=dist.device)  # loss*n, n, utterances, snri*utt
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(b) for b in loader.batch_sampler), desc="validation", unit="utt",
+                   dynamic_ncols=True, leave=False, position=1)
     for batch in loader:
         mix, src, lengths = (batch[k].to(dist.device) for k in ("mixture", "sources", "lengths"))
         with amp():
@@ -102,9 +120,14 @@ def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist
         totals[0] += res.loss.double() * n
         totals[1] += n
         totals[2] += len(lengths)
+        if bar is not None:
+            bar.update(len(lengths))
+    if bar is not None:
+        bar.close()
     totals = dist.sum(totals)
     model.train(was_training)
-    return float(totals[0] / totals[1]), [float(v) for v in totals[3:] / totals[2]]
+    return Validation(loss=float(totals[0] / totals[1]), si_snri=[float(v) for v in totals[3:] / totals[2]],
+                      items=int(totals[2]), seconds=float(totals[1]) / model.cfg.sample_rate)
 
 
 class Trainer:
@@ -215,14 +238,16 @@ class Trainer:
         (self.run_dir / "sync.json").write_text(json.dumps({"step": self.step, "world_size": self.dist.world,
                                                             "weights_crc32": digests}) + "\n")
 
-    def validate(self) -> tuple[float, list[float]]:
-        val_loss, snri = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp)
-        if val_loss < self.best_val:
-            self.best_val = val_loss
+    def validate(self) -> Validation:
+        val = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp,
+                       progress=self.progress and self.dist.is_main)
+        if val.loss < self.best_val:
+            self.best_val = val.loss
             if self.dist.is_main:
                 save_model(self.run_dir / "best.safetensors", self.model, self.cfg,
-                           extra={"step": self.step, "stage": self.stage, "val_loss": val_loss, "val_si_snri": snri})
-        return val_loss, snri
+                           extra={"step": self.step, "stage": self.stage, "val_loss": val.loss,
+                                  "val_si_snri": val.si_snri})
+        return val
 
     def run(self) -> int:
         cfg, total = self.cfg, total_steps(self.cfg)
@@ -231,6 +256,10 @@ class Trainer:
         if self.dist.is_main and self.progress:
             from tqdm import tqdm
 
+            # what the bar is counting towards: `train.steps=2` alone still leaves every fine-tuning step
+            tqdm.write(f"press train: {n_train} crop steps then {int(cfg.finetune.steps)} full-length fine-tuning "
+                       f"steps (from step {self.step}); validation every {int(cfg.train.val_every)} steps and at "
+                       f"the end, on {len(self.val_loader.dataset)} items of at most {float(cfg.data.val_max_seconds):g} s")
             bar = tqdm(total=total, initial=self.step, desc="press train", dynamic_ncols=True)
         self.model.train()
         while self.step < total:
@@ -247,8 +276,8 @@ class Trainer:
                 row = {"loss": float(w[0] / w[2]), "si_snr": float(w[1] / w[3]), "grad_norm": float(w[4] / self.window_steps)}
                 self.window, self.window_steps = torch.zeros_like(w), 0
             if self.step % int(cfg.train.val_every) == 0 or self.step == total:
-                val_loss, snri = self.validate()
-                row.update({"val_loss": val_loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(snri)}})
+                val = self.validate()
+                row.update({"val_loss": val.loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(val.si_snri)}})
             if row and self.records is not None:
                 self.records.log({"step": self.step, "stage": stage_at(cfg, self.step - 1)[0],
                                   "lr": lr_at(cfg, self.step - 1), **row})
