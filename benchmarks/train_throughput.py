@@ -26,20 +26,16 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
 
     from press.model import PressNet, load_config, model_config
     from press.prob.likelihood import PressLoss
-    from press.training.loop import (
-        autocast_for,
-        float_outputs,
-        make_optimizer,
-        with_defaults,
-    )
+    from press.training.config import resolve_config
+    from press.training.loop import autocast_for, float_outputs, make_optimizer
 
-    cfg = with_defaults(load_config(name, [f"train.amp={amp}"]))
+    cfg = resolve_config(load_config(name, [f"train.amp={amp}"]))
     dev = torch.device(device)
     torch.manual_seed(0)
     model = PressNet(model_config(cfg)).to(dev).train()
     net = torch.compile(model) if compile_ else model
     optimizer = make_optimizer(model, cfg)
-    loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit))
+    loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
     amp_ctx = autocast_for(cfg, dev)
     batch, seconds = int(cfg.train.batch_size), float(cfg.train.crop_seconds)
     n = int(seconds * int(cfg.model.sample_rate))

@@ -6,12 +6,12 @@ import pytest
 
 from press.errors import PressError
 from press.model import load_config
-from press.training.loop import with_defaults
+from press.training.config import resolve_config
 from press.training.schedule import lr_at, stage_at
 
 
 def test_warmup_then_cosine_in_each_stage():
-    cfg = with_defaults(load_config("tiny", ["train.steps=110", "train.warmup_steps=10", "train.lr=1e-3",
+    cfg = resolve_config(load_config("tiny", ["train.steps=110", "train.warmup_steps=10", "train.lr=1e-3",
                                              "train.final_lr_ratio=0.1", "finetune.steps=20", "finetune.lr=2e-4",
                                              "finetune.warmup_steps=0", "finetune.final_lr_ratio=0.0"]))
     assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
@@ -25,17 +25,17 @@ def test_warmup_then_cosine_in_each_stage():
 
 def test_every_shipped_config_has_the_training_keys():
     for name in ("tiny", "small", "press4-s", "press12-m"):
-        cfg = with_defaults(load_config(name))
+        cfg = resolve_config(load_config(name))
         assert cfg.data.name == "builtin" and cfg.train.val_every >= 1 and cfg.finetune.steps >= 1
 
 
 def test_amp_off_and_on_read_as_yaml_booleans_are_understood():
-    assert with_defaults(load_config("tiny", ["train.amp=off"])).train.amp == "off"
-    assert with_defaults(load_config("tiny", ["train.amp=true"])).train.amp == "bf16"
+    assert resolve_config(load_config("tiny", ["train.amp=off"])).train.amp == "off"
+    assert resolve_config(load_config("tiny", ["train.amp=true"])).train.amp == "bf16"
 
 
 def test_bad_training_values_are_refused():
     with pytest.raises(PressError, match="train.amp"):
-        with_defaults(load_config("tiny", ["train.amp=fp8"]))
+        resolve_config(load_config("tiny", ["train.amp=fp8"]))
     with pytest.raises(PressError, match="train.val_every"):
-        with_defaults(load_config("tiny", ["train.val_every=0"]))
+        resolve_config(load_config("tiny", ["train.val_every=0"]))

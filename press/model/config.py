@@ -1,18 +1,23 @@
 """Model configuration: every architecture size in one typed, YAML-backed record.
 
 A named configuration is a plain YAML file in `press/configs/`. Its `model:` section maps onto
-`ModelConfig`; other sections (`loss`, `train`, `data`) belong to the code that reads them. OmegaConf
-gives typed validation (a misspelt key is an error, not a silent default) and `key=value` overrides.
+`ModelConfig`; other sections (`loss`, `train`, `finetune`, `data`) belong to the code that reads them
+and are typed there (`press.training.config`). OmegaConf gives `key=value` overrides; `typed_merge`
+checks every key and type against a dataclass (a misspelt key is an error that names the nearest
+valid key, not a silent default).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import typing
+from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from press.errors import PressError
 
@@ -107,9 +112,83 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
 def model_config(cfg: DictConfig | dict[str, Any]) -> ModelConfig:
     """The typed model section of a full configuration (unknown keys are an error)."""
     section = cfg["model"] if "model" in cfg else cfg
-    schema = OmegaConf.structured(ModelConfig)
+    return ModelConfig(**OmegaConf.to_container(typed_merge(ModelConfig, section, "model")))  # type: ignore[arg-type]
+
+
+def typed_merge(schema: type, values: Any, where: str = "") -> DictConfig:
+    """`values` (a mapping, or None for empty) merged onto the defaults of the dataclass `schema`.
+
+    Every key is checked against the schema's fields, sections inside sections too: a misspelt key
+    (`train.warmup` for `train.warmup_steps`) would otherwise be a silent default and a wasted run,
+    so it is refused with the nearest valid key named. A value of the wrong type is refused with the
+    type expected. `where` is the dotted path of `values` in the full config, for the messages.
+    The result is a typed DictConfig (assigning a wrong type or a new key to it fails too); the
+    dataclasses' own checks (`__post_init__`) run when it is turned into objects (`OmegaConf.to_object`).
+    """
+    plain = _plain(values, where)
+    _check_keys(schema, plain, where)
     try:
-        merged = OmegaConf.merge(schema, section)
-    except Exception as err:  # omegaconf raises several validation error types
-        raise PressError(f"invalid model config: {err}") from err
-    return ModelConfig(**OmegaConf.to_container(merged))  # type: ignore[arg-type]
+        return OmegaConf.merge(OmegaConf.structured(schema), plain)
+    except OmegaConfBaseException as err:  # a value that does not convert to its field's type
+        key = str(err.full_key or "")
+        full = f"{where}.{key}" if where and key else (key or where)
+        expected = _describe(_field_type(schema, key.split("."))) if key else "another type"
+        got = _lookup(plain, key.split(".")) if key else values
+        raise PressError(f"{full} must be {expected}, got {got!r}") from err
+
+
+def _plain(values: Any, where: str) -> dict:
+    if values is None:
+        return {}
+    if isinstance(values, DictConfig):
+        return OmegaConf.to_container(values, resolve=False)  # type: ignore[return-value]
+    if isinstance(values, dict):
+        return dict(values)
+    raise PressError(f"{where or 'the config'} must be a section of key: value lines, got {values!r}")
+
+
+def _check_keys(schema: type, values: dict, where: str) -> None:
+    """Refuse unknown keys, naming the nearest valid one; recurse into sub-sections (an empty one,
+    `train:` with nothing under it, reads as None and means the defaults)."""
+    hints = typing.get_type_hints(schema)
+    names = [f.name for f in fields(schema)]
+    for key in list(values):
+        full = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            near = difflib.get_close_matches(str(key), names, n=1)
+            if near:
+                hint = f"did you mean {where + '.' if where else ''}{near[0]}?"
+            else:
+                hint = f"the keys of {where or 'a config'} are {', '.join(names)}"
+            raise PressError(f"unknown config key {full}: {hint}")
+        if is_dataclass(hints[key]):
+            values[key] = _plain(values[key], full)
+            _check_keys(hints[key], values[key], full)
+
+
+def _field_type(schema: Any, path: list[str]) -> Any:
+    for part in path:
+        if not (isinstance(schema, type) and is_dataclass(schema)):
+            return Any
+        schema = typing.get_type_hints(schema).get(part, Any)
+    return schema
+
+
+def _lookup(values: Any, path: list[str]) -> Any:
+    for part in path:
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
+
+
+def _describe(tp: Any) -> str:
+    """A field's type in words, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return f"{_describe(inner[0])} or null" if len(inner) == 1 else "one of several types"
+    if origin in (list, tuple):
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return f"a list of {plural.get(args[0], 'values')}" if args else "a list"
+    if origin is dict or (isinstance(tp, type) and is_dataclass(tp)):
+        return "a section of key: value lines"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, "another type")

@@ -1,5 +1,6 @@
-"""The parts of the training loop in `press.train`, one concept per module.
+"""The parts of the training loop in `press.training.loop`, one concept per module.
 
+config: the typed `loss`, `train`, `finetune` and `data` sections and their defaults;
 schedule: the learning rate as a pure function of the step; data: the deterministic batch plan;
 state: what a checkpoint must hold for an exact resume; distributed: ranks and their agreement;
 records: what a run leaves on disk (CSV, TensorBoard, curves, config, provenance).

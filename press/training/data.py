@@ -24,11 +24,12 @@ from press.errors import PressError
 def build_dataset(cfg: DictConfig, split: str) -> Dataset:
     """The corpus named in `cfg.data` for `split`, at the model's sample rate, checked against the model."""
     data, model = cfg.data, cfg.model
-    options = dict(OmegaConf.to_container(data.get("options") or {}, resolve=True))
+    options = dict(OmegaConf.to_container(data.options, resolve=True)) if data.options else {}
     if data.name == "builtin":
         options.setdefault("n_src", int(model.n_src))
-    ds = get_dataset(str(data.name), data.get("root"), split=split, sample_rate=int(model.sample_rate),
-                     mode=str(data.get("mode", "min")), **options)
+    root = None if data.root is None else str(data.root)
+    ds = get_dataset(str(data.name), root, split=split, sample_rate=int(model.sample_rate),
+                     mode=str(data.mode), **options)
     if ds.n_src != int(model.n_src):
         raise PressError(f"dataset {data.name} ({split}) has {ds.n_src} sources but the model separates "
                          f"{model.n_src} (model.n_src)")
@@ -136,8 +137,9 @@ class BatchStream:
 
 
 def val_loader(cfg: DictConfig, rank: int, world: int) -> DataLoader:
-    """A fixed validation set (the first `data.val_examples` items, capped at `data.val_max_seconds`),
-    in length buckets, each rank a disjoint share."""
+    """A fixed validation set (the first `data.val_examples` items, each cut to `data.val_max_seconds`),
+    in length buckets, each rank a disjoint share. Its cost is bounded by their product: the same
+    items, in the same batches, at every validation and after a resume (`press.training.config.DataConfig`)."""
     ds = build_dataset(cfg, "val")
     n = min(len(ds), int(cfg.data.val_examples))
     if n < world:

@@ -35,6 +35,7 @@ from press.model.checkpoint import load_model, save_model
 from press.prob.likelihood import PressLoss
 from press.prob.sisnr import si_snri
 from press.training import distributed
+from press.training.config import resolve_config
 from press.training.data import (
     BatchStream,
     Position,
@@ -45,32 +46,6 @@ from press.training.data import (
 from press.training.records import RunRecords
 from press.training.schedule import lr_at, stage_at, total_steps
 from press.training.state import capture_rng, load_state, restore_rng, save_state
-
-# Every training key and its default; a config's own values win. See docs/training.md.
-DEFAULTS: dict[str, Any] = {
-    "train": {"seed": 0, "crop_seconds": 4.0, "batch_size": 1, "lr": 5e-4, "betas": [0.9, 0.999],
-              "weight_decay": 0.01, "warmup_steps": 5000, "final_lr_ratio": 0.0, "steps": 4_000_000,
-              "grad_clip": 1.0, "log_every": 10, "val_every": 1000, "ckpt_every": 1000, "num_workers": 0,
-              "amp": "auto", "compile": False, "tensorboard": True, "init": None},
-    "finetune": {"steps": 0, "lr": 1e-4, "warmup_steps": 0, "final_lr_ratio": 0.0, "max_seconds": 20.0,
-                 "batch_size": 4, "max_batch_seconds": 40.0},
-    "data": {"name": "builtin", "root": None, "mode": "min", "options": {}, "val_examples": 200,
-             "val_max_seconds": 20.0, "val_batch_size": 4, "val_max_batch_seconds": 40.0},
-}
-AMP_MODES = ("auto", "bf16", "off")
-
-
-def with_defaults(cfg: DictConfig) -> DictConfig:
-    """The config with every training key present (defaults underneath the config's own values)."""
-    merged = OmegaConf.merge(cfg, DEFAULTS, cfg)  # the config's own key order, its values on top
-    if isinstance(merged.train.amp, bool):  # YAML reads `off`/`on` (and false/true) as booleans
-        merged.train.amp = "bf16" if merged.train.amp else "off"
-    if str(merged.train.amp) not in AMP_MODES:
-        raise PressError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {merged.train.amp!r}")
-    for key in ("train.steps", "train.batch_size", "train.val_every", "train.ckpt_every", "train.log_every"):
-        if int(OmegaConf.select(merged, key)) < 1:
-            raise PressError(f"{key} must be >= 1, got {OmegaConf.select(merged, key)}")
-    return merged
 
 
 @dataclass(frozen=True)
@@ -107,13 +82,31 @@ def float_outputs(outputs: list) -> list:
     return [replace(o, estimate=o.estimate.float(), alpha=o.alpha.float(), beta=o.beta.float()) for o in outputs]
 
 
+@dataclass(frozen=True)
+class Validation:
+    """One pass over the validation set, summed over all ranks."""
+
+    loss: float              # nats per valid sample, summed over exits
+    si_snri: list[float]     # dB per exit, mean over utterances, under the loss's permutation
+    items: int               # utterances validated
+    seconds: float           # audio validated (true lengths, not padding)
+
+
 @torch.no_grad()
-def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist, amp) -> tuple[float, list[float]]:
-    """(validation loss in nats per sample summed over exits, SI-SNRi in dB per exit), over all ranks."""
+def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist, amp,
+             progress: bool = False) -> Validation:
+    """The validation loss and SI-SNRi per exit over `loader` (every rank its share), with a
+    progress bar of this rank's utterances when `progress`: on a CPU a pass can take minutes."""
     was_training = model.training
     model.eval()
     n_exits = model.n_exits
     totals = torch.zeros(3 + n_exits, dtype=torch.float64, device=dist.device)  # loss*n, n, utterances, snri*utt
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(b) for b in loader.batch_sampler), desc="validation", unit="utt",
+                   dynamic_ncols=True, leave=False, position=1)
     for batch in loader:
         mix, src, lengths = (batch[k].to(dist.device) for k in ("mixture", "sources", "lengths"))
         with amp():
@@ -127,9 +120,14 @@ def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist
         totals[0] += res.loss.double() * n
         totals[1] += n
         totals[2] += len(lengths)
+        if bar is not None:
+            bar.update(len(lengths))
+    if bar is not None:
+        bar.close()
     totals = dist.sum(totals)
     model.train(was_training)
-    return float(totals[0] / totals[1]), [float(v) for v in totals[3:] / totals[2]]
+    return Validation(loss=float(totals[0] / totals[1]), si_snri=[float(v) for v in totals[3:] / totals[2]],
+                      items=int(totals[2]), seconds=float(totals[1]) / model.cfg.sample_rate)
 
 
 class Trainer:
@@ -149,7 +147,7 @@ class Trainer:
         if cfg.train.init and not resume:
             self._start_from(Path(str(cfg.train.init)))
         self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
-                                 float(cfg.loss.get("sisnr_weight", 0.0)))
+                                 float(cfg.loss.sisnr_weight))
         self.optimizer = make_optimizer(self.model, cfg)
         self.amp = autocast_for(cfg, dev)
         self.step, self.best_val = 0, math.inf
@@ -240,14 +238,16 @@ class Trainer:
         (self.run_dir / "sync.json").write_text(json.dumps({"step": self.step, "world_size": self.dist.world,
                                                             "weights_crc32": digests}) + "\n")
 
-    def validate(self) -> tuple[float, list[float]]:
-        val_loss, snri = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp)
-        if val_loss < self.best_val:
-            self.best_val = val_loss
+    def validate(self) -> Validation:
+        val = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp,
+                       progress=self.progress and self.dist.is_main)
+        if val.loss < self.best_val:
+            self.best_val = val.loss
             if self.dist.is_main:
                 save_model(self.run_dir / "best.safetensors", self.model, self.cfg,
-                           extra={"step": self.step, "stage": self.stage, "val_loss": val_loss, "val_si_snri": snri})
-        return val_loss, snri
+                           extra={"step": self.step, "stage": self.stage, "val_loss": val.loss,
+                                  "val_si_snri": val.si_snri})
+        return val
 
     def run(self) -> int:
         cfg, total = self.cfg, total_steps(self.cfg)
@@ -256,6 +256,10 @@ class Trainer:
         if self.dist.is_main and self.progress:
             from tqdm import tqdm
 
+            # what the bar is counting towards: `train.steps=2` alone still leaves every fine-tuning step
+            tqdm.write(f"press train: {n_train} crop steps then {int(cfg.finetune.steps)} full-length fine-tuning "
+                       f"steps (from step {self.step}); validation every {int(cfg.train.val_every)} steps and at "
+                       f"the end, on {len(self.val_loader.dataset)} items of at most {float(cfg.data.val_max_seconds):g} s")
             bar = tqdm(total=total, initial=self.step, desc="press train", dynamic_ncols=True)
         self.model.train()
         while self.step < total:
@@ -272,8 +276,8 @@ class Trainer:
                 row = {"loss": float(w[0] / w[2]), "si_snr": float(w[1] / w[3]), "grad_norm": float(w[4] / self.window_steps)}
                 self.window, self.window_steps = torch.zeros_like(w), 0
             if self.step % int(cfg.train.val_every) == 0 or self.step == total:
-                val_loss, snri = self.validate()
-                row.update({"val_loss": val_loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(snri)}})
+                val = self.validate()
+                row.update({"val_loss": val.loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(val.si_snri)}})
             if row and self.records is not None:
                 self.records.log({"step": self.step, "stage": stage_at(cfg, self.step - 1)[0],
                                   "lr": lr_at(cfg, self.step - 1), **row})
@@ -302,11 +306,13 @@ def prepare_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> DictConfig:
     if resume and not has_run:
         raise PressError(f"nothing to resume in {run_dir} (no last.state.pt)")
     if resume:
-        saved = with_defaults(OmegaConf.load(run_dir / "config.yaml"))
+        saved = resolve_config(OmegaConf.load(run_dir / "config.yaml"))
         for section in ("model", "loss", "data"):
-            if OmegaConf.to_container(saved[section]) != OmegaConf.to_container(cfg[section]):
-                raise PressError(f"the '{section}' section differs from the run's own {run_dir / 'config.yaml'}; "
-                                 "a resumed run must keep its model, loss and data")
+            old, new = OmegaConf.to_container(saved[section]), OmegaConf.to_container(cfg[section])
+            if old != new:
+                keys = ", ".join(f"{section}.{k}" for k in old if old[k] != new.get(k))
+                raise PressError(f"the '{section}' section differs from the run's own {run_dir / 'config.yaml'} "
+                                 f"({keys}); a resumed run must keep its model, loss and data")
     run_dir.mkdir(parents=True, exist_ok=True)
     return cfg
 
@@ -319,7 +325,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume: bool = False, device: st
     stops the run where it stands, like a kill: the last checkpoint is what a resume starts from).
     Under torchrun every rank calls this; rank 0 writes the records.
     """
-    cfg = with_defaults(cfg)
+    cfg = resolve_config(cfg)
     run_dir = Path(run_dir)
     dist = distributed.setup(device)
     try:
