@@ -59,17 +59,39 @@ def test_recalibration_is_fitted_saved_and_used(checkpoint, tmp_path, capsys):
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     fitted = summary["fitted_recalibration"]
-    assert fitted != {"alpha_scale": 1.0, "beta_scale": 1.0}
+    # one pair of scales per exit (the default fit), and not the identity: some scale moved
+    assert len(fitted["alpha_scale"]) == len(fitted["beta_scale"]) == 3
+    assert any(abs(s - 1.0) > 1e-3 for s in fitted["alpha_scale"] + fitted["beta_scale"])
     assert set(summary["calibration"]) == {"raw", "recalibrated"}
     _, _, recal, _ = resolve_model(str(saved))
     assert recal.to_dict() == fitted
     model, _, extra = load_model(saved)
     assert extra["recalibration"] == fitted
-    # and evaluating the saved model applies it to the dynamic decisions
-    main(["evaluate", str(saved), "--limit", "1", "--no-quality", "--json",
-          "--out", str(tmp_path / "again"), "--segment", "1", "--context", "0.25"])
-    again = json.loads(capsys.readouterr().out)
-    assert again["recalibration"] == fitted
+
+
+def test_stored_recalibration_drives_the_dynamic_exits(checkpoint, tmp_path, capsys):
+    """The same weights saved with two extreme recalibrations: beta x 1e-6 predicts errors 60 dB
+    smaller (every target met at exit 1), beta x 1e6 60 dB larger (none met before the last).
+    Evaluating each must move the dynamic rows' exits and compute, and nothing else."""
+    model, cfg, _ = load_model(checkpoint)
+    summaries = {}
+    for beta_scale in (1e-6, 1e6):
+        path = tmp_path / f"beta{beta_scale:g}.safetensors"
+        recal = {"alpha_scale": 1.0, "beta_scale": beta_scale}
+        save_model(path, model, cfg, extra={"recalibration": recal})
+        assert main(["evaluate", str(path), "--limit", "1", "--no-quality", "--json", "--segment", "1",
+                     "--context", "0.25", "--out", str(tmp_path / f"eval{beta_scale:g}")]) == 0
+        summaries[beta_scale] = json.loads(capsys.readouterr().out)
+        assert summaries[beta_scale]["recalibration"] == recal
+    sure, doubtful = summaries[1e-6], summaries[1e6]
+    gmacs = [e["gmacs_per_second"] for e in sure["exits"]]
+    assert [d["exit_shares"] for d in sure["dynamic"]] == [[1.0, 0.0, 0.0]] * 4
+    assert [d["exit_shares"] for d in doubtful["dynamic"]] == [[0.0, 0.0, 1.0]] * 4
+    assert all(d["gmacs_per_second"] == pytest.approx(gmacs[0]) for d in sure["dynamic"])
+    assert all(d["gmacs_per_second"] == pytest.approx(gmacs[-1]) for d in doubtful["dynamic"])
+    for key in ("exits", "output_change", "uniform"):                 # the weights are the same
+        assert [{k: v for k, v in row.items() if k != "rtf"} for row in sure[key]] == \
+               [{k: v for k, v in row.items() if k != "rtf"} for row in doubtful[key]]
 
 
 @pytest.mark.parametrize("extra, message", [

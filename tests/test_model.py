@@ -98,13 +98,65 @@ def test_digital_silence_is_finite(tiny_model):
             assert torch.isfinite(o.beta).all() and torch.all(o.beta > 0)
 
 
-def test_cumulative_parameterisation_is_monotone():
-    model = PressNet(tiny_config(cumulative=True)).eval()
+def _heads_set(model, rng, adversarial=None):
+    """Arbitrary inverse-gamma heads: random weights over many scales and biases deep into both
+    tails of the softplus, or (adversarial) constant raw outputs per exit from the given biases."""
     with torch.no_grad():
-        outs = model(torch.randn(2, 1200))
-    for prev, nxt in zip(outs, outs[1:]):
-        assert torch.all(nxt.alpha > prev.alpha)      # alpha_i = sum of positive terms
-        assert torch.all(nxt.beta < prev.beta)        # beta_i = 1 / sum of positive terms
+        for i, head in enumerate(model.ig_heads):
+            if adversarial is not None:
+                head.out.weight.zero_()
+                head.out.bias.copy_(torch.tensor(adversarial[i], dtype=head.out.bias.dtype))
+                continue
+            for lin in (head.glu, head.out):
+                lin.weight.normal_(generator=rng).mul_(10 ** (torch.rand((), generator=rng) * 5 - 3))
+                lin.bias.uniform_(-30, 30, generator=rng)
+            head.snake.freq.uniform_(-5, 5, generator=rng)
+
+
+def test_cumulative_parameterisation_is_monotone_by_construction():
+    """`cumulative: true` builds alpha_i = sum_{k<=i} alpha~_k and beta_i = (1 / sum_{k<=i} beta~_k
+    + alpha_i * VARIANCE_FLOOR) * scale^2, each alpha~ >= ALPHA_FLOOR and beta~ >= BETA_FLOOR (a
+    softplus plus the floor). So whatever the heads' weights (random over many scales, or set
+    adversarially), alpha rises strictly with depth and the predicted error-variance scale
+    beta / alpha = (1 / (alpha_i sum beta~) + VARIANCE_FLOOR) * scale^2 falls strictly.
+    beta itself is not monotone: the -40 dB variance floor adds alpha_i * VARIANCE_FLOOR, which
+    grows with alpha; 10 of the 20 random heads below and two adversarial ones make beta rise.
+    Run in float64: in float32 a step smaller than the resolution can leave beta / alpha one ulp
+    higher (seen once here, +1.2e-7 relative), which is rounding, not the construction."""
+    from press.model.heads import ALPHA_FLOOR, BETA_FLOOR, VARIANCE_FLOOR
+
+    model = PressNet(tiny_config(cumulative=True)).double().eval()
+    x = torch.randn(2, 1200, dtype=torch.float64)
+    x[1, 400:800] = 0.0                                       # a silent block too
+    s2 = model.begin(x).scale.pow(2)[:, None, None]
+    raw = []
+    for head in model.ig_heads:
+        head.register_forward_hook(lambda m, i, o: raw.append(o))
+    rng = torch.Generator().manual_seed(0)
+    # (alpha~, beta~) biases per exit: a huge alpha~ after a large beta~ sum makes beta rise
+    adversarial = {21: [(-30, 30), (1e4, -30), (-30, 30)],       # beta rises at exit 2
+                   22: [(-30, 30), (-30, 30), (1e4, -30)],       # ... at exit 3
+                   23: [(30, -30), (-30, -30), (-30, 1e4)]}      # beta~ jumps: beta falls 1e12-fold
+    rises = {}
+    for n in range(24):
+        if n:
+            _heads_set(model, rng, adversarial.get(n))
+        raw.clear()
+        with torch.no_grad():
+            outs = model(x)
+        a_sum = b_sum = 0.0
+        for (a_raw, b_raw), out in zip(raw, outs):
+            assert torch.all(a_raw >= ALPHA_FLOOR) and torch.all(b_raw >= BETA_FLOOR)
+            a_sum, b_sum = a_raw + a_sum, b_raw + b_sum
+            torch.testing.assert_close(out.alpha, a_sum, rtol=1e-12, atol=0)
+            torch.testing.assert_close(out.beta, (1.0 / b_sum + a_sum * VARIANCE_FLOOR) * s2,
+                                       rtol=1e-12, atol=0)
+        for prev, nxt in zip(outs, outs[1:]):
+            assert torch.all(nxt.alpha > prev.alpha), n
+            assert torch.all(nxt.beta / nxt.alpha < prev.beta / prev.alpha), n
+        rises[n] = [bool(torch.all(nxt.beta > prev.beta)) for prev, nxt in zip(outs, outs[1:])]
+    assert rises[21] == [True, False] and rises[22] == [False, True]   # beta is not monotone
+    assert rises[23] == [False, False]
 
 
 def test_state_select_keeps_items(tiny_model):

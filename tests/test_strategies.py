@@ -17,7 +17,7 @@ from press.evaluation.strategies import (
     taken,
     uniform_exits,
 )
-from press.inference.policies import Dynamic, Static
+from press.inference.policies import Dynamic, OutputChange, Static, output_change
 from press.inference.runner import Separator
 from press.inference.trace import trace_exits
 from press.io.streaming import ArrayReader
@@ -76,6 +76,36 @@ def test_output_change_leaves_when_consecutive_outputs_stop_changing():
     assert output_change_exits(est, slice(0, 10), 0.1).tolist() == [3]
     assert output_change_exits(est, slice(0, 10), 0.6).tolist() == [2]
     assert output_change_exits(est, slice(0, 10), 0.01).tolist() == [4]
+
+
+def test_output_change_strategy_takes_the_policys_exits():
+    """`press evaluate`'s output_change strategy on a trace and a Separator run with the
+    `OutputChange` policy choose the same exit for every segment, at every threshold that makes a
+    difference (one between each pair of neighbouring computed changes). The tiny model's block
+    is 400 samples, so a policy that assumed another block length would look at other samples."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = PressNet(tiny_config()).eval()
+    with torch.no_grad():   # the synthesis filters start at zero: every exit would output mixture / S
+        for head in model.decoder_heads:
+            torch.nn.init.normal_(head.synthesis.weight, std=0.01)
+    g = torch.Generator().manual_seed(2)
+    mix = torch.randn(8000 * 6, generator=g) * torch.rand(24, generator=g).repeat_interleave(2000)
+    sep = Separator(model, segment=1.0, context=0.25, batch_size=3)
+    tr = trace_exits(sep, ArrayReader(mix))
+    assert sep.block == 400 and tr.core_samples == slice(2000, 10000)
+    est = torch.as_tensor(tr.estimates)
+    changes = np.unique(output_change(est[1:], est[:-1], tr.core_samples).numpy())
+    assert len(changes) > 5 and np.diff(changes).min() > 1e-6   # no threshold is a float tie
+    thresholds = [changes[0] / 2, *((changes[1:] + changes[:-1]) / 2), changes[-1] * 2]
+    seen = set()
+    for th in thresholds:
+        want = output_change_exits(tr.estimates, tr.core_samples, th).tolist()
+        got = [s.exit for s in sep.run(ArrayReader(mix), OutputChange(float(th))).segments]
+        assert got == want, th
+        seen.add(tuple(want))
+    # with 3 exits only exit 2's change decides: n_seg + 1 patterns, from none to all leaving at 2
+    assert len(seen) == len(tr.plan) + 1
 
 
 def test_regret_is_mean_shortfall_at_the_exits_taken():

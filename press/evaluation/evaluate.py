@@ -170,9 +170,8 @@ def strategy_points(a: UtteranceAnalysis, options: Options, recal: Recalibration
             points[("dynamic", t, p)] = dynamic_exits(block_prob, a.valid, p)
         points[("oracle", t)] = oracle_exits(a.exit_snr, a.valid, t)
     points[("uniform", options.seed)] = uniform_exits(n_seg, K, options.seed)
-    core = slice(tr.core.start * tr.block, tr.core.stop * tr.block)
     for th in options.thresholds:
-        points[("output_change", th)] = output_change_exits(tr.estimates, core, th)
+        points[("output_change", th)] = output_change_exits(tr.estimates, tr.core_samples, th)
     return points
 
 

@@ -11,7 +11,8 @@ per segment; a segment that never meets a strategy's condition takes the last ex
   and speaker of the segment: what a perfect predictor would do, the floor of compute for t;
 - uniform: an exit drawn uniformly at random per segment from a seeded generator;
 - output change: the heuristic before PRESS, leave when ‖x̂_k − x̂_{k−1}‖/‖x̂_k‖ over the
-  segment's core drops below a threshold.
+  segment's core drops below a threshold, measured by `press.inference.policies.output_change`,
+  exactly `press.inference.OutputChange`.
 
 `regret` is the one-sided exit-SNR regret at the exits taken.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from press.errors import PressError
+from press.inference.policies import output_change
 from press.prob.exits import exit_snr_regret, segment_decision
 
 
@@ -63,11 +65,10 @@ def uniform_exits(n_segments: int, n_exits: int, seed: int = 0) -> np.ndarray:
 def output_change_exits(estimates: np.ndarray, core: slice, threshold: float) -> np.ndarray:
     """estimates (K, n_seg, S, W); core: the segment's samples within the window.
     First exit k ≥ 2 whose relative change from exit k−1 over the core is below `threshold`
-    (exit 1 has nothing to compare with, so it is never chosen unless K = 1)."""
-    cur = estimates[1:, ..., core].astype(np.float64)
-    prev = estimates[:-1, ..., core].astype(np.float64)
-    change = np.sqrt(((cur - prev) ** 2).sum((2, 3))) / np.maximum(
-        np.sqrt((cur ** 2).sum((2, 3))), 1e-12)                     # (K-1, n_seg)
+    (exit 1 has nothing to compare with, so it is never chosen unless K = 1). The change is
+    `press.inference.policies.output_change`, the measure `OutputChange` uses at run time."""
+    est = torch.as_tensor(np.asarray(estimates))
+    change = output_change(est[1:], est[:-1], core).numpy()        # (K-1, n_seg)
     passes = np.concatenate([np.zeros((1, estimates.shape[1]), bool), change < threshold])
     return first_passing(passes)
 

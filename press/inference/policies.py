@@ -28,6 +28,12 @@ class ExitContext:
     core: slice                         # the blocks of the window that belong to the segment
     valid: torch.Tensor                 # (N, n_core) bool: core blocks holding input samples
     previous: torch.Tensor | None       # (N, S, W) estimate of exit k-1, None at exit 1
+    block: int                          # the model's likelihood block B in samples (cfg.block)
+
+    @property
+    def core_samples(self) -> slice:
+        """The segment's samples within the window (`core` in samples rather than blocks)."""
+        return slice(self.core.start * self.block, self.core.stop * self.block)
 
 
 class ExitPolicy(Protocol):
@@ -57,22 +63,32 @@ class Static:
         return torch.full((ctx.output.estimate.shape[0],), ctx.k >= self.exit)
 
 
+def output_change(estimate: torch.Tensor, previous: torch.Tensor, core: slice) -> torch.Tensor:
+    """The output-change heuristic's measure, ||x̂_k - x̂_{k-1}|| / ||x̂_k|| over all speakers and
+    the samples `core` of the window: estimate, previous (..., S, W) -> (...).
+
+    The one implementation, used by `OutputChange` at run time and by
+    `press.evaluation.strategies.output_change_exits` on a trace, so the two cannot drift apart.
+    Computed in float64 whatever the network ran in; a silent output divides by 1e-12.
+    """
+    cur = estimate[..., core].double()
+    prev = previous[..., core].double()
+    return (cur - prev).pow(2).sum((-2, -1)).sqrt() / cur.pow(2).sum((-2, -1)).sqrt().clamp_min(1e-12)
+
+
 @dataclass
 class OutputChange:
     """The heuristic before PRESS: leave when consecutive exits' outputs stop changing, i.e.
-    ||x̂_k - x̂_{k-1}|| / ||x̂_k|| < threshold over the segment's core."""
+    `output_change` < threshold over the segment's core (in samples: the core blocks times the
+    model's own likelihood block, from the context)."""
 
     threshold: float = 0.05
-    block: int = 2000
 
     def __call__(self, ctx: ExitContext) -> torch.Tensor:
         n = ctx.output.estimate.shape[0]
         if ctx.previous is None:
             return torch.zeros(n, dtype=torch.bool)
-        lo, hi = ctx.core.start * self.block, ctx.core.stop * self.block
-        cur, prev = ctx.output.estimate[..., lo:hi], ctx.previous[..., lo:hi]
-        change = (cur - prev).pow(2).sum((1, 2)).sqrt() / cur.pow(2).sum((1, 2)).sqrt().clamp_min(1e-12)
-        return change < self.threshold
+        return output_change(ctx.output.estimate, ctx.previous, ctx.core_samples) < self.threshold
 
 
 @dataclass

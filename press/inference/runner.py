@@ -157,7 +157,7 @@ class Separator:
             out = ExitOutput(out.exit, out.estimate, alpha, beta)
             probs = exit_probabilities(out.estimate, windows[active], alpha, beta, self.target_db,
                                        self.confidence, self.block, p_ref=p_ref, lengths=lengths[active])
-            ctx = ExitContext(k, model.n_exits, out, probs, core, valid[active], previous)
+            ctx = ExitContext(k, model.n_exits, out, probs, core, valid[active], previous, self.block)
             leave = policy(ctx) if k < model.n_exits else torch.ones(len(active), dtype=torch.bool)
             leave = leave.to(windows.device)
             gone = torch.nonzero(leave).flatten()

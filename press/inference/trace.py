@@ -45,6 +45,11 @@ class ExitTrace:
     def n_exits(self) -> int:
         return self.estimates.shape[0]
 
+    @property
+    def core_samples(self) -> slice:
+        """The segment's samples within a window, as `ExitContext.core_samples` gives them."""
+        return slice(self.core.start * self.block, self.core.stop * self.block)
+
     def stitch(self, exits: Sequence[int]) -> np.ndarray:
         """Full-length sources (S, N) with segment i taken from exit exits[i] (1-based)."""
         out = np.zeros((self.estimates.shape[2], self.plan.n_samples), dtype=np.float32)
