@@ -1,6 +1,6 @@
 """Budget mode measured: how closely `separate(x, budget=G)` meets G GMAC/s, and at what SI-SNRi.
 
-    python benchmarks/budget_policies.py [MODEL] [--limit 40] [--long 20]
+    python benchmarks/budget_policies.py [MODEL] [--limit 40] [--long 10]
                                          [--fractions 0.25,0.5,0.75] [--threads 1]
 
 MODEL: a shipped model's name or a checkpoint (default: the shipped `default`). Segments are the
@@ -9,11 +9,12 @@ whole as one segment).
 
 Two inputs, both from the built-in test split:
   * pool: the first --limit mixtures, each separated on its own (few segments per input);
-    GMAC/s is total MACs over total seconds, |err| utt the mean over utterances of each one's
-    |achieved / G - 1|;
-  * long: the first --long of them concatenated into one input (sources concatenated too).
+    GMAC/s is total MACs over total seconds, |err| input the mean over inputs of each one's
+    |achieved / G - 1| and "err per input" their range;
+  * long: the same mixtures, every --long consecutive ones concatenated into one input (sources
+    concatenated too): 4 inputs of about 40 s by default; |err| input is then per long input.
 SI-SNRi (dB) is the mean over utterances of the mean over sources, speakers aligned per utterance
-by best SI-SNR (`press.evaluation.evaluate.utterance_quality`); on the long input each utterance
+by best SI-SNR (`press.evaluation.evaluate.utterance_quality`); in a long input each utterance
 is scored on its own span of the output.
 
 Budgets: for each input, the fraction f of the way from its exit-1 GMAC/s to its last exit's
@@ -57,13 +58,15 @@ def items(split: str, n: int, sample_rate: int) -> list[tuple[np.ndarray, np.nda
             for i in range(min(n, len(ds)))]
 
 
-def quality(outputs: list[np.ndarray], utts: list[tuple[np.ndarray, np.ndarray]], sr: int,
-            bounds: list[int] | None) -> float:
-    """Mean SI-SNRi over utterances: one output (S, N) per utterance, or one long one cut at `bounds`."""
-    if bounds is not None:
-        outputs = [outputs[0][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    return float(np.mean([utterance_quality(e, s, m, sr, full=False)["si_snri"]
-                          for e, (m, s) in zip(outputs, utts)]))
+def quality(outputs: list[np.ndarray], groups: list[list[tuple[np.ndarray, np.ndarray]]], sr: int) -> float:
+    """Mean SI-SNRi over utterances: outputs[i] (S, N) is groups[i]'s utterances end to end."""
+    scores = []
+    for out, utts in zip(outputs, groups):
+        start = 0
+        for m, s in utts:
+            scores.append(utterance_quality(out[:, start:start + len(m)], s, m, sr, full=False)["si_snri"])
+            start += len(m)
+    return float(np.mean(scores))
 
 
 class Pool:
@@ -96,7 +99,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default="default")
     p.add_argument("--limit", type=int, default=40, help="test mixtures in the pool")
-    p.add_argument("--long", type=int, default=20, help="test mixtures concatenated into the long input")
+    p.add_argument("--long", type=int, default=10, help="test mixtures concatenated into each long input")
     p.add_argument("--fractions", default="0.25,0.5,0.75", help="budgets, from exit 1 (0) to the last (1)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -106,27 +109,27 @@ def main() -> None:
     sep = model.separator()
     sr, K = model.sample_rate, model.n_exits
     test = items("test", args.limit, sr)
-    long_utts = test[:args.long]
-    bounds = np.cumsum([0] + [len(m) for m, _ in long_utts]).tolist()
     calibration = model.budget_calibration(sep)
     print(f"model {args.model}: {K} exits, GMAC/s per exit {[round(g, 3) for g in sep.gmacs]}; "
           f"segment {sep.segment_samples / sr:g} s, context {sep.context_samples / sr:g} s; budget mode "
           f"calibrated on {len(calibration.quality)} segments of built-in validation mixtures")
-    settings = {"pool": (test, [m for m, _ in test], None),
-                "long": (long_utts, [np.concatenate([m for m, _ in long_utts])], bounds)}
+    settings = {"pool": [[u] for u in test],
+                "long": [test[i:i + args.long] for i in range(0, len(test), args.long)]}
     rows = []
-    for name, (utts, inputs, cut) in settings.items():
+    for name, groups in settings.items():
+        inputs = [np.concatenate([m for m, _ in g]) for g in groups]
         pool = Pool([trace_exits(sep, ArrayReader(x)) for x in inputs], model.recalibration)
         n_seg = sum(pool.sizes)
-        print(f"{name}: {len(utts)} utterances, {pool.seconds:.1f} s, {n_seg} segments in {len(inputs)} input(s)")
+        print(f"{name}: {len(test)} utterances, {pool.seconds:.1f} s, {n_seg} segments in {len(inputs)} input(s)")
 
-        def add(policy, outputs, gm, budget=None, shares=None, tau=None, name=name, utts=utts, cut=cut):
+        def add(policy, outputs, gm, budget=None, shares=None, tau=None, name=name, groups=groups):
             row = {"input": name, "policy": policy, "budget": budget, "gmacs": gm[0], "tau": tau,
-                   "si_snri": quality(outputs, utts, sr, cut), "shares": shares}
+                   "si_snri": quality(outputs, groups, sr), "shares": shares}
             if budget is not None:
                 row["err"] = gm[0] / budget - 1.0
                 if len(gm) > 2:
-                    row["err_utt"] = float(np.mean([abs(g / budget - 1.0) for g in gm[1:]]))
+                    each = [g / budget - 1.0 for g in gm[1:]]
+                    row["err_each"] = (float(np.mean(np.abs(each))), min(each), max(each))
             rows.append(row)
 
         static = {}
@@ -154,15 +157,20 @@ def main() -> None:
         print(f"  done {name} at {time.perf_counter() - tic:.0f} s", flush=True)
 
     print()
-    print("| input | budget GMAC/s | policy | tau dB | achieved GMAC/s | err | \\|err\\| utt | SI-SNRi dB | exit shares |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| input | budget GMAC/s | policy | tau dB | achieved GMAC/s | err | \\|err\\| input | err per input "
+          "| SI-SNRi dB | exit shares |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         b = "—" if r["budget"] is None else f"{r['budget']:.3f}"
         err = f"{100 * r['err']:+.1f} %" if "err" in r else ""
-        eu = f"{100 * r['err_utt']:.1f} %" if "err_utt" in r else ""
+        eu = rng = ""
+        if "err_each" in r:
+            mean, lo, hi = r["err_each"]
+            eu, rng = f"{100 * mean:.1f} %", f"{100 * lo:+.0f}..{100 * hi:+.0f} %"
         sh = "" if r["shares"] is None else " / ".join(f"{v:.2f}" for v in r["shares"])
         tau = "" if r["tau"] is None else str(r["tau"])
-        print(f"| {r['input']} | {b} | {r['policy']} | {tau} | {r['gmacs']:.3f} | {err} | {eu} | {r['si_snri']:.2f} | {sh} |")
+        print(f"| {r['input']} | {b} | {r['policy']} | {tau} | {r['gmacs']:.3f} | {err} | {eu} | {rng} "
+              f"| {r['si_snri']:.2f} | {sh} |")
     print(f"\n{time.perf_counter() - tic:.0f} s in all")
 
 
