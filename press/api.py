@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from press.errors import PressError
+from press.inference.budget import BudgetCalibration
+from press.inference.plan import SegmentPlan
 from press.inference.policies import Budget, Dynamic, ExitPolicy, Static
 from press.inference.results import SeparationResult
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
@@ -29,6 +31,10 @@ from press.io.streaming import ArrayReader
 from press.model import PressNet
 from press.model.device import resolve_device
 from press.prob.calibration import Recalibration
+
+# Validation mixtures of the built-in corpus that the budget mode fits its threshold on, unless
+# `Press.calibrate_budget` was given others (measured: docs/exits.md, "Compute budget").
+BUDGET_CALIBRATION_MIXTURES = 10
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Press:
         self.model, self.name = model, name
         stored = (extra or {}).get("recalibration")
         self.recalibration = Recalibration.from_dict(stored) if stored else Recalibration()
+        self._budget_mixtures: list[np.ndarray] | None = None
+        self._budget_calibrations: dict[tuple[int, int], BudgetCalibration] = {}
 
     @property
     def sample_rate(self) -> int:
@@ -58,7 +66,30 @@ class Press:
     def n_exits(self) -> int:
         return self.model.n_exits
 
-    def _policy(self, exit: int | None, budget: float | None, quantile: float) -> ExitPolicy:
+    def calibrate_budget(self, mixtures: list[np.ndarray]) -> None:
+        """Fit budget mode's threshold on these mixtures (1-D, at the model's rate) instead of the
+        built-in corpus's first validation mixtures: audio like what the model will separate."""
+        mixtures = [np.asarray(x, dtype=np.float32) for x in mixtures]
+        if not mixtures or any(x.ndim != 1 or x.size == 0 for x in mixtures):
+            raise PressError("budget calibration needs one or more non-empty 1-D mixtures")
+        self._budget_mixtures, self._budget_calibrations = mixtures, {}
+
+    def budget_calibration(self, separator: Separator) -> BudgetCalibration:
+        """Every exit's quality on the calibration mixtures cut by `separator` (measured once per
+        segment/context and kept)."""
+        key = (separator.segment_samples, separator.context_samples)
+        if key not in self._budget_calibrations:
+            mixtures = self._budget_mixtures
+            if mixtures is None:
+                from press.data import get_dataset
+
+                ds = get_dataset("builtin", split="val", sample_rate=self.sample_rate, n_src=self.n_src)
+                mixtures = [ds[i]["mixture"].numpy() for i in range(min(BUDGET_CALIBRATION_MIXTURES, len(ds)))]
+            self._budget_calibrations[key] = BudgetCalibration.measure(separator, mixtures)
+        return self._budget_calibrations[key]
+
+    def _policy(self, exit: int | None, budget: float | None, quantile: float, separator: Separator,
+                plan: SegmentPlan) -> ExitPolicy:
         if exit is not None and budget is not None:
             raise PressError("choose one of exit= (a fixed exit) and budget= (a GMAC/s budget), not both")
         if exit is not None:
@@ -68,7 +99,7 @@ class Press:
         if budget is not None:
             if budget <= 0:
                 raise PressError(f"budget must be a positive GMAC/s figure, got {budget}")
-            return Budget(budget)
+            return self.budget_calibration(separator).policy(budget, plan)
         return Dynamic(quantile)
 
     def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float = DEFAULT_SEGMENT,
@@ -83,6 +114,8 @@ class Press:
         return {
             "model": self.name, "model_sample_rate": self.sample_rate, "sample_rate": input_rate,
             "policy": type(policy).__name__.lower(), "target_db": target_db, "confidence": confidence,
+            **({"budget_gmacs_per_second": policy.gmacs_per_second, "budget_threshold_db": policy.threshold_db}
+               if isinstance(policy, Budget) else {}),
             "gmacs_per_second": result.gmacs_per_second,
             "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
             "saving": result.saving, "exit_histogram": result.exit_histogram(self.n_exits),
@@ -99,8 +132,9 @@ class Press:
 
         An array is taken at `sample_rate` (default: the model's rate); the sources come back at the
         input's rate. Exits: by default the first exit where P(exit-SNR >= target_db) >= confidence
-        for every block of a segment; `exit=k` runs every segment to exit k; `budget=G` meets a
-        mean compute budget of G GMAC/s.
+        for every block of a segment; `exit=k` runs every segment to exit k; `budget=G` aims at a
+        mean compute of G GMAC/s: a segment leaves at the first exit whose expected exit-SNR reaches
+        a threshold fitted for G on calibration mixtures (see `calibrate_budget`).
         """
         if isinstance(audio, (str, os.PathLike)):
             x, rate = load_audio(audio, channel=channel)
@@ -115,10 +149,10 @@ class Press:
                 raise PressError("the audio holds no samples")
             if not np.isfinite(x).all():
                 raise PressError("the audio holds NaN or Inf samples")
-        policy = self._policy(exit, budget, quantile)
         inner = resample(x, rate, self.sample_rate) if rate != self.sample_rate else x
-        result = self.separator(target_db, confidence, **separator_options).run(
-            ArrayReader(inner), policy, utterance=utterance)
+        separator = self.separator(target_db, confidence, **separator_options)
+        policy = self._policy(exit, budget, quantile, separator, separator.plan(len(inner), utterance))
+        result = separator.run(ArrayReader(inner), policy, utterance=utterance)
         sources = result.sources
         if rate != self.sample_rate:
             sources = np.stack([resample(s, self.sample_rate, rate)[: len(x)] for s in sources])
@@ -139,10 +173,11 @@ class Press:
 
         if len(outputs) != self.n_src:
             raise PressError(f"the model separates {self.n_src} sources; {len(outputs)} output paths given")
-        policy = self._policy(exit, budget, quantile)
         separator = self.separator(target_db, confidence, **separator_options)
         with FileReader(path, self.sample_rate, channel) as reader:
-            n_segments = len(separator.plan(reader.n_samples))
+            plan = separator.plan(reader.n_samples)
+            policy = self._policy(exit, budget, quantile, separator, plan)
+            n_segments = len(plan)
             with SourceWriter(outputs, self.sample_rate, reader.input_rate, n_output=reader.n_input) as writer, \
                     tqdm(total=n_segments, unit="seg", disable=not progress, desc=Path(path).name) as bar:
                 result = separator.run(reader, policy, sink=writer, on_batch=bar.update)

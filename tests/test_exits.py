@@ -1,4 +1,5 @@
-"""Exit conditions, true exit-SNR, regret (press.exits); compute-budget policy (press.budget)."""
+"""Exit conditions, true exit-SNR, regret, expected exit-SNR (press.prob.exits); the budget
+threshold search (press.inference.budget)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,14 @@ import torch
 from synthetic_exits import make_blocks
 
 from press.errors import PressError
-from press.inference.allocation import (
-    _upper_hull,
-    allocate_budget,
-    expected_exit_snr_db,
-    first_exit_reaching,
-    threshold_for_budget,
-)
+from press.inference.budget import first_exit_reaching, threshold_for_budget
 from press.prob.energy import block_energy, mean_power
 from press.prob.exits import (
     condition_probabilities,
     exit_probabilities,
     exit_snr_regret,
+    expected_block_snr_db,
+    expected_exit_snr_db,
     gammaincc,
     segment_decision,
     true_exit_snr,
@@ -238,52 +235,20 @@ def test_expected_exit_snr_matches_quadrature() -> None:
         assert abs(got.item() - ref) < tol, (a, got.item(), ref)
 
 
-def brute_force(quality: np.ndarray, cost: np.ndarray, budget: float) -> float:
-    best = -math.inf
-    for choice in itertools.product(range(quality.shape[1]), repeat=quality.shape[0]):
-        rows = np.arange(quality.shape[0])
-        if cost[rows, choice].mean() <= budget + 1e-12:
-            best = max(best, quality[rows, choice].sum())
-    return best
-
-
-def test_budget_policy_optimal_on_small_example() -> None:
-    # three segments, exits cost 1/2/3; mean budget 2 -> total 6. Optimum: (0, 1, 2) = 1 + 5 + 7
-    quality = torch.tensor([[1.0, 3.0, 4.0], [0.0, 5.0, 6.0], [2.0, 2.5, 7.0]])
-    cost = torch.tensor([1.0, 2.0, 3.0])
-    choice = allocate_budget(quality, cost, 2.0)
-    assert choice.tolist() == [0, 1, 2]
-    assert quality[torch.arange(3), choice].sum().item() == brute_force(
-        quality.numpy(), np.broadcast_to(cost.numpy(), (3, 3)), 2.0
-    )
-    with pytest.raises(PressError):
-        allocate_budget(quality, cost, 0.9)
-
-
-def test_budget_policy_meets_budget_and_is_near_optimal() -> None:
-    rng = np.random.default_rng(7)
-    for _ in range(40):
-        n_seg, n_exit = 5, 4
-        cost = np.cumsum(rng.uniform(0.5, 2.0, n_exit))
-        quality = np.cumsum(rng.uniform(0.0, 3.0, (n_seg, n_exit)), axis=1)
-        budget = rng.uniform(cost[0], cost[-1])
-        choice = allocate_budget(torch.from_numpy(quality), torch.from_numpy(cost), budget).numpy()
-        full_cost = np.broadcast_to(cost, quality.shape)
-        assert full_cost[np.arange(n_seg), choice].mean() <= budget + 1e-9
-        got = quality[np.arange(n_seg), choice].sum()
-        best = brute_force(quality, full_cost, budget)
-        # bound: at most one upgrade (one step along a segment's concave hull) below the optimum
-        max_step = max(
-            np.max(
-                np.diff(quality[i, _upper_hull(cost.tolist(), quality[i].tolist())]), initial=0.0
-            )
-            for i in range(n_seg)
-        )
-        assert best - max_step - 1e-9 <= got <= best + 1e-9
-    # generous budget: every segment goes to its best exit
-    assert allocate_budget(
-        torch.from_numpy(quality), torch.from_numpy(cost), cost[-1]
-    ).tolist() == [int(k) for k in quality.argmax(1)]
+def test_expected_block_snr_is_the_energy_form_on_signals() -> None:
+    rng = np.random.default_rng(3)
+    est = torch.from_numpy(rng.normal(size=(2, 2, 900)))           # (N, S, L): blocks 400, 400, 100
+    mix = torch.from_numpy(rng.normal(size=(2, 900)))
+    alpha, beta = torch.full((2, 2, 3), 3.0), torch.full((2, 2, 3), 0.5)
+    lengths = torch.tensor([900, 500])                               # item 2: last block is padding
+    got = expected_block_snr_db(est, mix, alpha, beta, 400, p_ref=0.7, lengths=lengths)
+    e_est, n = block_energy(est, 400, lengths=lengths[:, None])
+    e_res, _ = block_energy(est - mix[:, None], 400, lengths=lengths[:, None])
+    torch.testing.assert_close(got, expected_exit_snr_db(alpha, beta, e_est, e_res, n, torch.tensor(0.7)))
+    assert torch.isfinite(got).all()
+    # a wider predicted error (β × 4: λ a quarter) lowers the expected exit-SNR
+    wider = expected_block_snr_db(est, mix, alpha, 4 * beta, 400, p_ref=0.7, lengths=lengths)
+    assert (wider[..., 0] < got[..., 0]).all() and (wider <= got).all()
 
 
 def test_threshold_policy_meets_budget_with_the_highest_threshold() -> None:

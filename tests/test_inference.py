@@ -4,10 +4,12 @@ import torch
 from conftest import tiny_config
 
 from press.errors import PressError
+from press.inference.budget import BudgetCalibration, first_exit_reaching, trace_quality
 from press.inference.plan import SegmentPlan
 from press.inference.policies import Budget, Dynamic, OutputChange, Static
 from press.inference.runner import Separator
 from press.inference.stitch import Stitcher
+from press.inference.trace import trace_exits
 from press.io.streaming import ArrayReader
 from press.model import ExitOutput, ExitState, PressNet
 from press.model.compute import count_macs
@@ -191,14 +193,39 @@ def test_stitcher_aligns_and_crossfades_without_seams():
     assert err < 0.05
 
 
-def test_budget_mode_tracks_the_budget(model):
+def test_budget_policy_leaves_where_the_calibration_quality_says(model):
+    # the runner's online quality (policies.Budget) and the calibration's (budget.trace_quality)
+    # are one computation: thresholding the traced qualities predicts every exit the runner takes
+    x = long_input(12.0, seed=3)
+    sep = Separator(model, segment=0.5, context=0.25, batch_size=4)
+    quality = trace_quality(trace_exits(sep, ArrayReader(x)))                 # (n_seg, K)
+    tau = float(np.median(quality[:, 0]))
+    res = sep.run(ArrayReader(x), Budget(tau))
+    taken = [s.exit for s in res.segments]
+    assert len(set(taken)) > 1, "the test needs segments leaving at different exits"
+    assert taken == (first_exit_reaching(torch.from_numpy(quality), tau) + 1).tolist()
+
+
+def test_budget_mode_meets_the_budget(model):
     x = long_input(30.0, seed=5)
-    sep = Separator(model, segment=0.5, context=0.25, batch_size=4, target_db=15.0, confidence=0.5)
+    sep = Separator(model, segment=0.5, context=0.25, batch_size=4)
+    plan = sep.plan(len(x))
     lo = sep.run(ArrayReader(x), Static(1)).gmacs_per_second
     hi = sep.run(ArrayReader(x), Static(3)).gmacs_per_second
-    budget = lo + 0.5 * (hi - lo)
-    res = sep.run(ArrayReader(x), Budget(budget))
-    assert abs(res.gmacs_per_second - budget) / budget < 0.15
+    step = (hi - lo) / len(plan)          # one segment going from exit 1 to exit 3
+    other = BudgetCalibration.measure(sep, [long_input(30.0, seed=s) for s in (1, 2)])
+    itself = BudgetCalibration.measure(sep, [x])
+    for f in (0.25, 0.5, 0.75):
+        budget = lo + f * (hi - lo)
+        # fitted on other inputs of the same kind: close to the budget
+        res = sep.run(ArrayReader(x), other.policy(budget, plan))
+        assert abs(res.gmacs_per_second - budget) / budget < 0.1
+        # fitted on the input itself: within the budget, short of it by less than one segment's step
+        res = sep.run(ArrayReader(x), itself.policy(budget, plan))
+        assert budget - step < res.gmacs_per_second <= budget * (1 + 1e-9)
+    assert itself.threshold(hi, plan) == float("inf")
+    with pytest.raises(PressError, match="below what exit 1 costs"):
+        itself.threshold(0.99 * lo, plan)
 
 
 def test_heuristic_policy_leaves_when_outputs_stop_changing(model):

@@ -60,6 +60,28 @@ def test_api_errors(ckpt):
         press.load("no-such-model")
 
 
+def test_api_and_cli_budget_mode(ckpt, tmp_path, capsys):
+    model = press.load(str(ckpt))
+    x = speechlike(12.0, seed=4)
+    lo = model.separate(x, exit=1).report["gmacs_per_second"]
+    hi = model.separate(x, exit=3).report
+    n_seg, hi = len(hi["segments"]), hi["gmacs_per_second"]
+    budget = 0.5 * (lo + hi)
+    rep = model.separate(x, budget=budget).report     # threshold fitted on built-in validation mixtures
+    assert rep["policy"] == "budget" and rep["budget_gmacs_per_second"] == budget
+    assert lo <= rep["gmacs_per_second"] <= hi and np.isfinite(rep["budget_threshold_db"])
+    with pytest.raises(PressError, match="below what exit 1 costs"):
+        model.separate(x, budget=0.9 * lo)
+    model.calibrate_budget([x])                        # fitted on the input itself: met to one segment
+    rep = model.separate(x, budget=budget).report
+    assert budget - (hi - lo) / n_seg < rep["gmacs_per_second"] <= budget * (1 + 1e-9)
+    sf.write(tmp_path / "x.wav", x, SR)
+    assert main(["separate", str(ckpt), str(tmp_path / "x.wav"), "--out", str(tmp_path / "o"), "--json",
+                 "--budget", str(budget)]) == 0
+    cli = json.loads(capsys.readouterr().out)[0]
+    assert cli["policy"] == "budget" and lo <= cli["gmacs_per_second"] <= hi
+
+
 def test_digital_silence_separates_to_silence_without_nan(ckpt):
     res = press.load(str(ckpt)).separate(np.zeros(SR * 2, np.float32))
     assert np.isfinite(res.sources).all() and np.abs(res.sources).max() == 0.0

@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", type=float, default=0.9,
                    help="probability p with which the target must hold to exit early (default 0.9)")
     p.add_argument("--exit", type=int, default=None, help="run every segment to this exit instead")
-    p.add_argument("--budget", type=float, default=None, help="meet a mean compute budget in GMAC/s instead")
+    p.add_argument("--budget", type=float, default=None,
+                   help="aim at a mean compute in GMAC/s instead: a threshold on the expected exit-SNR, "
+                        "fitted for it on built-in validation mixtures (docs/exits.md)")
     p.add_argument("--channel", type=_channel, default=None,
                    help="for multi-channel input: 'mix' (average) or a channel index")
     p.add_argument("--segment", type=float, default=None, help="seconds per compute segment")

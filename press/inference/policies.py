@@ -1,20 +1,21 @@
 """Exit policies: after exit k, which of the active segments leave?
 
 A policy sees an `ExitContext` per batch and returns a bool per segment. PRESS's own rule is
-`Dynamic`; `Static`, `OutputChange` (the heuristic before PRESS) and `Budget` (a compute budget,
-beyond the paper) share the runner and the stitcher, so they are compared on equal terms.
+`Dynamic`; `Static`, `OutputChange` (the heuristic before PRESS) and `Budget` (a threshold on
+expected quality that meets a compute budget, beyond the paper; its threshold comes from
+`press.inference.budget`) share the runner and the stitcher, so they are compared on equal terms.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
 from press.errors import PressError
 from press.model import ExitOutput
-from press.prob.exits import ExitProbabilities, segment_decision
+from press.prob.exits import ExitProbabilities, expected_block_snr_db, segment_decision
 
 
 @dataclass
@@ -28,7 +29,10 @@ class ExitContext:
     core: slice                         # the blocks of the window that belong to the segment
     valid: torch.Tensor                 # (N, n_core) bool: core blocks holding input samples
     previous: torch.Tensor | None       # (N, S, W) estimate of exit k-1, None at exit 1
-    block: int                          # the model's likelihood block B in samples (cfg.block)
+    mixture: torch.Tensor               # (N, W) the mixture windows
+    lengths: torch.Tensor               # (N,) valid samples per window
+    p_ref: float                        # the whole input's mean power (reference of SNR_ref)
+    block: int                          # likelihood block, samples
 
     @property
     def core_samples(self) -> slice:
@@ -91,32 +95,30 @@ class OutputChange:
         return output_change(ctx.output.estimate, ctx.previous, ctx.core_samples) < self.threshold
 
 
+def segment_quality(expected_db: torch.Tensor, core: slice, valid: torch.Tensor) -> torch.Tensor:
+    """One quality per segment: the mean of E[exit-SNR] (dB) over its valid core blocks and speakers.
+
+    expected_db: (..., N, S, nbw) per speaker and window block; valid: (N, n_core). Returns (..., N).
+    """
+    q = expected_db[..., core]
+    mask = valid.to(q.device)[:, None, :].expand(q.shape[-3:]).to(q.dtype)
+    return (q * mask).sum((-2, -1)) / mask.sum((-2, -1)).clamp_min(1.0)
+
+
 @dataclass
 class Budget:
-    """Meet a mean compute budget (GMAC/s) with the most expected quality (beyond the paper).
+    """Leave at the first exit whose expected quality reaches `threshold_db` (beyond the paper).
 
-    A segment goes one exit deeper while its predicted quality — the worst block's and speaker's
-    probability of meeting the report target — is below a threshold tau. tau is steered online
-    like a rate controller: after every batch it moves by `gain` per unit of relative overspend
-    (down when the running mean cost is above budget, so that segments leave earlier; up when
-    under). Segments that are predicted hardest are the ones that get the extra depth, which is
-    what maximises expected quality for a given spend; the running mean converges to the budget
-    over a long input.
+    The quality of a segment is the mean over its blocks and speakers of the expected exit-SNR in dB
+    under the predicted precision (`segment_quality` of `expected_block_snr_db`). With a threshold
+    from `press.inference.budget.BudgetCalibration`, the mean compute meets a GMAC/s budget:
+    `gmacs_per_second` records that budget (for reports) and plays no part in the decisions.
     """
 
-    gmacs_per_second: float
-    tau: float = 0.9
-    gain: float = 0.5
-    spent: float = field(default=0.0, init=False)        # MACs so far
-    seconds: float = field(default=0.0, init=False)      # audio seconds so far
+    threshold_db: float
+    gmacs_per_second: float | None = None
 
     def __call__(self, ctx: ExitContext) -> torch.Tensor:
-        quality = ctx.probabilities.block[:, ctx.core].masked_fill(~ctx.valid, 1.0).amin(-1)
-        return quality >= self.tau
-
-    def update(self, macs: float, seconds: float) -> None:
-        self.spent += macs
-        self.seconds += seconds
-        if self.seconds > 0:
-            over = self.spent / self.seconds / 1e9 / self.gmacs_per_second - 1.0
-            self.tau = float(min(1.0, max(0.0, self.tau - self.gain * over)))
+        expected = expected_block_snr_db(ctx.output.estimate, ctx.mixture, ctx.output.alpha, ctx.output.beta,
+                                         ctx.block, p_ref=ctx.p_ref, lengths=ctx.lengths)
+        return segment_quality(expected, ctx.core, ctx.valid) >= self.threshold_db

@@ -30,7 +30,7 @@ import torch
 
 from press.errors import PressError
 from press.inference.plan import SegmentPlan
-from press.inference.policies import Budget, Dynamic, ExitContext, ExitPolicy
+from press.inference.policies import Dynamic, ExitContext, ExitPolicy
 from press.inference.results import BlockReport, SegmentReport, SeparationResult
 from press.inference.stitch import Stitcher
 from press.io.streaming import ArrayReader, Reader
@@ -115,17 +115,13 @@ class Separator:
             results = self._run_batch(torch.from_numpy(win.audio).to(self.device),
                                       torch.from_numpy(win.lengths).to(self.device), valid, core,
                                       torch.from_numpy(win.levels).to(self.device), p_ref, policy)
-            batch_macs = 0.0
             for j, i in enumerate(idx):
                 k, est, probs = results[j]
                 macs = self.gmacs[k - 1] * 1e9 * plan.window / cfg.sample_rate
-                batch_macs += macs
                 start, end = plan.core(i)
                 segments.append(SegmentReport(i, start, end, k, macs))
                 blocks.extend(self._block_reports(i, start, end, k, probs, core, len(blocks)))
                 stitcher.push(i, est)
-            if isinstance(policy, Budget):
-                policy.update(batch_macs, sum(plan.core(i)[1] - plan.core(i)[0] for i in idx) / cfg.sample_rate)
             if on_batch is not None:
                 on_batch(len(idx))
         total = sum(s.macs for s in segments)
@@ -157,7 +153,8 @@ class Separator:
             out = ExitOutput(out.exit, out.estimate, alpha, beta)
             probs = exit_probabilities(out.estimate, windows[active], alpha, beta, self.target_db,
                                        self.confidence, self.block, p_ref=p_ref, lengths=lengths[active])
-            ctx = ExitContext(k, model.n_exits, out, probs, core, valid[active], previous, self.block)
+            ctx = ExitContext(k, model.n_exits, out, probs, core, valid[active], previous, windows[active],
+                              lengths[active], p_ref, self.block)
             leave = policy(ctx) if k < model.n_exits else torch.ones(len(active), dtype=torch.bool)
             leave = leave.to(windows.device)
             gone = torch.nonzero(leave).flatten()

@@ -166,6 +166,69 @@ def exit_probabilities(
     return ExitProbabilities(p_snr, p_snri, p_abs, p_exit, p_block, p_block >= confidence)
 
 
+def expected_exit_snr_db(
+    alpha: Tensor,
+    beta: Tensor,
+    estimate_energy: Tensor,
+    residual_energy: Tensor,
+    count: Tensor,
+    p_ref: Tensor,
+    nodes: int = 513,
+) -> Tensor:
+    """E[exit-SNR in dB] under the predicted precision λ ~ Gamma(α, β), per speaker and block.
+
+    Uses the same model as the exit conditions: exit-SNR = max(1 + ‖x̂‖²λ/n,
+    1 + ‖x̂ − x̃‖²λ/n, P_ref·λ). The expectation of its log is taken over w = ln λ, whose density
+    ∝ exp(αw − βe^w) has mean ψ(α) − ln β, sd sqrt(ψ'(α)), a long exponential left tail and a
+    double-exponential right one. A self-normalised trapezoid rule on `nodes` uniform points from
+    20 sd below the mean to ln((α + 12√α + 40)/β) integrates it to < 1e-6 dB for α ≥ 1 and
+    < 1e-3 dB at α = 0.3 (4e-3 dB at α = 0.05), measured against scipy.integrate.quad in the tests.
+    Shapes: all inputs broadcast to (..., S, nb); returns that shape.
+    """
+    alpha, beta, e_est, e_res, count, p_ref = (
+        torch.as_tensor(v, dtype=torch.float64)
+        for v in (alpha, beta, estimate_energy, residual_energy, count, p_ref)
+    )
+    sd = torch.special.polygamma(1, alpha).sqrt()
+    lo = torch.special.digamma(alpha) - torch.log(beta) - 20.0 * sd
+    hi = torch.log(alpha + 12.0 * alpha.sqrt() + 40.0) - torch.log(beta)  # P(λ > e^hi) < 1e-13
+    grid = torch.linspace(0.0, 1.0, nodes, dtype=torch.float64, device=alpha.device)  # (nodes,)
+    w = lo.unsqueeze(-1) + (hi - lo).unsqueeze(-1) * grid  # (..., nodes), uniform spacing
+    log_density = alpha.unsqueeze(-1) * w - beta.unsqueeze(-1) * torch.exp(w)
+    weights = torch.softmax(log_density, dim=-1)  # uniform spacing: trapezoid = plain sum
+    n = count.clamp_min(1.0)
+    log_gain = torch.maximum(
+        torch.nn.functional.softplus(torch.log(e_est / n).unsqueeze(-1) + w),
+        torch.nn.functional.softplus(torch.log(e_res / n).unsqueeze(-1) + w),
+    )
+    log_ratio = torch.maximum(log_gain, torch.log(p_ref).unsqueeze(-1) + w)
+    return _DB * (weights * log_ratio).sum(-1)
+
+
+def expected_block_snr_db(
+    estimate: Tensor,
+    mixture: Tensor,
+    alpha: Tensor,
+    beta: Tensor,
+    block: int,
+    p_ref: float | Tensor | None = None,
+    lengths: Tensor | None = None,
+) -> Tensor:
+    """E[exit-SNR in dB] per speaker and block of one exit's output: `expected_exit_snr_db` on the
+    block energies of the signals, cut as in `exit_probabilities` (same shapes and arguments).
+
+    This is the quality the compute-budget policy ranks segments by (press.inference.budget):
+    unlike P(exit-SNR >= t) it does not saturate at 0 or 1 when the target is out of reach.
+    """
+    seg_lengths = None if lengths is None else torch.as_tensor(lengths).unsqueeze(-1)
+    est_energy, count = block_energy(estimate, block, lengths=seg_lengths)  # (..., S, nb)
+    resid_energy, _ = block_energy(estimate - mixture.unsqueeze(-2), block, lengths=seg_lengths)
+    if p_ref is None:
+        p_ref = mean_power(mixture, lengths)  # (...,)
+    p_ref = torch.as_tensor(p_ref, dtype=torch.float64, device=estimate.device)[..., None, None]
+    return expected_exit_snr_db(alpha, beta, est_energy, resid_energy, count, p_ref)
+
+
 def segment_decision(
     block_pass: Tensor, valid: Tensor | None = None, quantile: float = 1.0
 ) -> Tensor:

@@ -1,0 +1,142 @@
+"""Compute-budget mode (beyond the paper): meet a mean GMAC/s budget with a quality threshold.
+
+Instead of a target (t, p) the user gives a compute budget G in GMAC/s. The rule that runs is
+the dynamic rule with a different question: a segment leaves at the first exit whose *expected
+exit-SNR* (dB, the mean over its blocks and speakers of E[exit-SNR] under the predicted
+precision, `press.prob.exits.expected_block_snr_db`) reaches a threshold τ (`policies.Budget`).
+Raising τ only ever moves segments deeper, so the mean compute is a non-decreasing step function
+of τ; τ is chosen on calibration data as the highest value whose mean cost stays within the
+budget (`threshold_for_budget`, a binary search over the calibration qualities).
+
+`BudgetCalibration` holds, for every calibration segment, its quality at every exit, measured
+once with `trace_exits` (every exit of every segment, cut as inputs are cut). Turning a
+budget into a threshold for one input is then instant: the input's segment plan says how much
+its windows' context and padding add to every exit's cost (r = window samples / input samples),
+and the calibration segments' mean per-exit GMAC/s must stay within G / r.
+
+Measured against the rate controller this replaced (a threshold on P(exit-SNR ≥ t) steered after
+every batch) with benchmarks/budget_policies.py: docs/exits.md, "Compute budget".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from press.errors import PressError
+from press.inference.plan import SegmentPlan
+from press.inference.policies import Budget, segment_quality
+from press.inference.runner import Separator
+from press.inference.trace import ExitTrace, trace_exits
+from press.io.streaming import ArrayReader
+from press.prob.calibration import Recalibration
+from press.prob.exits import expected_block_snr_db
+
+
+def first_exit_reaching(quality: Tensor, threshold: float) -> Tensor:
+    """Index of the first exit whose quality reaches `threshold`, the last exit if none does.
+
+    quality: (N, K), exits in network order. Returns (N,) int64 (0-based). This is what the runner
+    does online with `policies.Budget`: at exit k it only needs quality[:, k].
+    """
+    quality = torch.as_tensor(quality, dtype=torch.float64)
+    reached = quality >= threshold  # (N, K)
+    reached[:, -1] = True
+    return reached.to(torch.int8).argmax(dim=1)
+
+
+def threshold_for_budget(quality: Tensor, cost: Tensor, budget: float) -> float:
+    """Highest threshold τ for which `first_exit_reaching(quality, τ)` has mean cost ≤ budget
+    (to a relative 1e-9).
+
+    quality: (N, K) per-segment expected quality at every exit, from calibration data;
+    cost: (K,) or (N, K), non-decreasing along the exits (deeper never costs less). Raising τ
+    can only move segments deeper, so the mean cost is a non-decreasing step function of τ that
+    changes only at the values in `quality`: a binary search over them finds the largest feasible
+    one. Returns +inf when the budget covers the last exit everywhere. Raises PressError when even
+    exiting everything at its first exit exceeds the budget.
+    """
+    quality = torch.as_tensor(quality, dtype=torch.float64)
+    cost = torch.broadcast_to(torch.as_tensor(cost, dtype=torch.float64), quality.shape)
+    if (cost.diff(dim=1) < 0).any():
+        raise PressError("exit costs must not decrease with depth")
+    rows = torch.arange(quality.shape[0])
+    limit = budget + 1e-9 * abs(budget)  # a budget that lands on a step is met despite rounding
+
+    def mean_cost(tau: float) -> float:
+        return float(cost[rows, first_exit_reaching(quality, tau)].mean())
+
+    if mean_cost(math.inf) <= limit:
+        return math.inf
+    candidates = torch.unique(quality).tolist()  # sorted ascending
+    if mean_cost(candidates[0]) > limit:
+        raise PressError(
+            f"compute budget {budget:g} is below the cheapest possible mean cost "
+            f"{mean_cost(candidates[0]):g}"
+        )
+    lo, hi = 0, len(candidates) - 1  # candidates[lo] feasible; find the last feasible
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if mean_cost(candidates[mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return candidates[lo]
+
+
+def trace_quality(trace: ExitTrace, recalibration: Recalibration | None = None) -> np.ndarray:
+    """(n_seg, K) quality of every segment of a trace at every exit, exactly as `policies.Budget`
+    computes it online (α, β recalibrated per exit as the runner does)."""
+    recalibration = recalibration or Recalibration()
+    alpha, beta = recalibration.apply(torch.from_numpy(trace.alpha), torch.from_numpy(trace.beta))
+    expected = expected_block_snr_db(torch.from_numpy(trace.estimates), torch.from_numpy(trace.windows),
+                                     alpha, beta, trace.block, p_ref=trace.p_ref,
+                                     lengths=torch.from_numpy(trace.lengths))      # (K, n, S, nbw)
+    return segment_quality(expected, trace.core, torch.from_numpy(trace.valid)).T.numpy()
+
+
+def overhead(plan: SegmentPlan) -> float:
+    """What the windows cost against the input's own samples (context and last-window padding):
+    an input's GMAC/s is this times the mean over its segments of the exits' GMAC/s."""
+    return plan.window * len(plan) / max(plan.n_samples, 1)
+
+
+@dataclass
+class BudgetCalibration:
+    """Per calibration segment and exit, the quality `policies.Budget` thresholds; see the module
+    docstring. gmacs: the model's GMAC/s per exit (earlier heads included)."""
+
+    quality: np.ndarray            # (N, K)
+    gmacs: Sequence[float]
+
+    @classmethod
+    def measure(cls, separator: Separator, mixtures: Iterable[np.ndarray]) -> BudgetCalibration:
+        """Trace the mixtures (1-D, at the model's rate) through every exit and keep the segments'
+        qualities, cut by `separator` in the two ways an input gets cut: each mixture as an input of
+        its own (short ones run whole), and all of them end to end as one long recording (2 s
+        segments with context, P_ref of the whole). The two cuts give different qualities, and
+        either alone misses the other kind of input by up to 10-16 % (docs/exits.md)."""
+        mixtures = [np.asarray(x, np.float32) for x in mixtures]
+        if not mixtures:
+            raise PressError("budget calibration needs at least one mixture")
+        inputs = mixtures + ([np.concatenate(mixtures)] if len(mixtures) > 1 else [])
+        quality = [trace_quality(trace_exits(separator, ArrayReader(x)), separator.recalibration) for x in inputs]
+        return cls(np.concatenate(quality), list(separator.gmacs))
+
+    def threshold(self, gmacs_per_second: float, plan: SegmentPlan) -> float:
+        """τ (dB) for an input cut by `plan` to spend at most `gmacs_per_second` on average (on the
+        calibration segments; +inf: every segment may run to the last exit)."""
+        r = overhead(plan)
+        if gmacs_per_second / r < self.gmacs[0]:
+            raise PressError(f"a budget of {gmacs_per_second:g} GMAC/s is below what exit 1 costs on this "
+                             f"input: {r * self.gmacs[0]:.3g} GMAC/s (segments' context included)")
+        return threshold_for_budget(torch.from_numpy(self.quality), torch.tensor(self.gmacs, dtype=torch.float64),
+                                    gmacs_per_second / r)
+
+    def policy(self, gmacs_per_second: float, plan: SegmentPlan) -> Budget:
+        return Budget(self.threshold(gmacs_per_second, plan), gmacs_per_second)
