@@ -76,7 +76,9 @@ def test_config_overrides_and_errors():
     assert model_config(cfg).dim == 24
     with pytest.raises(PressError, match="unknown config"):
         load_config("no-such-config")
-    with pytest.raises(PressError, match="invalid model config"):
+    with pytest.raises(PressError, match="unknown config key model.not_a_field"):
         model_config(load_config("tiny", ["model.not_a_field=1"]))
+    with pytest.raises(PressError, match="did you mean model.dim"):
+        model_config(load_config("tiny", ["model.dimm=16"]))
     with pytest.raises(PressError, match="multiple of n_exits"):
         model_config(load_config("tiny", ["model.n_dec_blocks=4"]))

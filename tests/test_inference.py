@@ -239,12 +239,13 @@ def test_heuristic_policy_leaves_when_outputs_stop_changing(model):
     sep = Separator(model, segment=1.0, context=0.25, batch_size=4)
     plan = sep.plan(len(x))
     c = plan.context
-    scale = torch.tensor([np.sqrt(np.mean(x.astype(np.float64) ** 2))], dtype=torch.float32)
     changes = []
     for i in range(len(plan)):
         start = plan.core(i)[0]
         window = torch.from_numpy(ArrayReader(x).read(start - c, start - c + plan.window))[None]
         lengths = torch.tensor([min(plan.window, len(x) - (start - c))])
+        inside = x[max(start - c, 0):start - c + plan.window].astype(np.float64)  # the window's own level
+        scale = torch.tensor([np.sqrt(np.mean(inside ** 2))], dtype=torch.float32)
         with torch.no_grad():
             state = model.begin(window, lengths=lengths, scale=scale)
             out1, state = model.advance(state)
