@@ -6,7 +6,7 @@
 MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
 checks that the script runs: the numbers mean something for a trained model). On the first
 --limit utterances of the built-in test split, each (segment, context) pair with context at most
-half the segment is evaluated by press.evaluate: SI-SNRi and GMAC/s of the last exit (what the
+half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
 context costs and what too little context loses) and of dynamic inference at each target with
 p = --confidence (what a finer segment saves). Lengths are rounded to whole likelihood blocks.
 """

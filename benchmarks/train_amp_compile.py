@@ -1,4 +1,4 @@
-"""press.train with `train.amp=bf16` and/or `train.compile=true`, end to end, against eager float32.
+"""press.training.loop with `train.amp=bf16` and/or `train.compile=true`, end to end, against eager float32.
 
 Not a test because torch.compile is slow to build on a CPU. Measured on a shared 2-core CPU,
 `--modes compile --steps 1 --finetune-steps 1 --threads 1`: eager 2.1 s + 1.0 s per step; compiled

@@ -3,7 +3,7 @@
 Each config trains at its own recipe (batch size x crop length from its `train:` section) on random
 mixtures of that shape: data loading is not measured (the built-in corpus mixes a 4 s crop in well
 under a millisecond, see data_throughput.py). A step is forward through every exit, the loss, backward,
-gradient clipping and AdamW, exactly as in press.train. Each config runs in a fresh process so that
+gradient clipping and AdamW, exactly as in press.training.loop. Each config runs in a fresh process so that
 peak resident memory (CPU) is its own; on a GPU the peak is torch's allocated memory.
 
 Run:  python benchmarks/train_throughput.py [--configs tiny small press4-s] [--steps 5] [--device cpu|cuda]

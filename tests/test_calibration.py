@@ -1,4 +1,4 @@
-"""PIT, calibration curve, KS, CRPS, reliability/ECE and recalibration (press.calibration)."""
+"""PIT, calibration curve, KS, CRPS, reliability/ECE and recalibration (press.prob.calibration)."""
 
 from __future__ import annotations
 

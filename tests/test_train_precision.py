@@ -1,4 +1,4 @@
-"""`train.amp=bf16` trains through press.train on a CPU: the network runs under bf16 autocast (the
+"""`train.amp=bf16` trains through press.training.loop on a CPU: the network runs under bf16 autocast (the
 losses move off the float32 run's, by little), the loss and weights stay float32 and finite.
 
 `train.compile=true` is not tested here: on the shared 2-core CPU, one crop step took 52 s (the

@@ -2,7 +2,7 @@
 
 From an `ExitTrace` (every segment through every exit) and the references, per exit and segment:
 the estimate's speakers aligned to the references (least squared error over the window), the
-true block exit-SNR (press.exits.true_exit_snr) and block error energies on the segment's core
+true block exit-SNR (press.prob.exits.true_exit_snr) and block error energies on the segment's core
 blocks, and the predicted P(exit-SNR ≥ t) per speaker and block for each target. Strategies and
 calibration are computed from these arrays, so the network runs once per utterance.
 """
@@ -96,7 +96,7 @@ def predicted_exit_snr(a: UtteranceAnalysis, quantiles: tuple[float, ...],
     """Quantiles (dB) of the predicted exit-SNR per exit, segment, speaker and core block.
 
     Each of SNR, SNRi and SNR_ref is an increasing function of the precision λ ~ Gamma(α, β)
-    (press.exits), so their max is too, and its q-quantile is that function at λ's q-quantile.
+    (press.prob.exits), so their max is too, and its q-quantile is that function at λ's q-quantile.
     Returns (len(quantiles), K, n_seg, S, n_core).
     """
     import scipy.special

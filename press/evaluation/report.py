@@ -1,6 +1,6 @@
-"""`press evaluate`'s shell: load the model and corpus, run press.evaluate, write the files.
+"""`press evaluate`'s shell: load the model and corpus, run press.evaluation.evaluate, write the files.
 
-Kept apart from press.evaluate so that the evaluation itself stays a function of a model and an
+Kept apart from press.evaluation.evaluate so that the evaluation itself stays a function of a model and an
 iterable of items (testable without files), and so that model loading is one function
 (`resolve_model`) that shipped-model names can later plug into.
 """

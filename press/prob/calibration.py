@@ -41,7 +41,7 @@ def pit_values(
     """Probability integral transform of the observed block error power, (..., S, nb) float64.
 
     alpha, beta, error_energy (‖e‖² = ‖x − x̂‖²), count (n): broadcastable, e.g. from
-    press.exits.block_energy. exact=False is SPEC §5 (CDF of InvGamma(α, β) at ‖e‖²/n);
+    press.prob.energy.block_energy. exact=False is SPEC §5 (CDF of InvGamma(α, β) at ‖e‖²/n);
     exact=True is the CDF of the exact predictive of ‖e‖²/n (see module docstring, via scipy).
     Blocks with n = 0 are padding and give u = 0: select valid blocks (count > 0) before testing.
     """
