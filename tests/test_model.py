@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from conftest import tiny_config
@@ -192,3 +194,27 @@ def test_one_exit_step_exports(tiny_model):
         exported = torch.export.export(step, args)
         for got, ref in zip(exported.module()(*args), step(*args)):
             torch.testing.assert_close(got, ref)
+
+
+def test_rnn_time_constants_survive_bf16_autocast():
+    """The forget gate's initial time constants (2 to 500 frames, log-spaced) come out of a bf16
+    autocast region as they went in: in bf16 a gate near 1 rounds to a spacing of 2^-8 (183, 303
+    and 500 frames all become 256, and anything above ~512 becomes a frozen gate of exactly 1)."""
+    from press.model.blocks import LinearRNN
+
+    rnn = LinearRNN(dim=16, hidden=64, chunk=16)
+    x, mask = torch.zeros(1, 4, 16), torch.ones(1, 4, 1)
+    tau = torch.logspace(math.log10(2.0), math.log10(500.0), 32).repeat(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, a, _ = rnn.gates(x, mask)
+        out = rnn(torch.randn(1, 4, 16), mask)
+    assert a.dtype == torch.float32 and out.dtype == torch.bfloat16   # the rest still runs in bf16
+    measured = 1.0 / (1.0 - a[0, 0].double())
+    torch.testing.assert_close(measured, tau.double(), rtol=1e-3, atol=0.0)
+    assert len(torch.unique(measured.round())) == len(torch.unique(tau.round()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):                  # what a bf16 gate would give
+        f = rnn.proj_in(x).chunk(3, -1)[1]
+        rounded = 1.0 / (1.0 - torch.sigmoid(f)[0, 0].double())        # sigmoid of bf16 is bf16
+    assert f.dtype == torch.bfloat16
+    assert len(torch.unique(rounded[tau > 150])) <= 2                 # 7 time constants from 172 to 500
+                                                                      # collapse onto 128 and 256

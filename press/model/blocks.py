@@ -50,6 +50,7 @@ class LinearRNN(nn.Module):
     def __init__(self, dim: int, hidden: int, chunk: int) -> None:
         super().__init__()
         hidden += hidden % 2  # even, so it splits into the two directions
+        self.hidden = hidden
         self.proj_in = nn.Linear(dim, 3 * hidden)
         self.proj_out = nn.Linear(hidden, dim)
         self.scan = Scan(chunk)
@@ -59,10 +60,24 @@ class LinearRNN(nn.Module):
         with torch.no_grad():
             self.proj_in.bias[hidden:2 * hidden] = torch.logit(1.0 - 1.0 / tau)
 
+    def gates(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value v, forget gate a and output gate g, each (N, T, H), from x (N, T, D).
+
+        The forget gate is computed in float32 even under bf16 autocast: near 1, bf16 has a
+        spacing of 2^-8, so the initial time constants of 183, 303 and 500 frames would all round
+        to 256 and a gate that rounds to exactly 1 would freeze its channel.
+        """
+        v, f, g = self.proj_in(x).chunk(3, dim=-1)
+        if f.dtype != torch.float32:                         # autocast (or a low-precision model)
+            rows = slice(self.hidden, 2 * self.hidden)
+            with torch.autocast(x.device.type, enabled=False):
+                f = F.linear(x.float(), self.proj_in.weight[rows].float(), self.proj_in.bias[rows].float())
+        a = torch.sigmoid(f) * mask + (1.0 - mask)           # padded frames: a = 1, input 0
+        return v, a, g
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
-        v, f, g = self.proj_in(x).chunk(3, dim=-1)          # (N, T, H) each
-        a = torch.sigmoid(f) * mask + (1.0 - mask)           # padded frames: a = 1, input 0
+        v, a, g = self.gates(x, mask)                        # (N, T, H) each
         h = self.scan(a, (1.0 - a) * v)
         return self.proj_out(h * F.silu(g))
 
