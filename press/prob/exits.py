@@ -64,6 +64,14 @@ def gammaincc(a: Tensor, x: Tensor) -> Tensor:
     return torch.where(x == math.inf, torch.zeros_like(q), q)
 
 
+def _reference_power(p_ref: float | Tensor | None, mixture: Tensor, lengths: Tensor | None) -> Tensor:
+    """P_ref as (..., 1, 1) float64 to broadcast over speakers and blocks: the one given (the whole
+    input's, when `mixture` is one segment of it) or the mixture's mean power over valid samples."""
+    if p_ref is None:
+        p_ref = mean_power(mixture, lengths)  # (...,)
+    return torch.as_tensor(p_ref, dtype=torch.float64, device=mixture.device)[..., None, None]
+
+
 class ExitProbabilities(NamedTuple):
     """Probabilities of reaching the target, per speaker and block, and the resulting decision.
 
@@ -155,9 +163,7 @@ def exit_probabilities(
     seg_lengths = None if lengths is None else torch.as_tensor(lengths).unsqueeze(-1)
     est_energy, count = block_energy(estimate, block, lengths=seg_lengths)  # (..., S, nb)
     resid_energy, _ = block_energy(estimate - mixture.unsqueeze(-2), block, lengths=seg_lengths)
-    if p_ref is None:
-        p_ref = mean_power(mixture, lengths)  # (...,)
-    p_ref = torch.as_tensor(p_ref, dtype=torch.float64, device=estimate.device)[..., None, None]
+    p_ref = _reference_power(p_ref, mixture, lengths)  # (..., 1, 1)
     p_snr, p_snri, p_abs = condition_probabilities(
         alpha, beta, est_energy, resid_energy, count, p_ref, target_db
     )
@@ -223,9 +229,7 @@ def expected_block_snr_db(
     seg_lengths = None if lengths is None else torch.as_tensor(lengths).unsqueeze(-1)
     est_energy, count = block_energy(estimate, block, lengths=seg_lengths)  # (..., S, nb)
     resid_energy, _ = block_energy(estimate - mixture.unsqueeze(-2), block, lengths=seg_lengths)
-    if p_ref is None:
-        p_ref = mean_power(mixture, lengths)  # (...,)
-    p_ref = torch.as_tensor(p_ref, dtype=torch.float64, device=estimate.device)[..., None, None]
+    p_ref = _reference_power(p_ref, mixture, lengths)  # (..., 1, 1)
     return expected_exit_snr_db(alpha, beta, est_energy, resid_energy, count, p_ref)
 
 
@@ -279,9 +283,7 @@ def true_exit_snr(
     ref_energy, count = block_energy(reference, block, lengths=seg_lengths)
     err_energy, _ = block_energy(reference - estimate, block, lengths=seg_lengths)
     mix_err_energy, _ = block_energy(mixture.unsqueeze(-2) - reference, block, lengths=seg_lengths)
-    if p_ref is None:
-        p_ref = mean_power(mixture, lengths)
-    p_ref = torch.as_tensor(p_ref, dtype=torch.float64, device=estimate.device)[..., None, None]
+    p_ref = _reference_power(p_ref, mixture, lengths)  # (..., 1, 1)
     floor = SILENCE_POWER * count.clamp_min(1.0)
     err = err_energy.clamp_min(floor)
     snr = _DB * torch.log(ref_energy.clamp_min(floor) / err)
