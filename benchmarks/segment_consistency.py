@@ -31,11 +31,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from press.data import get_dataset
-    from press.evaluation.metrics import align_to_reference
+    from press.evaluation.metrics import aligned_si_snri
     from press.inference import Separator, Static
     from press.io.streaming import ArrayReader
     from press.model.pretrained import load
-    from press.prob.sisnr import si_snri
 
     model = load(args.model)[0]
     exit_ = args.exit or model.n_exits
@@ -44,9 +43,7 @@ def main() -> None:
     items = [ds[i] for i in range(min(args.mixtures, len(ds)))]
 
     def score(est: np.ndarray, item: dict) -> float:
-        refs = item["sources"].numpy()
-        aligned = torch.from_numpy(align_to_reference(est, refs))[None]
-        return float(si_snri(aligned, torch.from_numpy(refs)[None], item["mixture"][None]).mean())
+        return aligned_si_snri(est, item["sources"].numpy(), item["mixture"].numpy())
 
     rows = {"segment-wise": [], "whole": [], "alone": []}
     seconds = 0.0

@@ -41,16 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
-    import torch
 
     from press.api import load
     from press.data import get_dataset
     from press.errors import PressError
     from press.evaluation.figures import plot_exit_map
-    from press.evaluation.metrics import align_to_reference
+    from press.evaluation.metrics import aligned_si_snri
     from press.io.audio import write_audio
     from press.io.files import atomic_write
-    from press.prob.sisnr import si_snri
 
     if args.mixtures < 1:
         raise PressError("--mixtures must be at least 1")
@@ -77,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
         for t in [*args.targets, None]:
             res = (model.separate(mixture, sr, exit=model.n_exits) if t is None else
                    model.separate(mixture, sr, target_db=t, confidence=args.confidence))
-            est = torch.from_numpy(align_to_reference(res.sources, refs.numpy()))[None]
-            score = si_snri(est, refs[None], item["mixture"][None]).mean().item()
+            score = aligned_si_snri(res.sources, refs.numpy(), mixture)
             if t is None:
                 last_exit.append((score, res.report["gmacs_per_second"]))
                 continue

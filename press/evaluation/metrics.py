@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from press.prob.sisnr import si_snr
+from press.prob.sisnr import si_snr, si_snri
 
 # ---------------------------------------------------------------------------------------------
 # metrics the field reports next to SI-SNR: SDR (BSS Eval), PESQ and STOI. They work on numpy
@@ -82,3 +82,13 @@ def align_to_reference(estimate: np.ndarray, reference: np.ndarray) -> np.ndarra
     pair = si_snr(est[:, None, :], ref[None, :, :])  # (S est, S ref)
     perm = best_permutation(-pair.T[None])[0]          # ref j -> estimate perm[j]
     return np.asarray(estimate)[perm.numpy()]
+
+
+def aligned_si_snri(estimate: np.ndarray, reference: np.ndarray, mixture: np.ndarray) -> float:
+    """SI-SNRi (dB, mean over sources) of an estimate (S, L) in its best speaker order against
+    references (S, L) and the mixture (L,): the number every table of PRESS reports."""
+    est = torch.from_numpy(align_to_reference(estimate, reference).astype(np.float32))[None]
+    ref = torch.from_numpy(np.asarray(reference, np.float32))[None]
+    mix = torch.from_numpy(np.asarray(mixture, np.float32))[None]
+    return float(si_snri(est, ref, mix).mean())
+
