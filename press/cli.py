@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
+    ("export", "press.commands.export", "export a model to ONNX graphs and a manifest for press.runtime"),
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
     ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
 ]
@@ -54,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # Near-silent audio drives the linear RNN's states into denormal floats, which CPUs handle
     # many times slower; flushing them to zero changes nothing audible (training does the same).
-    import torch
-
-    torch.set_flush_denormal(True)
+    try:
+        import torch
+    except ImportError:   # the torch-free install runs only `press separate --backend onnx`
+        torch = None
+    if torch is not None:
+        torch.set_flush_denormal(True)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except PressError as err:

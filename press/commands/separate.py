@@ -25,7 +25,8 @@ def _channel(value: str):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a shipped model's name (default) or a .safetensors checkpoint")
+    p.add_argument("model", help="a shipped model's name (default) or a .safetensors checkpoint; with "
+                                 "--backend onnx, the manifest.json written by `press export`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (any rate libsndfile reads)")
     p.add_argument("--out", required=True, help="folder for the separated sources and reports")
     p.add_argument("--target-db", type=float, default=20.0,
@@ -41,15 +42,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment", type=float, default=None, help="seconds per compute segment")
     p.add_argument("--context", type=float, default=None, help="seconds of context on each side")
     p.add_argument("--json", action="store_true", help="print the reports as one JSON list on stdout")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch (default) or onnx: run exported graphs with onnxruntime (press.runtime)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (--backend onnx)")
     add_device_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from press.api import load
     from press.errors import PressError
     from press.io.files import atomic_write
+
+    if args.backend == "onnx":
+        return _run_onnx(args)
+    from press.api import load
 
     model = load(args.model, device=args.device)
     out = Path(args.out)
@@ -72,6 +79,59 @@ def run(args: argparse.Namespace) -> int:
         reports.append(report)
         if report["note"]:
             print(f"press separate: note: {name}: {report['note']}", file=sys.stderr)
+        if not args.json:
+            print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
+                  f"exit {model.n_exits}), exits per segment {report['exit_histogram']} -> "
+                  f"{', '.join(str(p) for p in outputs)}")
+    if args.json:
+        print(json.dumps(reports))
+    return 2 if failed else 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    """`--backend onnx`: the same loop with press.runtime (no torch), budget mode excepted."""
+    from pathlib import Path
+
+    from press.errors import PressError
+    from press.io.files import atomic_write
+    from press.io.streaming import FileReader, SourceWriter
+    from press.runtime import load
+
+    if args.budget is not None:
+        print("press separate: error: --budget is not available with --backend onnx", file=sys.stderr)
+        return 2
+    try:
+        model = load(args.model, threads=args.threads)
+    except PressError as err:
+        print(f"press separate: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    options = {k: v for k, v in (("segment", args.segment), ("context", args.context)) if v is not None}
+    reports, failed = [], 0
+    for name in args.inputs:
+        stem = Path(name).stem
+        outputs = [out / f"{stem}_s{j + 1}.wav" for j in range(model.n_src)]
+        try:
+            with FileReader(name, model.sample_rate, args.channel) as reader, \
+                    SourceWriter(outputs, model.sample_rate, reader.input_rate, n_output=reader.n_input) as writer:
+                result = model.separate(reader, target_db=args.target_db, confidence=args.confidence,
+                                        exit=args.exit, sink=writer, **options)
+                writer.commit()
+        except PressError as err:
+            print(f"press separate: error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        report = {"input": str(name), "outputs": [str(p) for p in outputs], "backend": "onnx",
+                  "model": model.manifest["model"], "model_sample_rate": model.sample_rate,
+                  "sample_rate": reader.input_rate, "policy": "static" if args.exit else "dynamic",
+                  "target_db": args.target_db, "confidence": args.confidence,
+                  "gmacs_per_second": result.gmacs_per_second,
+                  "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
+                  "saving": result.saving, "exit_histogram": result.exit_histogram(model.n_exits),
+                  "seconds": result.seconds, "segments": result.segments}
+        text = json.dumps(report, indent=1)
+        atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(text))
+        reports.append(report)
         if not args.json:
             print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
                   f"exit {model.n_exits}), exits per segment {report['exit_histogram']} -> "

@@ -17,7 +17,6 @@ from typing import Protocol
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 
 from press.errors import PressError
 from press.io.audio import Channel, select_channel
@@ -60,7 +59,8 @@ class Reader(Protocol):
 class ArrayReader:
     """A `Reader` over a signal in memory."""
 
-    def __init__(self, signal: np.ndarray | torch.Tensor) -> None:
+    def __init__(self, signal) -> None:
+        # np.asarray also takes a CPU torch tensor: this module imports no torch (press.runtime uses it)
         self.signal = np.asarray(signal, dtype=np.float32)
         if self.signal.ndim != 1:
             raise PressError(f"expected a mono signal (samples,), got shape {self.signal.shape}")

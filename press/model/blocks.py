@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from press.model.scan import linear_scan
+from press.model.scan import fixed_depth_scan, linear_scan
 
 
 class Scan(nn.Module):
@@ -32,9 +32,17 @@ class Scan(nn.Module):
     def __init__(self, chunk: int) -> None:
         super().__init__()
         self.chunk = chunk
+        # set by the ONNX exporter (press.export): run `fixed_depth_scan` with this many steps
+        # over chunk ends, a graph with no control flow on the number of frames
+        self.export_steps: int | None = None
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         half = a.shape[-1] // 2
+        if self.export_steps is not None:
+            fwd = fixed_depth_scan(a[..., :half], b[..., :half], self.chunk, self.export_steps)
+            bwd = fixed_depth_scan(a[..., half:].flip(-2), b[..., half:].flip(-2), self.chunk,
+                                   self.export_steps).flip(-2)
+            return torch.cat([fwd, bwd], dim=-1)
         fwd = linear_scan(a[..., :half], b[..., :half], self.chunk)
         bwd = linear_scan(a[..., half:], b[..., half:], self.chunk, reverse=True)
         return torch.cat([fwd, bwd], dim=-1)

@@ -62,13 +62,21 @@ class EncoderHead(nn.Module):
     def __init__(self, channels: int, kernel: int, patch: int, dim: int) -> None:
         super().__init__()
         self.kernel, self.patch = kernel, patch
+        # set by the ONNX exporter (press.export): build the taps from K slices, since ONNX has no
+        # Unfold over a dynamic length (same values; the matmul may round differently by ~1e-7)
+        self.taps_by_slicing = False
         self.analysis = nn.Linear(kernel, channels, bias=False)   # the conv's C filters of K taps
         self.norm = ShiftNorm(channels * patch)
         self.proj = nn.Linear(channels * patch + 1, dim)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # wave: (B, L) with L a multiple of P -> frames (B, 1, T, D), basis (B, L, C)
-        taps = same_pad(wave, self.kernel).unfold(-1, self.kernel, 1)      # (B, L, K)
+        padded = same_pad(wave, self.kernel)
+        if self.taps_by_slicing:
+            L = wave.shape[-1]
+            taps = torch.stack([padded[..., j:j + L] for j in range(self.kernel)], dim=-1)
+        else:
+            taps = padded.unfold(-1, self.kernel, 1)                      # (B, L, K)
         basis = F.relu(self.analysis(taps))                                # (B, L, C)
         B, L, C = basis.shape
         frames = self.proj(self.norm(basis.reshape(B, L // self.patch, self.patch * C)))

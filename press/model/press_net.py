@@ -117,16 +117,30 @@ class PressNet(nn.Module):
         if mixture.dim() != 2:
             raise ValueError(f"mixture must be (batch, samples), got shape {tuple(mixture.shape)}")
         B, L = mixture.shape
-        cfg = self.cfg
-        Lp = -(-max(L, 1) // cfg.block) * cfg.block                       # whole likelihood blocks
+        Lp = -(-max(L, 1) // self.cfg.block) * self.cfg.block                # whole likelihood blocks
         if lengths is None:
             lengths = torch.full((B,), L, device=mixture.device)
-        valid = (torch.arange(Lp, device=mixture.device) < lengths[:, None]).to(mixture.dtype)
-        x = nn.functional.pad(mixture, (0, Lp - L)) * valid                 # (B, Lp)
-        scale = input_scale(x, lengths) if scale is None else scale.to(x.dtype).clamp_min(SCALE_FLOOR)
+        x = nn.functional.pad(mixture, (0, Lp - L))
+        if scale is None:
+            valid = (torch.arange(Lp, device=mixture.device) < lengths[:, None]).to(mixture.dtype)
+            scale = input_scale(x * valid, lengths)
+        h, basis, wave, mask, scale = self.begin_padded(x, lengths, scale)
+        return ExitState(h=h, basis=basis, wave=wave, mask=mask, scale=scale, length=L)
+
+    def begin_padded(self, x: torch.Tensor, lengths: torch.Tensor, scale: torch.Tensor
+                     ) -> tuple[torch.Tensor, ...]:
+        """`begin` on a batch already padded to whole likelihood blocks (B, Lp), with its level:
+        (h, basis, wave, mask, scale). No Python control flow on shapes: what the ONNX exporter
+        traces (press.export)."""
+        cfg = self.cfg
+        B, Lp = x.shape[0], x.shape[1]
+        valid = (torch.arange(Lp, device=x.device) < lengths[:, None]).to(x.dtype)
+        x = x * valid                                                       # (B, Lp)
+        scale = scale.to(x.dtype).clamp_min(SCALE_FLOOR)
         wave = x / scale[:, None]
         frames, basis = self.encoder_head(wave)                             # (B,1,T,D), (B,Lp,C)
-        n_frames = -(-lengths // cfg.patch)                                  # frames touching input
+        # frames touching input; not -(-n // P): ONNX's integer Div truncates instead of flooring
+        n_frames = (lengths + cfg.patch - 1) // cfg.patch
         T = Lp // cfg.patch
         mask = (torch.arange(T, device=x.device) < n_frames[:, None]).to(x.dtype)
         mask = mask[:, None, :, None]                                       # (B, 1, T, 1)
@@ -135,31 +149,40 @@ class PressNet(nn.Module):
             h = block(h, mask)
         h = self.split(self.split_norm(h))                                  # (B, 1, T, S*D)
         h = h.reshape(B, T, cfg.n_src, cfg.dim).permute(0, 2, 1, 3) * mask  # (B, S, T, D)
-        return ExitState(h=h, basis=basis, wave=wave, mask=mask, scale=scale, length=L)
+        return h, basis, wave, mask, scale
 
     def advance(self, state: ExitState) -> tuple[ExitOutput, ExitState]:
         """Run the next decoder group and its exit heads."""
         i = state.next_exit
         if i >= self.n_exits:
             raise ValueError(f"the model has only {self.n_exits} exits")
-        h = state.h
+        estimate, alpha, beta, h, a_sum, b_sum = self.step(
+            i, state.h, state.basis, state.wave, state.mask, state.scale, state.alpha_sum, state.beta_sum)
+        nb = -(-state.length // self.cfg.block)
+        out = ExitOutput(exit=i + 1, estimate=estimate[..., :state.length], alpha=alpha[..., :nb],
+                         beta=beta[..., :nb])
+        return out, replace(state, h=h, next_exit=i + 1, alpha_sum=a_sum, beta_sum=b_sum)
+
+    def step(self, i: int, h: torch.Tensor, basis: torch.Tensor, wave: torch.Tensor, mask: torch.Tensor,
+             scale: torch.Tensor, alpha_sum: torch.Tensor | None = None, beta_sum: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, ...]:
+        """Decoder group i (0-based) and its exit heads on the padded state, uncropped:
+        (estimate (B, S, Lp), alpha, beta (B, S, Lp / block) in input units, h, alpha_sum, beta_sum).
+        What `advance` runs and the ONNX exporter traces (press.export)."""
         for block in self.groups[i]:
-            h = block(h, state.mask)
-        s = state.scale[:, None, None]
-        estimate = self.decoder_heads[i](h, state.basis, state.wave)[..., :state.length] * s
-        a_raw, b_raw = self.ig_heads[i](h, state.mask)                     # (B, S, nb)
+            h = block(h, mask)
+        s = scale[:, None, None]
+        estimate = self.decoder_heads[i](h, basis, wave) * s
+        a_raw, b_raw = self.ig_heads[i](h, mask)                           # (B, S, nb)
         a_sum = b_sum = None
         if self.cfg.cumulative:
-            a_sum = a_raw if state.alpha_sum is None else state.alpha_sum + a_raw
-            b_sum = b_raw if state.beta_sum is None else state.beta_sum + b_raw
+            a_sum = a_raw if alpha_sum is None else alpha_sum + a_raw
+            b_sum = b_raw if beta_sum is None else beta_sum + b_raw
             alpha, beta = a_sum, 1.0 / b_sum
         else:
             alpha, beta = a_raw, b_raw
         beta = beta + alpha * VARIANCE_FLOOR
-        nb = -(-state.length // self.cfg.block)
-        out = ExitOutput(exit=i + 1, estimate=estimate, alpha=alpha[..., :nb],
-                         beta=beta[..., :nb] * s.pow(2))
-        return out, replace(state, h=h, next_exit=i + 1, alpha_sum=a_sum, beta_sum=b_sum)
+        return estimate, alpha, beta * s.pow(2), h, a_sum, b_sum
 
     def forward(self, mixture: torch.Tensor, lengths: torch.Tensor | None = None,
                 n_exits: int | None = None) -> list[ExitOutput]:

@@ -44,6 +44,33 @@ def _scan(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:
     return h.flatten(-3, -2)[..., :T, :]
 
 
+def fixed_depth_scan(a: torch.Tensor, b: torch.Tensor, chunk: int, steps: int) -> torch.Tensor:
+    """`_scan` for export: the same chunked doubling scan, with no Python control flow on T.
+
+    T must be a multiple of `chunk` (the exporter's caller pads the input so that it is). The scan
+    over chunk ends runs a fixed `steps` doubling steps written as shift-by-padding, so one traced
+    graph serves any T up to chunk * 2**steps; a step whose shift reaches past the start combines
+    with a = 1, b = 0 and changes nothing, so the result equals `_scan` bit for bit.
+    """
+    def shift(x: torch.Tensor, d: int, value: float) -> torch.Tensor:
+        return F.pad(x, (0, 0, d, 0), value=value)[..., :-d, :]   # x_{t-d}, `value` before the start
+
+    def doubling(a: torch.Tensor, b: torch.Tensor, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        d = 1
+        for _ in range(n_steps):
+            b = b + a * shift(b, d, 0.0)
+            a = a * shift(a, d, 1.0)
+            d *= 2
+        return a, b
+
+    a = a.unflatten(-2, (-1, chunk))                                     # (..., N, c, H)
+    b = b.unflatten(-2, (-1, chunk))
+    a_cum, h = doubling(a, b, (chunk - 1).bit_length())
+    _, ends = doubling(a_cum[..., -1, :], h[..., -1, :], steps)          # (..., N, H)
+    h = h + a_cum * shift(ends, 1, 0.0)[..., None, :]
+    return h.flatten(-3, -2)
+
+
 class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:

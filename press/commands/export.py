@@ -1,0 +1,37 @@
+"""`press export MODEL OUT_DIR [--format onnx] [--quantize int8]`: graphs for press.runtime.
+
+Writes one ONNX graph for "mixture -> exit 1", one per "state at exit k -> exit k + 1", and
+OUT_DIR/manifest.json (docs/deploy.md). `press separate --backend onnx OUT_DIR/manifest.json ...`
+runs them with onnxruntime alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a shipped model's name (default) or a .safetensors checkpoint")
+    p.add_argument("out_dir", help="folder for the graphs and manifest.json")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="graph format (onnx)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="onnxruntime dynamic quantisation of the weights (int8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from press.api import load
+    from press.export import export_onnx
+
+    model = load(args.model, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the TorchScript exporter's tracer and deprecation warnings
+        path = export_onnx(model.model, args.out_dir, name=model.name, recalibration=model.recalibration,
+                           quantize=args.quantize)
+    manifest = json.loads(path.read_text())
+    for g in manifest["graphs"]:
+        print(f"exit {g['exit']}: {path.parent / g['file']} ({g['bytes'] / 1e6:.2f} MB)")
+    print(f"manifest: {path}")
+    return 0

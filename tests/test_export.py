@@ -1,0 +1,145 @@
+"""press.export: every exit's graph matches PyTorch (sources, alpha, beta <= 1e-4, float32), is valid
+ONNX, takes any number of frames; the exported runtime's dynamic exits equal press.inference's."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+# not importorskip: the dev extra installs onnx and onnxruntime, and a missing one must fail here
+import onnx  # noqa: E402
+
+from press.export import export_onnx  # noqa: E402
+from press.inference.policies import Dynamic, Static  # noqa: E402
+from press.inference.runner import Separator  # noqa: E402
+from press.io.streaming import ArrayReader  # noqa: E402
+from press.model import PressNet  # noqa: E402
+from press.prob.calibration import Recalibration  # noqa: E402
+from press.runtime import load  # noqa: E402
+from tests.conftest import tiny_config  # noqa: E402
+
+TOL = 1e-4
+
+
+def _export(net, path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return export_onnx(net, path, **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    torch.manual_seed(0)
+    net = PressNet(tiny_config()).eval()
+    # random synthesis weights (zero at init) so that every exit's output differs
+    with torch.no_grad():
+        for head in net.decoder_heads:
+            head.synthesis.weight.normal_(0, 0.3)
+    recal = Recalibration((1.2, 0.9, 1.0), (0.8, 1.1, 1.0))
+    return net, recal, _export(net, tmp_path_factory.mktemp("tiny"), name="tiny", recalibration=recal)
+
+
+@pytest.fixture(scope="module")
+def default_export(tmp_path_factory):
+    import press
+
+    model = press.load("default", device="cpu")
+    path = _export(model.model, tmp_path_factory.mktemp("default"), name="default",
+                   recalibration=model.recalibration)
+    return model, path
+
+
+def _mixtures(n=3):
+    from press.data import get_dataset
+
+    ds = get_dataset("builtin", split="test", sample_rate=8000, n_src=2)
+    return [ds[i]["mixture"].numpy() for i in range(n)]
+
+
+def _check_parity(net, rt, windows, lengths, scale):
+    with torch.no_grad():
+        state = net.begin(torch.from_numpy(windows), torch.from_numpy(lengths), torch.from_numpy(scale))
+        ref = []
+        for _ in range(net.n_exits):
+            out, state = net.advance(state)
+            ref.append(out)
+    got = rt.run_exits(windows, lengths, scale)
+    for k, (r, g) in enumerate(zip(ref, got), 1):
+        for name, a, b in zip(("estimate", "alpha", "beta"), (r.estimate, r.alpha, r.beta), g):
+            assert a.shape == b.shape, (k, name)
+            err = float(np.abs(a.numpy() - b).max())
+            assert err <= TOL, f"exit {k} {name}: max abs difference {err}"
+
+
+def test_manifest_and_graphs_are_valid(tiny_export) -> None:
+    net, recal, path = tiny_export
+    m = json.loads(path.read_text())
+    assert m["n_exits"] == 3 and m["sample_rate"] == 8000 and m["block"] == 400 and m["n_src"] == 2
+    assert m["recalibration"] == recal.to_dict() and len(m["gmacs_per_second"]) == 3
+    assert m["segment"] == 2.0 and m["context"] == 0.25
+    for g in m["graphs"]:
+        model = onnx.load(str(path.parent / g["file"]))
+        onnx.checker.check_model(model, full_check=True)
+        assert {op.domain for op in model.opset_import} <= {"", "ai.onnx"}   # standard ops only
+
+
+@pytest.mark.parametrize("L,lengths", [(3200, [3200, 2900]), (9600, [9600, 5111]), (1600, [1600, 17])])
+def test_tiny_parity_per_exit_any_length(tiny_export, L, lengths) -> None:
+    net, _, path = tiny_export
+    rt = load(path, threads=1)
+    rng = np.random.default_rng(L)
+    windows = (rng.standard_normal((2, L)) * 0.2).astype(np.float32)
+    windows[1, lengths[1]:] = 0
+    _check_parity(net, rt, windows, np.array(lengths), np.array([0.2, 0.05], dtype=np.float32))
+
+
+def test_default_parity_on_builtin_mixtures(default_export) -> None:
+    model, path = default_export
+    rt = load(path, threads=1)
+    x = _mixtures(2)
+    W = 20000   # a default window (2 s + 2 x 0.25 s), one per mixture, and a shorter one
+    windows = np.stack([np.pad(m[:W], (0, max(0, W - len(m)))) for m in x]).astype(np.float32)
+    lengths = np.array([min(W, len(x[0])), 14000])
+    windows[1, 14000:] = 0
+    scale = np.sqrt((windows.astype(np.float64) ** 2).sum(1) / lengths).astype(np.float32)
+    _check_parity(model.model, rt, windows, lengths, scale)
+
+
+@pytest.mark.parametrize("target_db,confidence", [(5.0, 0.5), (10.0, 0.5), (10.0, 0.8), (15.0, 0.3)])
+def test_default_dynamic_exits_match_torch(default_export, target_db, confidence) -> None:
+    model, path = default_export
+    rt = load(path, threads=1)
+    x = np.concatenate(_mixtures(3))
+    sep = Separator(model.model, target_db=target_db, confidence=confidence, recalibration=model.recalibration)
+    ref = sep.run(ArrayReader(x), Dynamic())
+    got = rt.separate(x, target_db=target_db, confidence=confidence)
+    assert got.exits == [s.exit for s in ref.segments]
+    assert np.abs(got.sources - ref.sources).max() <= TOL
+    assert got.gmacs_per_second == pytest.approx(ref.gmacs_per_second)
+
+
+def test_tiny_dynamic_and_static_match_torch(tiny_export) -> None:
+    net, recal, path = tiny_export
+    rt = load(path, threads=1)
+    x = (np.random.default_rng(1).standard_normal(8000 * 7) * 0.1).astype(np.float32)
+    for t, p in ((-5.0, 0.5), (0.0, 0.5), (3.0, 0.2)):
+        ref = Separator(net, target_db=t, confidence=p, recalibration=recal).run(ArrayReader(x), Dynamic())
+        got = rt.separate(x, target_db=t, confidence=p)
+        assert got.exits == [s.exit for s in ref.segments]
+        assert np.abs(got.sources - ref.sources).max() <= TOL
+    ref = Separator(net, recalibration=recal).run(ArrayReader(x), Static(2))
+    got = rt.separate(x, exit=2)
+    assert got.exits == [2] * len(ref.segments) and np.abs(got.sources - ref.sources).max() <= TOL
+
+
+def test_int8_export_runs(tiny_export, tmp_path) -> None:
+    net, _, _ = tiny_export
+    path = _export(net, tmp_path, quantize="int8")
+    m = json.loads(path.read_text())
+    assert m["quantize"] == "int8" and all(g["file"].endswith(".int8.onnx") for g in m["graphs"])
+    got = load(path, threads=1).separate(np.random.default_rng(2).standard_normal(8000).astype(np.float32))
+    assert got.sources.shape == (2, 8000) and np.isfinite(got.sources).all()
