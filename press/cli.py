@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
     ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
+    ("serve", "press.commands.serve", "a local web page: separate a recording, listen to each speaker, see the exits"),
 ]
 
 
