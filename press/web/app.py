@@ -54,7 +54,7 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=3):
                 audio = gr.Audio(label="mixture: upload or record", sources=["upload", "microphone"],
-                                 type="filepath", format=None, elem_id="press-input")
+                                 type="filepath", format=None, buttons=["download"], elem_id="press-input")
                 builtin = gr.Dropdown(choices=builtin_labels(), value=None, label="or a built-in test mixture",
                                       elem_id="press-builtin")
                 gr.Markdown(f"Files up to {limits.max_megabytes:g} MB and {limits.max_seconds:g} s.")
@@ -70,12 +70,14 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
         summary = gr.Markdown(elem_id="press-summary")
         with gr.Row():
             mixture_out = gr.Audio(label="mixture (as separated)", type="filepath", interactive=False,
-                                   elem_id="press-mixture")
+                                   buttons=["download"], elem_id="press-mixture")
             speakers = [gr.Audio(label=f"speaker {j + 1}", type="filepath", interactive=False,
-                                 elem_id=f"press-speaker-{j + 1}") for j in range(n_src)]
-        exit_map = gr.Image(label="exit taken per block", type="filepath", interactive=False, elem_id="press-exit-map")
-        confidence_plot = gr.Image(label="predicted probability per block", type="filepath", interactive=False,
-                                   elem_id="press-confidence")
+                                 buttons=["download"], elem_id=f"press-speaker-{j + 1}") for j in range(n_src)]
+        # No share buttons (they post to Hugging Face); the figures carry their own titles.
+        exit_map = gr.Image(label="exit taken per block", show_label=False, type="filepath", interactive=False,
+                            buttons=["download", "fullscreen"], elem_id="press-exit-map")
+        confidence_plot = gr.Image(label="predicted probability per block", show_label=False, type="filepath",
+                                   interactive=False, buttons=["download", "fullscreen"], elem_id="press-confidence")
         files = gr.File(label="download: separated sources and JSON report", file_count="multiple",
                         interactive=False, elem_id="press-files")
 
