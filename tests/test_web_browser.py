@@ -2,7 +2,8 @@
 
 Starts the page with the shipped default model on a free localhost port, uploads a 10 s built-in
 test mixture, runs it and checks that the separated speakers' players, the exit map and the compute
-summary appear, and that the page fetched nothing from outside this machine. Prints the time from
+summary appear, that the page fetched nothing from outside this machine, and that picking a
+built-in mixture from the menu loads it into the input player. Prints the time from
 upload to result; PRESS_WEB_SCREENSHOT=docs/serve.png also saves the page there (the README's).
 
 Needs the `dev` extra (gradio, selenium) and the Debian packages `chromium` and `chromium-driver`
@@ -82,6 +83,7 @@ def _results_shown(driver) -> bool:
 
 def test_upload_separate_listen_and_see_the_exit_map(browser, server, tmp_path, capsys):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     from press.web.page import write_builtin
@@ -124,5 +126,12 @@ def test_upload_separate_listen_and_see_the_exit_map(browser, server, tmp_path, 
     browser.set_window_size(1280, browser.execute_script("return document.documentElement.scrollHeight") + 120)
     browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:4] == b"\x89PNG"
+
+    # Picking a built-in test mixture puts it in the input player, ready to run.
+    menu = browser.find_element(By.CSS_SELECTOR, "#press-builtin input")
+    menu.click()
+    menu.send_keys("real #1", Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#press-input a[download]")
+                                     .get_attribute("href").endswith("builtin-real-1.wav"))
     with capsys.disabled():
         print(f"\npress serve: 10 s mixture, upload to result in {seconds:.1f} s (screenshot {shot})")
