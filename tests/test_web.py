@@ -141,3 +141,26 @@ def test_serve_command_needs_positive_limits(capsys):
 
     assert main(["serve", "--max-seconds", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_serve_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys):
+    import sys
+
+    from press.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)          # as if gradio were not installed
+    monkeypatch.delitem(sys.modules, "press.web.app", raising=False)
+    assert main(["serve"]) == 2
+    assert 'pip install "press-sep[web]"' in capsys.readouterr().err
+
+
+def test_page_builds_with_a_player_per_speaker_and_offline_settings(model, tmp_path):
+    pytest.importorskip("gradio", reason='the page needs gradio: pip install -e ".[web]"')
+    import os
+
+    from press.web.app import build
+
+    page = build(model, Limits(), WorkArea(tmp_path))
+    ids = {b.elem_id for b in page.blocks.values() if getattr(b, "elem_id", None)}
+    assert {"press-input", "press-run", "press-speaker-1", "press-speaker-2", "press-exit-map"} <= ids
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and page.analytics_enabled is False
