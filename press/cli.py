@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("export", "press.commands.export", "export a model to ONNX graphs and a manifest for press.runtime"),
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
     ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
+    ("serve", "press.commands.serve", "a local web page: separate a recording, listen to each speaker, see the exits"),
 ]
 
 

@@ -1,0 +1,48 @@
+"""`press serve [MODEL] [--host 127.0.0.1] [--port 7860]`: a local web page to separate a recording.
+
+Upload or record a mixture (or pick a built-in test mixture), choose a quality target, a fixed exit
+or a compute budget, then listen to each separated speaker, see the exit every block took and the
+compute spent against the last exit, and download the sources and the JSON report. Needs the
+optional `web` extra (`pip install "press-sep[web]"`); runs offline and listens on this machine
+only unless --host says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from press.commands.options import add_device_argument
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from press.web.page import DEFAULT_MAX_MEGABYTES, DEFAULT_MAX_SECONDS
+
+    p.add_argument("model", nargs="?", default="default",
+                   help="a shipped model's name or a .safetensors checkpoint (default: default)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_MEGABYTES,
+                   help=f"largest upload in MB (default {DEFAULT_MAX_MEGABYTES:g})")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help=f"longest upload in seconds (default {DEFAULT_MAX_SECONDS:g})")
+    add_device_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from press.errors import PressError
+    from press.web.page import Limits
+
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0:
+        raise PressError("--max-upload-mb and --max-seconds must be positive")
+    try:
+        from press.web.app import serve
+    except ImportError as err:
+        raise PressError(f'press serve needs the web extra ({err}); install it with: pip install "press-sep[web]"') \
+            from None
+    from press.api import load
+
+    model = load(args.model, device=args.device)
+    print(f"press serve: model {model.name} on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    serve(model, args.host, args.port, Limits(args.max_upload_mb, args.max_seconds))
+    return 0

@@ -1,0 +1,136 @@
+"""The `press serve` page in Gradio, run offline: no analytics or version check, no share link,
+no server-side rendering (no Node), system fonts instead of web fonts.
+
+`build(model, limits, work)` lays out the page over press.web.page's functions; `serve(...)`
+launches it on a local address. Separations run one at a time (the model is CPU-bound and
+shared); each request writes into its own folder (press.web.page.WorkArea).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before Gradio is imported: it reads these at import time.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from press.errors import PressError  # noqa: E402
+from press.web.page import (  # noqa: E402
+    CHANNEL_CHOICES,
+    MODES,
+    Limits,
+    WorkArea,
+    builtin_labels,
+    separate,
+    write_builtin,
+)
+
+# Gradio caches the files it serves (uploads, results): every 10 minutes, delete those older than
+# an hour; Gradio deletes the whole cache when the server stops.
+CACHE_CLEANUP = (600, 3600)
+
+INTRO = """# PRESS: separate a recording, listen to each speaker, see where the network stopped
+Upload or record a mixture of two speakers (or pick a built-in test mixture), choose how the
+network decides when to stop, and run. Each segment leaves at the first exit whose predicted
+quality reaches the target with the confidence asked; easy audio stops early and costs less.
+Everything runs on this machine. (The shipped CPU model's outputs sit around 5-10 dB of exit-SNR:
+targets above that send every segment to the last exit.)"""
+
+
+def _theme() -> gr.themes.Base:
+    """Gradio's default look with the system's fonts: nothing is fetched from a font CDN."""
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
+    """The page for `model` (a press.api.Press)."""
+    n_exits, n_src = model.n_exits, model.n_src
+
+    with gr.Blocks(title="PRESS separation", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as page:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=3):
+                audio = gr.Audio(label="mixture: upload or record", sources=["upload", "microphone"],
+                                 type="filepath", format=None, buttons=["download"], elem_id="press-input")
+                builtin = gr.Dropdown(choices=builtin_labels(), value=None, label="or a built-in test mixture",
+                                      elem_id="press-builtin")
+                gr.Markdown(f"Files up to {limits.max_megabytes:g} MB and {limits.max_seconds:g} s.")
+            with gr.Column(scale=2):
+                mode = gr.Radio(list(MODES), value=MODES[0], label="how to choose the exit", elem_id="press-mode")
+                target = gr.Slider(-5, 30, value=5, step=0.5, label="target exit-SNR (dB)")
+                confidence = gr.Slider(0.05, 0.99, value=0.5, step=0.01, label="confidence")
+                exit_ = gr.Slider(1, n_exits, value=n_exits, step=1, label="fixed exit", visible=False)
+                budget = gr.Number(value=1.1, label="compute budget (GMAC/s; calibrated on first use)",
+                                   visible=False)
+                channel = gr.Dropdown(choices=CHANNEL_CHOICES, value="ask", label="channel (multi-channel files)")
+                run = gr.Button("Separate", variant="primary", elem_id="press-run")
+        summary = gr.Markdown(elem_id="press-summary")
+        with gr.Row():
+            mixture_out = gr.Audio(label="mixture (as separated)", type="filepath", interactive=False,
+                                   buttons=["download"], elem_id="press-mixture")
+            speakers = [gr.Audio(label=f"speaker {j + 1}", type="filepath", interactive=False,
+                                 buttons=["download"], elem_id=f"press-speaker-{j + 1}") for j in range(n_src)]
+        # No share buttons (they post to Hugging Face); the figures carry their own titles.
+        exit_map = gr.Image(label="exit taken per block", show_label=False, type="filepath", interactive=False,
+                            buttons=["download", "fullscreen"], elem_id="press-exit-map")
+        confidence_plot = gr.Image(label="predicted probability per block", show_label=False, type="filepath",
+                                   interactive=False, buttons=["download", "fullscreen"], elem_id="press-confidence")
+        files = gr.File(label="download: separated sources and JSON report", file_count="multiple",
+                        interactive=False, elem_id="press-files")
+
+        def show_fields(choice: str):
+            return (gr.update(visible=choice == MODES[0]), gr.update(visible=choice == MODES[0]),
+                    gr.update(visible=choice == MODES[1]), gr.update(visible=choice == MODES[2]))
+
+        def pick_builtin(label: str | None, request: gr.Request):
+            if not label:
+                return gr.update()
+            try:
+                return str(write_builtin(label, model.sample_rate, work.request(request.session_hash)))
+            except PressError as err:
+                raise gr.Error(str(err)) from None
+
+        def separate_audio(path, mode_, target_, confidence_, exit_value, budget_, channel_,
+                           request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            if not path:
+                raise gr.Error("no audio given: upload or record a mixture, or pick a built-in test mixture")
+            try:
+                out = separate(model, path, work.request(request.session_hash), limits, mode=mode_,
+                               target_db=target_, confidence=confidence_, exit=exit_value, budget=budget_,
+                               channel=channel_, progress=lambda f, text: progress(f, desc=text))
+            except PressError as err:
+                raise gr.Error(str(err)) from None
+            return (out.summary, str(out.mixture), *[str(p) for p in out.sources], str(out.exit_map),
+                    str(out.confidence_plot), [str(p) for p in [*out.sources, out.report_path]])
+
+        mode.change(show_fields, mode, [target, confidence, exit_, budget])
+        builtin.change(pick_builtin, builtin, audio)
+        run.click(separate_audio, [audio, mode, target, confidence, exit_, budget, channel],
+                  [summary, mixture_out, *speakers, exit_map, confidence_plot, files])
+        def end_session(request: gr.Request) -> None:
+            work.end(request.session_hash)
+
+        page.unload(end_session)
+    return page
+
+
+def serve(model, host: str = "127.0.0.1", port: int = 7860, limits: Limits = Limits(),
+          block: bool = True) -> tuple[gr.Blocks, WorkArea]:
+    """Launch the page on http://host:port. With `block`, serve until interrupted, then clean up;
+    without, return at once (tests): the caller closes the page and the work area."""
+    work = WorkArea()
+    page = build(model, limits, work)
+    page.queue(default_concurrency_limit=1)
+    try:
+        page.launch(server_name=host, server_port=port, share=False, inbrowser=False, ssr_mode=False,
+                    max_file_size=int(limits.max_megabytes * 1e6), theme=_theme(), quiet=not block,
+                    show_error=True, prevent_thread_lock=not block)
+    except BaseException:
+        work.close()
+        raise
+    if block:
+        work.close()
+    return page, work

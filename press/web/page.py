@@ -1,0 +1,260 @@
+"""The web page's work, without the web: what `press serve` does between an upload and the players.
+
+Everything here is plain Python on files and arrays (no Gradio), so the page's behaviour is tested
+directly: the upload limits, the channel choice, the built-in test mixtures, one separation (the
+separated sources, the JSON report, the exit map, the compute summary) and the per-request folders
+that keep two users' files apart and are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from press.errors import PressError
+from press.io.audio import Channel
+
+# Upload limits unless `press serve --max-upload-mb / --max-seconds` say otherwise.
+DEFAULT_MAX_MEGABYTES = 50.0
+DEFAULT_MAX_SECONDS = 600.0
+
+MODES = ("quality target", "fixed exit", "compute budget")
+
+# The channel menu: (label, value). "ask" keeps the command line's rule: a multi-channel file with
+# no choice is refused with a message rather than silently down-mixed.
+CHANNEL_CHOICES = [("ask (multi-channel files need a choice)", "ask"), ("mix: average all channels", "mix")] + \
+                  [(f"channel {i}", str(i)) for i in range(8)]
+
+# Built-in test mixtures offered on the page: (subset, index) of the built-in corpus's test split.
+BUILTIN_MIXTURES = [("real", 0), ("real", 1), ("real", 2), ("real", 3), ("tts", 1), ("tts", 2)]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may be: at most `max_megabytes` on disk and `max_seconds` long."""
+
+    max_megabytes: float = DEFAULT_MAX_MEGABYTES
+    max_seconds: float = DEFAULT_MAX_SECONDS
+
+    def check(self, path: str | Path) -> None:
+        """Refuse a file over the limits with a message saying which and how to raise it.
+
+        A file whose header cannot be read passes here: loading it gives the command line's error.
+        """
+        import soundfile as sf
+
+        path = Path(path)
+        if not path.is_file():
+            raise PressError("no audio given: upload or record a mixture, or pick a built-in test mixture")
+        megabytes = path.stat().st_size / 1e6
+        if megabytes > self.max_megabytes:
+            raise PressError(f"{path.name}: {megabytes:.1f} MB is over this server's upload limit of "
+                             f"{self.max_megabytes:g} MB (press serve --max-upload-mb)")
+        try:
+            info = sf.info(str(path))
+        except Exception:  # noqa: BLE001 - unreadable files get load_audio's message
+            return
+        if info.samplerate > 0 and info.frames / info.samplerate > self.max_seconds:
+            raise PressError(f"{path.name}: {info.frames / info.samplerate:.1f} s is over this server's limit of "
+                             f"{self.max_seconds:g} s per file (press serve --max-seconds)")
+
+
+def parse_channel(value: str | None) -> Channel:
+    """The channel menu's value -> load_audio's `channel` (None: refuse multi-channel input)."""
+    if value in (None, "", "ask"):
+        return None
+    if value == "mix":
+        return "mix"
+    try:
+        return int(value)
+    except ValueError:
+        raise PressError(f"unknown channel choice {value!r}; expected 'ask', 'mix' or a channel index") from None
+
+
+def policy_options(mode: str, target_db: float, confidence: float, exit: int | float | None,
+                   budget: float | None) -> dict[str, Any]:
+    """The page's mode and fields -> keyword arguments of `Press.separate_file`."""
+    if mode not in MODES:
+        raise PressError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    options: dict[str, Any] = {"target_db": float(target_db), "confidence": float(confidence)}
+    if mode == "fixed exit":
+        if exit is None:
+            raise PressError("fixed exit: choose the exit to run every segment to")
+        options["exit"] = int(exit)
+    elif mode == "compute budget":
+        if budget is None:
+            raise PressError("compute budget: give a mean compute in GMAC/s")
+        options["budget"] = float(budget)
+    return options
+
+
+def public_message(err: PressError, path: str | Path) -> str:
+    """A PressError's message with the server's temporary path shortened to the file's name."""
+    return str(err).replace(str(path), Path(path).name)
+
+
+class WorkArea:
+    """Per-request folders under one temporary root that the server owns.
+
+    A request writes into a fresh folder under its session's folder; the page hands those files
+    to Gradio, which copies them into its own cache (the copies expire with `delete_cache`). So a
+    session's earlier request folders are removed when it starts another, all of its folders when
+    it ends, and the root when the server stops. Session folders are named by the session's hash,
+    which is never shown to other users.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="press-serve-", dir=root))
+
+    def _session(self, session: str | None) -> Path:
+        name = re.sub(r"[^A-Za-z0-9_-]", "", session or "") or "anonymous"
+        return self.root / name
+
+    def request(self, session: str | None) -> Path:
+        """A new, empty folder for one request; the session's earlier ones are removed."""
+        folder = self._session(session)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=folder))
+
+    def end(self, session: str | None) -> None:
+        shutil.rmtree(self._session(session), ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def builtin_labels() -> list[str]:
+    return [f"{subset} #{index + 1}" for subset, index in BUILTIN_MIXTURES]
+
+
+def write_builtin(label: str, sample_rate: int, folder: Path) -> Path:
+    """Write the built-in test mixture named `label` (see builtin_labels) as a WAV in `folder`."""
+    from press.data import get_dataset
+    from press.io.audio import write_audio
+
+    try:
+        subset, index = BUILTIN_MIXTURES[builtin_labels().index(label)]
+    except ValueError:
+        raise PressError(f"unknown built-in mixture {label!r}; expected one of {', '.join(builtin_labels())}") from None
+    ds = get_dataset("builtin", split="test", sample_rate=sample_rate, mode="max", subset=subset)
+    mixture = ds[index]["mixture"].numpy()
+    return write_audio(folder / f"builtin-{subset}-{index + 1}.wav", mixture, sample_rate, subtype="FLOAT")
+
+
+@dataclass
+class Outcome:
+    """One separation as the page shows it; every path lies in the request's folder."""
+
+    mixture: Path                  # the channel the model heard, at the input's rate
+    sources: list[Path]            # one WAV per speaker
+    report_path: Path              # the JSON report (press separate's format)
+    exit_map: Path                 # spectrogram over the exit each block took
+    confidence_plot: Path          # P(target holds) per block at the exit taken
+    summary: str                   # Markdown: compute spent against the last exit, exits taken
+    report: dict[str, Any]
+
+
+def separate(model, path: str | Path, folder: Path, limits: Limits, mode: str = "quality target",
+             target_db: float = 5.0, confidence: float = 0.5, exit: int | None = None,
+             budget: float | None = None, channel: str | None = "ask",
+             progress: Callable[[float, str], None] | None = None) -> Outcome:
+    """Separate the audio file at `path` with `model` (a press.api.Press) into `folder`.
+
+    Bad input raises PressError with the command line's message (the server's temporary path
+    shortened to the file's name). The file is streamed through the model with tqdm progress,
+    which the page turns into its progress bar.
+    """
+    from press.evaluation.figures import plot_exit_map
+    from press.io.audio import load_audio, write_audio
+    from press.io.files import atomic_write
+
+    path = Path(path)
+    options = policy_options(mode, target_db, confidence, exit, budget)
+    try:
+        limits.check(path)
+        choice = parse_channel(channel)
+        mixture, rate = load_audio(path, channel=choice)
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:60] or "mixture"
+        outputs = [folder / f"{stem}_s{j + 1}.wav" for j in range(model.n_src)]
+        if progress:
+            progress(0.0, "separating")
+        report = model.separate_file(path, outputs, channel=choice, progress=True, **options)
+    except PressError as err:
+        raise PressError(public_message(err, path)) from None
+    mixture_path = write_audio(folder / f"{stem}_mixture.wav", mixture, rate)
+    report = {"input": path.name, "outputs": [p.name for p in outputs], **report}
+    report_path = folder / f"{stem}.json"
+    text = json.dumps(report, indent=1)
+    atomic_write(report_path, lambda tmp: Path(tmp).write_text(text))
+    if progress:
+        progress(0.9, "drawing")
+    label = _policy_label(report)
+    exit_map = plot_exit_map(mixture, rate, {label: report["blocks"]}, model.n_exits, folder / f"{stem}_exits.png",
+                             title=f"{path.name}: exit taken per block ({label})")
+    confidence_plot = plot_block_confidence(report, folder / f"{stem}_confidence.png")
+    return Outcome(mixture_path, outputs, report_path, exit_map, confidence_plot,
+                   summarize(report, model.n_exits), report)
+
+
+def _policy_label(report: dict[str, Any]) -> str:
+    if report["policy"] == "static":
+        return f"exit {report['blocks'][0]['exit']}" if report["blocks"] else "fixed exit"
+    if report["policy"] == "budget":
+        return f"budget {report['budget_gmacs_per_second']:g} GMAC/s"
+    return f"t = {report['target_db']:g} dB, p = {report['confidence']:g}"
+
+
+def summarize(report: dict[str, Any], n_exits: int) -> str:
+    """Markdown: compute spent against running every segment to the last exit, and the exits taken."""
+    spent, last = report["gmacs_per_second"], report["last_exit_gmacs_per_second"]
+    share = spent / last if last else 1.0
+    histogram = report["exit_histogram"]       # segments per exit, exit 1 first
+    taken = ", ".join(f"exit {k}: {n}" for k, n in enumerate(histogram, start=1) if n)
+    lines = [
+        f"**{_policy_label(report)}** on {report['seconds']:.1f} s of audio",
+        "",
+        "| compute | GMAC/s |",
+        "|---|---:|",
+        f"| spent | {spent:.3f} |",
+        f"| every segment to exit {n_exits} | {last:.3f} |",
+        f"| share of the last exit's | {share:.0%} ({report['saving']:.0%} saved) |",
+        "",
+        f"Segments: {sum(histogram)} ({taken}).",
+    ]
+    if report.get("note"):
+        lines += ["", f"Note: {report['note']}"]
+    return "\n".join(lines)
+
+
+def plot_block_confidence(report: dict[str, Any], path: Path) -> Path:
+    """P(exit-SNR >= target) per block at the exit its segment took, with the confidence asked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = report["blocks"]
+    fig, ax = plt.subplots(figsize=(10, 1.8))
+    if blocks:
+        t = np.array([[b["start"], b["end"]] for b in blocks]).reshape(-1)
+        p = np.repeat([b["p_exit"] for b in blocks], 2)
+        ax.plot(t, p, color="C0", lw=1.2, label="P(target holds) at the exit taken")
+        ax.set_xlim(0, blocks[-1]["end"])
+    ax.axhline(report["confidence"], color="0.3", ls="--", lw=0.8, label=f"confidence asked ({report['confidence']:g})")
+    ax.set(ylim=(-0.02, 1.02), ylabel="probability", xlabel="time (s)")
+    ax.set_title(f"predicted probability that a block's exit-SNR reaches {report['target_db']:g} dB",
+                 fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
