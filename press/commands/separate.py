@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Callable
 
 from press.commands.options import add_device_argument
 
@@ -49,26 +51,73 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from press.errors import PressError
-    from press.io.files import atomic_write
 
-    if args.backend == "onnx":
-        return _run_onnx(args)
+    try:
+        n_src, n_exits, separate_one = _onnx_backend(args) if args.backend == "onnx" else _torch_backend(args)
+    except PressError as err:
+        print(f"press separate: error: {err}", file=sys.stderr)
+        return 2
+    return _separate_each(args, n_src, n_exits, separate_one)
+
+
+SeparateOne = Callable[[str, list[Path], dict], dict]
+
+
+def _torch_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
     from press.api import load
 
     model = load(args.model, device=args.device)
+
+    def separate_one(name: str, outputs: list[Path], options: dict) -> dict:
+        return model.separate_file(name, outputs, target_db=args.target_db, confidence=args.confidence,
+                                   exit=args.exit, budget=args.budget, channel=args.channel,
+                                   progress=not args.json and sys.stderr.isatty(), **options)
+
+    return model.n_src, model.n_exits, separate_one
+
+
+def _onnx_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
+    """`--backend onnx`: exported graphs run by press.runtime (no torch), budget mode excepted."""
+    from press.errors import PressError
+    from press.io.streaming import FileReader, SourceWriter
+    from press.runtime import load
+
+    if args.budget is not None:
+        raise PressError("--budget is not available with --backend onnx")
+    model = load(args.model, threads=args.threads)
+
+    def separate_one(name: str, outputs: list[Path], options: dict) -> dict:
+        with FileReader(name, model.sample_rate, args.channel) as reader, \
+                SourceWriter(outputs, model.sample_rate, reader.input_rate, n_output=reader.n_input) as writer:
+            result = model.separate(reader, target_db=args.target_db, confidence=args.confidence,
+                                    exit=args.exit, sink=writer, **options)
+            writer.commit()
+        return {"backend": "onnx", "model": model.manifest["model"], "model_sample_rate": model.sample_rate,
+                "sample_rate": reader.input_rate, "policy": "static" if args.exit else "dynamic",
+                "target_db": args.target_db, "confidence": args.confidence,
+                "gmacs_per_second": result.gmacs_per_second,
+                "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
+                "saving": result.saving, "exit_histogram": result.exit_histogram(model.n_exits),
+                "seconds": result.seconds, "segments": result.segments, "note": None}
+
+    return model.n_src, model.n_exits, separate_one
+
+
+def _separate_each(args: argparse.Namespace, n_src: int, n_exits: int, separate_one: SeparateOne) -> int:
+    """Separate every input with `separate_one`, write its report, print a line; a bad input is
+    reported and skipped."""
+    from press.errors import PressError
+    from press.io.files import atomic_write
+
     out = Path(args.out)
     options = {k: v for k, v in (("segment", args.segment), ("context", args.context)) if v is not None}
     reports, failed = [], 0
     for name in args.inputs:
         stem = Path(name).stem
-        outputs = [out / f"{stem}_s{j + 1}.wav" for j in range(model.n_src)]
+        outputs = [out / f"{stem}_s{j + 1}.wav" for j in range(n_src)]
         try:
-            report = model.separate_file(name, outputs, target_db=args.target_db, confidence=args.confidence,
-                                         exit=args.exit, budget=args.budget, channel=args.channel,
-                                         progress=not args.json and sys.stderr.isatty(), **options)
+            report = separate_one(name, outputs, options)
         except PressError as err:
             print(f"press separate: error: {err}", file=sys.stderr)
             failed += 1
@@ -81,60 +130,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"press separate: note: {name}: {report['note']}", file=sys.stderr)
         if not args.json:
             print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
-                  f"exit {model.n_exits}), exits per segment {report['exit_histogram']} -> "
-                  f"{', '.join(str(p) for p in outputs)}")
-    if args.json:
-        print(json.dumps(reports))
-    return 2 if failed else 0
-
-
-def _run_onnx(args: argparse.Namespace) -> int:
-    """`--backend onnx`: the same loop with press.runtime (no torch), budget mode excepted."""
-    from pathlib import Path
-
-    from press.errors import PressError
-    from press.io.files import atomic_write
-    from press.io.streaming import FileReader, SourceWriter
-    from press.runtime import load
-
-    if args.budget is not None:
-        print("press separate: error: --budget is not available with --backend onnx", file=sys.stderr)
-        return 2
-    try:
-        model = load(args.model, threads=args.threads)
-    except PressError as err:
-        print(f"press separate: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    options = {k: v for k, v in (("segment", args.segment), ("context", args.context)) if v is not None}
-    reports, failed = [], 0
-    for name in args.inputs:
-        stem = Path(name).stem
-        outputs = [out / f"{stem}_s{j + 1}.wav" for j in range(model.n_src)]
-        try:
-            with FileReader(name, model.sample_rate, args.channel) as reader, \
-                    SourceWriter(outputs, model.sample_rate, reader.input_rate, n_output=reader.n_input) as writer:
-                result = model.separate(reader, target_db=args.target_db, confidence=args.confidence,
-                                        exit=args.exit, sink=writer, **options)
-                writer.commit()
-        except PressError as err:
-            print(f"press separate: error: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        report = {"input": str(name), "outputs": [str(p) for p in outputs], "backend": "onnx",
-                  "model": model.manifest["model"], "model_sample_rate": model.sample_rate,
-                  "sample_rate": reader.input_rate, "policy": "static" if args.exit else "dynamic",
-                  "target_db": args.target_db, "confidence": args.confidence,
-                  "gmacs_per_second": result.gmacs_per_second,
-                  "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
-                  "saving": result.saving, "exit_histogram": result.exit_histogram(model.n_exits),
-                  "seconds": result.seconds, "segments": result.segments}
-        text = json.dumps(report, indent=1)
-        atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(text))
-        reports.append(report)
-        if not args.json:
-            print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
-                  f"exit {model.n_exits}), exits per segment {report['exit_histogram']} -> "
+                  f"exit {n_exits}), exits per segment {report['exit_histogram']} -> "
                   f"{', '.join(str(p) for p in outputs)}")
     if args.json:
         print(json.dumps(reports))
