@@ -210,9 +210,10 @@ def separate(model, path: str | Path, folder: Path, limits: Limits, mode: str = 
             progress(0.7, "predicting every exit's exit-SNR")
         bands = exit_snr_bands(model, mixture, rate, target_db, confidence)
     else:
-        summary += (f"\n\nExit-SNR bands per exit skipped: {seconds:.1f} s is over this server's limit of "
-                    f"{limits.band_seconds:g} s for them (press serve --band-seconds); shown instead: the "
-                    f"probability per block at the exit taken.")
+        why = (f"{seconds:.1f} s is over this server's limit of {limits.band_seconds:g} s for them"
+               if limits.band_seconds > 0 else "this server has them off")
+        summary += (f"\n\nExit-SNR bands per exit skipped: {why} (press serve --band-seconds); shown instead: "
+                    f"the probability per block at the exit taken.")
     if progress:
         progress(0.9, "drawing")
     label = _policy_label(report)
