@@ -168,7 +168,7 @@ class Outcome:
                                    # than Limits.band_seconds) P(target holds) at the exit taken
     summary: str                   # Markdown: compute spent against the last exit, exits taken
     report: dict[str, Any]
-    bands: "ExitBands | None" = None
+    bands: ExitBands | None = None
 
 
 def separate(model, path: str | Path, folder: Path, limits: Limits, mode: str = "quality target",
@@ -279,6 +279,10 @@ def plot_exit_bands(bands: ExitBands, report: dict[str, Any], path: Path) -> Pat
     import matplotlib.pyplot as plt
 
     q, K = bands.quantiles, bands.quantiles.shape[1]
+
+    def step(v: np.ndarray) -> np.ndarray:      # a value per block, drawn over the block's span
+        return np.append(v, v[-1:])
+
     edges = np.append(bands.starts, bands.starts[-1] + bands.block_seconds) if q.shape[-1] else np.zeros(1)
     fig, axes = plt.subplots(K, 1, figsize=(10, 0.6 + 1.35 * K), sharex=True, squeeze=False)
     finite = q[np.isfinite(q)]
@@ -288,7 +292,6 @@ def plot_exit_bands(bands: ExitBands, report: dict[str, Any], path: Path) -> Pat
         for b in report["blocks"]:
             if b["exit"] == k + 1:
                 ax.axvspan(b["start"], b["end"], color="C2", alpha=0.18, lw=0)
-        step = lambda v: np.append(v, v[-1:])  # noqa: E731 - a value per block, drawn over its span
         if q.shape[-1]:
             ax.fill_between(edges, step(q[0, k]), step(q[-1, k]), step="post", color="C0", alpha=0.3, lw=0,
                             label="10-90 % band")
