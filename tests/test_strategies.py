@@ -176,3 +176,39 @@ def test_analysis_truth_is_aligned_to_the_references(traced):
     assert (b.perm == np.array([1, 0])).all()
     assert b.exit_snr[:, b.valid[:, None, :].repeat(2, 1)].min() > 60.0
     assert (b.error_energy == 0).all()
+
+
+def test_exit_snr_quantiles_are_the_gamma_quantiles_of_lambda_mapped_to_db():
+    import scipy.stats
+
+    from press.evaluation.analysis import exit_snr_quantiles
+
+    rng = np.random.default_rng(0)
+    alpha = rng.uniform(0.3, 50.0, (4, 6))
+    beta = rng.uniform(1e-3, 10.0, (4, 6))
+    e_est, e_res = rng.uniform(0.0, 5.0, (2, 4, 6))
+    count, p_ref = np.full((4, 6), 32.0), 0.02
+    q = exit_snr_quantiles(alpha, beta, e_est, e_res, count, p_ref, (0.1, 0.5, 0.9))
+    for i, level in enumerate((0.1, 0.5, 0.9)):
+        lam = scipy.stats.gamma.ppf(level, alpha, scale=1 / beta)        # Gamma(α, rate β)
+        snr = np.maximum.reduce([1 + e_est * lam / count, 1 + e_res * lam / count, p_ref * lam])
+        np.testing.assert_allclose(q[i], 10 * np.log10(snr), rtol=1e-9, atol=1e-9)
+    assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+    # silent estimate and residual: SNR and SNRi are 1 (0 dB), so the median is max(1, P_ref·median(λ))
+    only_ref = exit_snr_quantiles(alpha, beta, 0.0, 0.0, count, 0.5, (0.5,))[0]
+    median = 0.5 * scipy.stats.gamma.median(alpha, scale=1 / beta)
+    assert (median > 1).any() and (median < 1).any()
+    np.testing.assert_allclose(only_ref, 10 * np.log10(np.maximum(median, 1.0)), rtol=1e-9, atol=1e-12)
+
+
+def test_trace_exit_snr_needs_no_references_and_agrees_with_the_aligned_one(traced):
+    from press.evaluation.analysis import predicted_exit_snr, trace_exit_snr
+
+    _, _, _, tr, a = traced
+    levels = (0.1, 0.5, 0.9)
+    q = trace_exit_snr(tr, levels, Recalibration())                     # (3, K, n_seg, S, n_core)
+    assert q.shape == (3, tr.n_exits, len(tr.plan), 2, a.valid.shape[1]) and np.isfinite(q).all()
+    assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+    # the aligned quantities are the same speakers in another order
+    aligned = predicted_exit_snr(a, levels, Recalibration())
+    np.testing.assert_allclose(np.sort(q, axis=3), np.sort(aligned, axis=3), rtol=1e-6, atol=1e-6)

@@ -95,7 +95,7 @@ def test_separate_writes_players_figures_and_report(model, tmp_path):
     res = separate(model, mix, out, Limits(), target_db=5, confidence=0.5, progress=lambda f, t: steps.append(f))
     assert steps[0] == 0.0 and len(res.sources) == 2 and all(p.parent == out for p in res.sources)
     assert [sf.info(str(p)).frames for p in res.sources] == [sf.info(str(mix)).frames] * 2
-    assert res.exit_map.read_bytes()[:4] == b"\x89PNG" and res.confidence_plot.read_bytes()[:4] == b"\x89PNG"
+    assert res.exit_map.read_bytes()[:4] == b"\x89PNG" and res.bands_plot.read_bytes()[:4] == b"\x89PNG"
     report = json.loads(res.report_path.read_text())
     assert report["input"] == mix.name and report["outputs"] == [p.name for p in res.sources]
     assert all(1 <= b["exit"] <= 3 for b in report["blocks"])
@@ -141,6 +141,8 @@ def test_serve_command_needs_positive_limits(capsys):
 
     assert main(["serve", "--max-seconds", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
+    assert main(["serve", "--band-seconds", "-1"]) == 2
+    assert "--band-seconds must be 0 or more" in capsys.readouterr().err
 
 
 def test_serve_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys):
@@ -162,5 +164,29 @@ def test_page_builds_with_a_player_per_speaker_and_offline_settings(model, tmp_p
 
     page = build(model, Limits(), WorkArea(tmp_path))
     ids = {b.elem_id for b in page.blocks.values() if getattr(b, "elem_id", None)}
-    assert {"press-input", "press-run", "press-speaker-1", "press-speaker-2", "press-exit-map"} <= ids
+    assert {"press-input", "press-run", "press-speaker-1", "press-speaker-2", "press-exit-map", "press-bands"} <= ids
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and page.analytics_enabled is False
+
+
+def test_worst_speaker_bands_keep_one_speakers_band():
+    from press.web.page import worst_speaker_bands
+
+    q = np.array([[[0.0, 5.0], [1.0, 2.0]],       # 10 %: speaker 1, speaker 2 over two blocks
+                  [[4.0, 9.0], [3.0, 10.0]],      # median
+                  [[8.0, 12.0], [30.0, 11.0]]])   # 90 %
+    np.testing.assert_array_equal(worst_speaker_bands(q), [[1.0, 5.0], [3.0, 9.0], [30.0, 12.0]])
+
+
+def test_separate_shows_every_exits_bands_and_skips_them_for_long_files(model, tmp_path):
+    from press.web.page import BAND_QUANTILES
+
+    mix = write_builtin(builtin_labels()[0], 8000, tmp_path)
+    res = separate(model, mix, tmp_path, Limits(), target_db=5, confidence=0.5)
+    q = res.bands.quantiles
+    assert q.shape == (len(BAND_QUANTILES), 3, len(res.report["blocks"])) and np.isfinite(q).all()
+    assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+    assert res.bands_plot.name.endswith("_bands.png") and res.bands_plot.read_bytes()[:4] == b"\x89PNG"
+    assert res.bands.block_seconds == pytest.approx(res.report["blocks"][0]["end"] - res.report["blocks"][0]["start"])
+    skipped = separate(model, mix, tmp_path, Limits(band_seconds=1), target_db=5, confidence=0.5)
+    assert skipped.bands is None and skipped.bands_plot.name.endswith("_confidence.png")
+    assert "bands per exit skipped" in skipped.summary and "--band-seconds" in skipped.summary

@@ -1,9 +1,9 @@
 """`press serve` end to end in a real headless browser: Debian's Chromium driven by Selenium.
 
 Starts the page with the shipped default model on a free localhost port, uploads a 10 s built-in
-test mixture, runs it and checks that the separated speakers' players, the exit map and the compute
-summary appear, that the page fetched nothing from outside this machine, and that picking a
-built-in mixture from the menu loads it into the input player. Prints the time from
+test mixture, runs it and checks that the separated speakers' players, the exit map, every exit's
+predicted exit-SNR bands and the compute summary appear, that the page fetched nothing from outside
+this machine, and that picking a built-in mixture from the menu loads it into the input player. Prints the time from
 upload to result; PRESS_WEB_SCREENSHOT=docs/serve.png also saves the page there (the README's).
 
 Needs the `dev` extra (gradio, selenium) and the Debian packages `chromium` and `chromium-driver`
@@ -73,15 +73,17 @@ def server():
 
 
 def _results_shown(driver) -> bool:
-    """Both speakers' players hold their WAV (a player and its download link), the exit map its image."""
+    """Both speakers' players hold their WAV (a player and its download link), the exit map and the
+    exit-SNR bands their images."""
     return driver.execute_script("""
         const player = j => !!document.querySelector(`#press-speaker-${j} audio`) &&
             (document.querySelector(`#press-speaker-${j} a[download]`)?.href || '').endsWith(`_s${j}.wav`);
-        return player(1) && player(2) && !!document.querySelector('#press-exit-map img')?.getAttribute('src')
+        const image = id => !!document.querySelector(`#${id} img`)?.getAttribute('src');
+        return player(1) && player(2) && image('press-exit-map') && image('press-bands')
             && document.querySelector('#press-summary').innerText.includes('GMAC/s');""")
 
 
-def test_upload_separate_listen_and_see_the_exit_map(browser, server, tmp_path, capsys):
+def test_upload_separate_listen_and_see_the_exit_map_and_bands(browser, server, tmp_path, capsys):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -108,6 +110,8 @@ def test_upload_separate_listen_and_see_the_exit_map(browser, server, tmp_path, 
     assert "on 10.0 s of audio" in summary and "every segment to exit 3" in summary
     players = browser.find_elements(By.CSS_SELECTOR, "[id^=press-speaker-] audio")
     assert len(players) == 2
+    bands = browser.find_element(By.CSS_SELECTOR, "#press-bands img").get_attribute("src")
+    assert bands.split("?")[0].endswith("_bands.png"), bands      # the bands, not the fallback figure
     files = browser.find_elements(By.CSS_SELECTOR, "#press-files a")
     assert any(a.text.endswith(".json") or a.get_attribute("href").endswith(".json") for a in files)
     assert any(p.iterdir() for p in work.root.iterdir())     # this session's request folder

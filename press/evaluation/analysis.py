@@ -91,27 +91,58 @@ def _read(x: np.ndarray, start: int, n: int) -> np.ndarray:
     return out
 
 
+def exit_snr_quantiles(alpha: np.ndarray, beta: np.ndarray, estimate_energy: np.ndarray,
+                       residual_energy: np.ndarray, count: np.ndarray, p_ref: float,
+                       quantiles: tuple[float, ...]) -> np.ndarray:
+    """Quantiles (dB) of the predicted exit-SNR max(1 + ‖x̂‖²λ/n, 1 + ‖x̂ − x̃‖²λ/n, P_ref·λ)
+    under λ ~ Gamma(shape α, rate β), per element of the broadcast inputs.
+
+    The exit-SNR is an increasing function of λ, so its q-quantile is that function at λ's
+    q-quantile (scipy's gammaincinv(α, q)/β). Blocks without valid samples count as n = 1.
+    Returns (len(quantiles), *broadcast shape).
+    """
+    import scipy.special
+
+    alpha, beta = np.asarray(alpha, np.float64), np.asarray(beta, np.float64)
+    n = np.maximum(np.asarray(count, np.float64), 1.0)
+    e_est, e_res = np.asarray(estimate_energy, np.float64), np.asarray(residual_energy, np.float64)
+    out = []
+    for q in quantiles:
+        lam = scipy.special.gammaincinv(alpha, q) / beta
+        snr = np.maximum(np.maximum(1 + e_est * lam / n, 1 + e_res * lam / n), p_ref * lam)
+        out.append(10 * np.log10(np.maximum(snr, 1e-30)))
+    return np.stack(out)
+
+
+def _core_energies(tr: ExitTrace, est: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block energies of the estimates and of their residuals to the mixture, and the valid samples
+    per block, on the segments' core blocks: (K, n_seg, S, n_core) each."""
+    lengths = torch.from_numpy(tr.lengths)[:, None]
+    e_est, count = block_energy(torch.from_numpy(est), tr.block, lengths=lengths)
+    e_res, _ = block_energy(torch.from_numpy(est - tr.windows[None, :, None]), tr.block, lengths=lengths)
+    core = tr.core
+    return e_est.numpy()[..., core], e_res.numpy()[..., core], count.numpy()[..., core]
+
+
 def predicted_exit_snr(a: UtteranceAnalysis, quantiles: tuple[float, ...],
                        recalibration: Recalibration) -> np.ndarray:
     """Quantiles (dB) of the predicted exit-SNR per exit, segment, speaker and core block.
 
     Each of SNR, SNRi and SNR_ref is an increasing function of the precision λ ~ Gamma(α, β)
     (press.prob.exits), so their max is too, and its q-quantile is that function at λ's q-quantile.
-    Returns (len(quantiles), K, n_seg, S, n_core).
+    Speakers in reference order. Returns (len(quantiles), K, n_seg, S, n_core).
     """
-    import scipy.special
-
-    tr, core = a.trace, a.trace.core
-    est = _align(tr.estimates, a.perm)
-    lengths = torch.from_numpy(tr.lengths)[:, None]
-    e_est, count = block_energy(torch.from_numpy(est), tr.block, lengths=lengths)
-    e_res, _ = block_energy(torch.from_numpy(est - tr.windows[None, :, None]), tr.block, lengths=lengths)
+    tr = a.trace
+    e_est, e_res, count = _core_energies(tr, _align(tr.estimates, a.perm))
     alpha, beta = recalibration.apply(torch.from_numpy(a.alpha), torch.from_numpy(a.beta))
-    n = np.maximum(count.numpy()[..., core], 1.0)
-    e_est, e_res = e_est.numpy()[..., core], e_res.numpy()[..., core]
-    out = []
-    for q in quantiles:
-        lam = scipy.special.gammaincinv(alpha.numpy(), q) / beta.numpy()
-        snr = np.maximum(np.maximum(1 + e_est * lam / n, 1 + e_res * lam / n), tr.p_ref * lam)
-        out.append(10 * np.log10(np.maximum(snr, 1e-30)))
-    return np.stack(out)
+    return exit_snr_quantiles(alpha.numpy(), beta.numpy(), e_est, e_res, count, tr.p_ref, quantiles)
+
+
+def trace_exit_snr(trace: ExitTrace, quantiles: tuple[float, ...], recalibration: Recalibration) -> np.ndarray:
+    """`predicted_exit_snr` without references: speakers in each exit's own output order (no
+    alignment across exits or segments). Returns (len(quantiles), K, n_seg, S, n_core)."""
+    e_est, e_res, count = _core_energies(trace, trace.estimates)
+    alpha, beta = recalibration.apply(torch.from_numpy(trace.alpha), torch.from_numpy(trace.beta))
+    core = trace.core
+    return exit_snr_quantiles(alpha.numpy()[..., core], beta.numpy()[..., core], e_est, e_res, count,
+                              trace.p_ref, quantiles)

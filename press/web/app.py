@@ -76,8 +76,8 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
         # No share buttons (they post to Hugging Face); the figures carry their own titles.
         exit_map = gr.Image(label="exit taken per block", show_label=False, type="filepath", interactive=False,
                             buttons=["download", "fullscreen"], elem_id="press-exit-map")
-        confidence_plot = gr.Image(label="predicted probability per block", show_label=False, type="filepath",
-                                   interactive=False, buttons=["download", "fullscreen"], elem_id="press-confidence")
+        bands_plot = gr.Image(label="predicted exit-SNR bands per exit", show_label=False, type="filepath",
+                              interactive=False, buttons=["download", "fullscreen"], elem_id="press-bands")
         files = gr.File(label="download: separated sources and JSON report", file_count="multiple",
                         interactive=False, elem_id="press-files")
 
@@ -104,12 +104,12 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
             except PressError as err:
                 raise gr.Error(str(err)) from None
             return (out.summary, str(out.mixture), *[str(p) for p in out.sources], str(out.exit_map),
-                    str(out.confidence_plot), [str(p) for p in [*out.sources, out.report_path]])
+                    str(out.bands_plot), [str(p) for p in [*out.sources, out.report_path]])
 
         mode.change(show_fields, mode, [target, confidence, exit_, budget])
         builtin.change(pick_builtin, builtin, audio)
         run.click(separate_audio, [audio, mode, target, confidence, exit_, budget, channel],
-                  [summary, mixture_out, *speakers, exit_map, confidence_plot, files])
+                  [summary, mixture_out, *speakers, exit_map, bands_plot, files])
         def end_session(request: gr.Request) -> None:
             work.end(request.session_hash)
 

@@ -24,6 +24,10 @@ from press.io.audio import Channel
 # Upload limits unless `press serve --max-upload-mb / --max-seconds` say otherwise.
 DEFAULT_MAX_MEGABYTES = 50.0
 DEFAULT_MAX_SECONDS = 600.0
+# Files up to this long also get every exit's predicted exit-SNR bands (tracing every exit costs
+# about one more run to the last exit); longer ones skip them, saying so.
+DEFAULT_BAND_SECONDS = 120.0
+BAND_QUANTILES = (0.1, 0.5, 0.9)
 
 MODES = ("quality target", "fixed exit", "compute budget")
 
@@ -38,10 +42,12 @@ BUILTIN_MIXTURES = [("real", 0), ("real", 1), ("real", 2), ("real", 3), ("tts", 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one upload may be: at most `max_megabytes` on disk and `max_seconds` long."""
+    """What one upload may be: at most `max_megabytes` on disk and `max_seconds` long; files up to
+    `band_seconds` also get the per-exit exit-SNR bands (0: never)."""
 
     max_megabytes: float = DEFAULT_MAX_MEGABYTES
     max_seconds: float = DEFAULT_MAX_SECONDS
+    band_seconds: float = DEFAULT_BAND_SECONDS
 
     def check(self, path: str | Path) -> None:
         """Refuse a file over the limits with a message saying which and how to raise it.
@@ -158,9 +164,11 @@ class Outcome:
     sources: list[Path]            # one WAV per speaker
     report_path: Path              # the JSON report (press separate's format)
     exit_map: Path                 # spectrogram over the exit each block took
-    confidence_plot: Path          # P(target holds) per block at the exit taken
+    bands_plot: Path               # every exit's predicted exit-SNR bands per block, or (file longer
+                                   # than Limits.band_seconds) P(target holds) at the exit taken
     summary: str                   # Markdown: compute spent against the last exit, exits taken
     report: dict[str, Any]
+    bands: ExitBands | None = None
 
 
 def separate(model, path: str | Path, folder: Path, limits: Limits, mode: str = "quality target",
@@ -195,14 +203,114 @@ def separate(model, path: str | Path, folder: Path, limits: Limits, mode: str = 
     report_path = folder / f"{stem}.json"
     text = json.dumps(report, indent=1)
     atomic_write(report_path, lambda tmp: Path(tmp).write_text(text))
+    bands, summary = None, summarize(report, model.n_exits)
+    seconds = len(mixture) / rate
+    if seconds <= limits.band_seconds:
+        if progress:
+            progress(0.7, "predicting every exit's exit-SNR")
+        bands = exit_snr_bands(model, mixture, rate, target_db, confidence)
+    else:
+        why = (f"{seconds:.1f} s is over this server's limit of {limits.band_seconds:g} s for them"
+               if limits.band_seconds > 0 else "this server has them off")
+        summary += (f"\n\nExit-SNR bands per exit skipped: {why} (press serve --band-seconds); shown instead: "
+                    f"the probability per block at the exit taken.")
     if progress:
         progress(0.9, "drawing")
     label = _policy_label(report)
     exit_map = plot_exit_map(mixture, rate, {label: report["blocks"]}, model.n_exits, folder / f"{stem}_exits.png",
                              title=f"{path.name}: exit taken per block ({label})")
-    confidence_plot = plot_block_confidence(report, folder / f"{stem}_confidence.png")
-    return Outcome(mixture_path, outputs, report_path, exit_map, confidence_plot,
-                   summarize(report, model.n_exits), report)
+    if bands is not None:
+        bands_plot = plot_exit_bands(bands, report, folder / f"{stem}_bands.png")
+    else:
+        bands_plot = plot_block_confidence(report, folder / f"{stem}_confidence.png")
+    return Outcome(mixture_path, outputs, report_path, exit_map, bands_plot, summary, report, bands)
+
+
+@dataclass
+class ExitBands:
+    """Every exit's predicted exit-SNR per likelihood block of one input, for the worst speaker.
+
+    quantiles: (len(BAND_QUANTILES), K, n_blocks) dB, blocks in time order from 0 s, each
+    `block_seconds` long. Per exit and block, the speaker with the lowest predicted median
+    (speakers are not aligned across exits or segments: no references on the page).
+    """
+
+    quantiles: np.ndarray
+    block_seconds: float
+    levels: tuple[float, ...] = BAND_QUANTILES
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.arange(self.quantiles.shape[-1]) * self.block_seconds
+
+
+def worst_speaker_bands(q: np.ndarray, median: int = 1) -> np.ndarray:
+    """(Q, ..., S, n) quantiles per speaker -> (Q, ..., n): per element, every quantile of the speaker
+    whose `median`-th quantile is lowest (one speaker's band, not a mix of speakers')."""
+    pick = np.argmin(q[median], axis=-2)[None, ..., None, :]           # (1, ..., 1, n)
+    return np.take_along_axis(q, np.broadcast_to(pick, q.shape[:-2] + (1,) + q.shape[-1:]), axis=-2)[..., 0, :]
+
+
+def exit_snr_bands(model, mixture: np.ndarray, rate: int, target_db: float = 5.0,
+                   confidence: float = 0.5) -> ExitBands:
+    """Run every segment of `mixture` (mono, at `rate`) through every exit of `model` (a
+    press.api.Press) once and return the predicted exit-SNR bands per exit and block (with the
+    model's recalibration, the segmentation of `separate_file`; see ExitBands)."""
+    from press.evaluation.analysis import trace_exit_snr
+    from press.inference.trace import trace_exits
+    from press.io.audio import resample
+    from press.io.streaming import ArrayReader
+
+    inner = resample(mixture, rate, model.sample_rate) if rate != model.sample_rate else mixture
+    separator = model.separator(target_db, confidence)
+    trace = trace_exits(separator, ArrayReader(np.asarray(inner, np.float32)))
+    q = trace_exit_snr(trace, BAND_QUANTILES, model.recalibration)           # (Q, K, n_seg, S, n_core)
+    q = np.swapaxes(q, 2, 3)                                                   # (Q, K, S, n_seg, n_core)
+    q = q.reshape(*q.shape[:3], -1)[..., trace.valid.reshape(-1)]              # (Q, K, S, n_blocks)
+    return ExitBands(worst_speaker_bands(q), trace.block / trace.sample_rate)
+
+
+def plot_exit_bands(bands: ExitBands, report: dict[str, Any], path: Path) -> Path:
+    """One row per exit: the predicted exit-SNR of every block (median and 10-90 % band, worst
+    speaker), the target, and shading where the block's segment actually left at that exit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    q, K = bands.quantiles, bands.quantiles.shape[1]
+
+    def step(v: np.ndarray) -> np.ndarray:      # a value per block, drawn over the block's span
+        return np.append(v, v[-1:])
+
+    edges = np.append(bands.starts, bands.starts[-1] + bands.block_seconds) if q.shape[-1] else np.zeros(1)
+    fig, axes = plt.subplots(K, 1, figsize=(10, 0.6 + 1.35 * K), sharex=True, squeeze=False)
+    finite = q[np.isfinite(q)]
+    lo = min(float(np.percentile(finite, 1)) if finite.size else 0.0, report["target_db"]) - 3
+    hi = max(float(np.percentile(finite, 99)) if finite.size else 10.0, report["target_db"]) + 3
+    for k, ax in enumerate(axes[:, 0]):
+        for b in report["blocks"]:
+            if b["exit"] == k + 1:
+                ax.axvspan(b["start"], b["end"], color="C2", alpha=0.18, lw=0)
+        if q.shape[-1]:
+            ax.fill_between(edges, step(q[0, k]), step(q[-1, k]), step="post", color="C0", alpha=0.3, lw=0,
+                            label="10-90 % band")
+            ax.step(edges, step(q[1, k]), where="post", color="C0", lw=1, label="median")
+        ax.axhline(report["target_db"], color="C3", ls="--", lw=0.9, label=f"target {report['target_db']:g} dB")
+        ax.set_ylim(lo, hi)
+        ax.set_ylabel(f"exit {k + 1}\n(dB)", rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if k == 0:
+            ax.fill_between([], [], color="C2", alpha=0.18, label="blocks that left here")
+            ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False)
+    axes[0, 0].set_title("predicted exit-SNR per block and exit\n(worst speaker: lowest median)",
+                         fontsize=9, loc="left")
+    axes[-1, 0].set_xlim(0, report["seconds"] if report.get("seconds") else edges[-1])
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _policy_label(report: dict[str, Any]) -> str:
