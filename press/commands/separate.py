@@ -99,7 +99,8 @@ def _onnx_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
                 "gmacs_per_second": result.gmacs_per_second,
                 "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
                 "saving": result.saving, "exit_histogram": result.exit_histogram(model.n_exits),
-                "seconds": result.seconds, "segments": result.segments, "note": None}
+                "seconds": result.seconds, "padding_share": result.padding_share, "note": result.note,
+                "segments": result.segments, "blocks": result.blocks}
 
     return model.n_src, model.n_exits, separate_one
 

@@ -109,6 +109,18 @@ class RuntimeResult:
     gmacs_per_second: float
     last_exit_gmacs_per_second: float
     seconds: float
+    blocks: list[dict] = field(default_factory=list)   # press.inference.results.BlockReport's fields
+    padding_share: float = 0.0          # share of the samples the network ran that were not input
+    threshold_db: float | None = None   # budget mode: the threshold on the expected exit-SNR
+
+    @property
+    def note(self) -> str | None:
+        """press.inference.results.SeparationResult.note: a warning when padding dominates."""
+        if self.padding_share <= 0.5:
+            return None
+        return (f"{self.padding_share:.0%} of the samples the network ran were padding or context, not "
+                f"input ({self.seconds:.3f} s of audio): GMAC/s is the rate over the input rounded up to "
+                "whole likelihood blocks")
 
     @property
     def saving(self) -> float:
@@ -230,6 +242,7 @@ class OnnxModel:
         core = slice(plan.context // block, plan.context // block + nb_core)
         gmacs = m["gmacs_per_second"]
         segments: list[dict] = []
+        blocks: list[dict] = []
         for first in range(0, len(plan), batch_size):
             idx = list(range(first, min(first + batch_size, len(plan))))
             audio_w, lengths, levels = plan.read(reader, idx)
@@ -237,16 +250,17 @@ class OnnxModel:
             results = self._run_batch(audio_w, lengths, levels, valid, core, p_ref, target_db,
                                       confidence, exit, quantile)
             for j, i in enumerate(idx):
-                k, est = results[j]
+                k, est, probs = results[j]
                 start, end = plan.core(i)
                 segments.append({"index": i, "start": start, "end": end, "exit": k,
                                  "macs": gmacs[k - 1] * 1e9 * plan.window / sr})
+                blocks.extend(_block_reports(i, start, end, k, probs, core, len(blocks), block, sr))
                 stitcher.push(i, est)
         seconds = -(-n // block) * block / sr
         total = sum(s["macs"] for s in segments)
         last = gmacs[-1] * 1e9 * plan.window * len(plan) / sr
         return RuntimeResult(out, sr, [s["exit"] for s in segments], segments, total / seconds / 1e9,
-                             last / seconds / 1e9, n / sr)
+                             last / seconds / 1e9, n / sr, blocks, 1.0 - n / (plan.window * len(plan)))
 
     def _run_batch(self, windows, lengths, levels, valid, core, p_ref, target_db, confidence, exit, quantile):
         K, block = self.n_exits, self.manifest["block"]
@@ -260,21 +274,34 @@ class OnnxModel:
                 (est, alpha, beta), state = self.advance(k, state)
             a_scale, b_scale = self._scales(k)
             alpha, beta = alpha * np.float32(a_scale), beta * np.float32(b_scale)
+            # the report's probabilities at every exit, as press.inference.Separator computes them
+            probs = exit_probabilities(est, windows[active], alpha, beta, target_db, confidence, block,
+                                       p_ref, lengths[active])
             if k == K:
                 leave = np.ones(len(active), dtype=bool)
             elif exit is not None:
                 leave = np.full(len(active), k >= exit)
             else:
-                probs = exit_probabilities(est, windows[active], alpha, beta, target_db, confidence, block,
-                                           p_ref, lengths[active])
                 leave = segment_decision(probs["decision"][:, core], valid[active], quantile)
             for j in np.flatnonzero(leave):
-                results[active[j]] = (k, est[j])
+                results[active[j]] = (k, est[j], {n: probs[n][j] for n in ("snr", "snri", "snr_ref", "block")})
             stay = np.flatnonzero(~leave)
             if len(stay) == 0:
                 break
             active, state = active[stay], self._select(state, stay)
         return results
+
+
+def _block_reports(seg: int, start: int, end: int, k: int, probs: dict, core: slice, offset: int,
+                   block: int, sr: int) -> list[dict]:
+    """press.inference.runner.Separator._block_reports: one dict per block of a segment's core."""
+    out = []
+    for b in range(-(-(end - start) // block)):
+        col, lo = core.start + b, start + b * block
+        out.append({"index": offset + b, "start": lo / sr, "end": min(lo + block, end) / sr, "segment": seg,
+                    "exit": k, "p_snr": probs["snr"][:, col].tolist(), "p_snri": probs["snri"][:, col].tolist(),
+                    "p_snr_ref": probs["snr_ref"][:, col].tolist(), "p_exit": float(probs["block"][col])})
+    return out
 
 
 def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = True) -> OnnxModel:
