@@ -49,7 +49,7 @@ def default_export(tmp_path_factory):
 
     model = press.load("default", device="cpu")
     path = _export(model.model, tmp_path_factory.mktemp("default"), name="default",
-                   recalibration=model.recalibration)
+                   recalibration=model.recalibration, budget=model.budget_calibration(model.separator()))
     return model, path
 
 
@@ -178,3 +178,20 @@ def test_default_onnx_report_blocks_match_torch(default_export, tmp_path) -> Non
     ref_short = model.separate(x[:300]).report
     assert short["padding_share"] == pytest.approx(ref_short["padding_share"]) and short["note"] == ref_short["note"]
     assert short["note"] and len(short["blocks"]) == 1
+
+
+@pytest.mark.parametrize("budget", [1.3, 1.5])
+def test_default_budget_matches_torch(default_export, tmp_path, budget) -> None:
+    """--budget G: the runtime's threshold (from the exported calibration) and exits per segment
+    equal press.load("default").separate(x, budget=G)'s."""
+    model, path = default_export
+    x = np.concatenate(_mixtures(3)).astype(np.float32)
+    ref = model.separate(x, budget=budget).report
+    got = load(path, threads=1).separate(x, budget=budget)
+    assert got.threshold_db == ref["budget_threshold_db"]
+    assert got.exits == [s["exit"] for s in ref["segments"]]
+    assert got.gmacs_per_second == pytest.approx(ref["gmacs_per_second"])
+    report = _onnx_cli_report(path, x, tmp_path, "--budget", str(budget))
+    assert report["policy"] == "budget" and report["budget_threshold_db"] == ref["budget_threshold_db"]
+    assert [s["exit"] for s in report["segments"]] == got.exits
+    assert [b["exit"] for b in report["blocks"]] == [b["exit"] for b in ref["blocks"]]

@@ -97,6 +97,10 @@ def test_bad_manifests_and_inputs(exported, tmp_path) -> None:
         model.separate(np.zeros(800, dtype=np.float32), exit=4)
     with pytest.raises(PressError, match="context"):
         model.separate(np.zeros(80000, dtype=np.float32), context=0.0)
+    with pytest.raises(PressError, match="no budget calibration"):   # exported without one
+        model.separate(np.zeros(800, dtype=np.float32), budget=1.0)
+    with pytest.raises(PressError, match="not both"):
+        model.separate(np.zeros(800, dtype=np.float32), budget=1.0, exit=1)
 
 
 def test_cli_onnx_backend_without_torch(exported, tmp_path) -> None:
