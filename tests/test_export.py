@@ -49,7 +49,7 @@ def default_export(tmp_path_factory):
 
     model = press.load("default", device="cpu")
     path = _export(model.model, tmp_path_factory.mktemp("default"), name="default",
-                   recalibration=model.recalibration)
+                   recalibration=model.recalibration, budget=model.budget_calibration(model.separator()))
     return model, path
 
 
@@ -143,3 +143,55 @@ def test_int8_export_runs(tiny_export, tmp_path) -> None:
     assert m["quantize"] == "int8" and all(g["file"].endswith(".int8.onnx") for g in m["graphs"])
     got = load(path, threads=1).separate(np.random.default_rng(2).standard_normal(8000).astype(np.float32))
     assert got.sources.shape == (2, 8000) and np.isfinite(got.sources).all()
+
+
+def _onnx_cli_report(path, x, tmp_path, *extra):
+    """`press separate --backend onnx` on x written as a float WAV at 8 kHz: its JSON report."""
+    import soundfile as sf
+
+    from press.cli import main
+
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, x, 8000, subtype="FLOAT")
+    assert main(["separate", "--backend", "onnx", str(path), str(wav), "--out", str(tmp_path / "sep"),
+                 "--threads", "1", *extra]) == 0
+    return json.loads((tmp_path / "sep" / "mix.json").read_text())
+
+
+def test_default_onnx_report_blocks_match_torch(default_export, tmp_path) -> None:
+    """The onnx report has the torch report's keys, and the same blocks (exits, probabilities)."""
+    model, path = default_export
+    x = np.concatenate(_mixtures(3)).astype(np.float32)
+    ref = model.separate(x, target_db=10.0, confidence=0.5).report
+    got = _onnx_cli_report(path, x, tmp_path, "--target-db", "10", "--confidence", "0.5")
+    assert set(ref) <= set(got), set(ref) - set(got)
+    assert got["policy"] == ref["policy"] and got["exit_histogram"] == ref["exit_histogram"]
+    assert got["padding_share"] == pytest.approx(ref["padding_share"]) and got["note"] == ref["note"]
+    assert len(got["blocks"]) == len(ref["blocks"]) == -(-len(x) // 2000)
+    for g, r in zip(got["blocks"], ref["blocks"]):
+        assert {k: g[k] for k in ("index", "segment", "exit")} == {k: r[k] for k in ("index", "segment", "exit")}
+        assert g["start"] == pytest.approx(r["start"]) and g["end"] == pytest.approx(r["end"])
+        for name in ("p_snr", "p_snri", "p_snr_ref"):
+            assert np.abs(np.subtract(g[name], r[name])).max() <= TOL, (g["index"], name)
+        assert abs(g["p_exit"] - r["p_exit"]) <= TOL
+    short = _onnx_cli_report(path, x[:300], tmp_path)          # shorter than a block: padding dominates
+    ref_short = model.separate(x[:300]).report
+    assert short["padding_share"] == pytest.approx(ref_short["padding_share"]) and short["note"] == ref_short["note"]
+    assert short["note"] and len(short["blocks"]) == 1
+
+
+@pytest.mark.parametrize("budget", [1.3, 1.5])
+def test_default_budget_matches_torch(default_export, tmp_path, budget) -> None:
+    """--budget G: the runtime's threshold (from the exported calibration) and exits per segment
+    equal press.load("default").separate(x, budget=G)'s."""
+    model, path = default_export
+    x = np.concatenate(_mixtures(3)).astype(np.float32)
+    ref = model.separate(x, budget=budget).report
+    got = load(path, threads=1).separate(x, budget=budget)
+    assert got.threshold_db == ref["budget_threshold_db"]
+    assert got.exits == [s["exit"] for s in ref["segments"]]
+    assert got.gmacs_per_second == pytest.approx(ref["gmacs_per_second"])
+    report = _onnx_cli_report(path, x, tmp_path, "--budget", str(budget))
+    assert report["policy"] == "budget" and report["budget_threshold_db"] == ref["budget_threshold_db"]
+    assert [s["exit"] for s in report["segments"]] == got.exits
+    assert [b["exit"] for b in report["blocks"]] == [b["exit"] for b in ref["blocks"]]

@@ -97,6 +97,10 @@ def test_bad_manifests_and_inputs(exported, tmp_path) -> None:
         model.separate(np.zeros(800, dtype=np.float32), exit=4)
     with pytest.raises(PressError, match="context"):
         model.separate(np.zeros(80000, dtype=np.float32), context=0.0)
+    with pytest.raises(PressError, match="no budget calibration"):   # exported without one
+        model.separate(np.zeros(800, dtype=np.float32), budget=1.0)
+    with pytest.raises(PressError, match="not both"):
+        model.separate(np.zeros(800, dtype=np.float32), budget=1.0, exit=1)
 
 
 def test_cli_onnx_backend_without_torch(exported, tmp_path) -> None:
@@ -121,3 +125,38 @@ sys.exit(code)
     assert rate == 16000 and len(out) == 16000 * 5
     report = json.loads((tmp_path / "sep" / "mix.json").read_text())
     assert report["backend"] == "onnx" and sum(report["exit_histogram"]) == len(report["segments"])
+
+
+def test_expected_exit_snr_equals_torch() -> None:
+    """The numpy quadrature of E[exit-SNR in dB] equals press.prob.exits' (alpha from 0.05 to 1e5,
+    silent estimates and residuals, partial and empty blocks), and so does the segment quality."""
+    from press.inference.policies import segment_quality
+    from press.prob.exits import expected_block_snr_db, expected_exit_snr_db
+
+    g = torch.Generator().manual_seed(1)
+    shape = (4, 2, 6)
+    alpha = 10 ** (torch.rand(shape, generator=g, dtype=torch.float64) * 6.3 - 1.3)
+    beta = 10 ** (torch.rand(shape, generator=g, dtype=torch.float64) * 8 - 6)
+    e_est = torch.rand(shape, generator=g, dtype=torch.float64) * 10
+    e_res = torch.rand(shape, generator=g, dtype=torch.float64) * 10
+    e_est[0, 0, :2] = 0
+    e_res[1, 1, 3] = 0
+    count = torch.tensor([400.0, 400.0, 400.0, 400.0, 17.0, 0.0])
+    for p_ref in (1e-2, 1e-7):
+        ref = expected_exit_snr_db(alpha, beta, e_est, e_res, count, torch.tensor(p_ref))
+        got = rule.expected_exit_snr_db(alpha.numpy(), beta.numpy(), e_est.numpy(), e_res.numpy(), count.numpy(),
+                                        p_ref)
+        np.testing.assert_allclose(got, ref.numpy(), rtol=1e-7, atol=1e-6)   # dB
+    N, S, W, B = 3, 2, 2400, 400
+    est = torch.randn(N, S, W, generator=g) * 0.1
+    mix = torch.randn(N, W, generator=g) * 0.1
+    est[0, 0, :400] = 0
+    a = torch.rand(N, S, 6, generator=g) * 50 + 0.05
+    b = torch.rand(N, S, 6, generator=g) * 0.1 + 1e-6
+    lengths = torch.tensor([2400, 1900, 350])
+    ref = expected_block_snr_db(est, mix, a, b, B, p_ref=0.01, lengths=lengths)
+    got = rule.expected_block_snr_db(est.numpy(), mix.numpy(), a.numpy(), b.numpy(), B, 0.01, lengths.numpy())
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-5, atol=1e-5)   # float32 vs float64 block sums
+    valid = torch.tensor([[True] * 4, [True, True, True, False], [True, False, False, False]])
+    np.testing.assert_allclose(rule.segment_quality(got, slice(1, 5), valid.numpy()),
+                               segment_quality(ref, slice(1, 5), valid).numpy(), rtol=1e-5, atol=1e-5)

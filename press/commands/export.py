@@ -16,6 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="graph format (onnx)")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="onnxruntime dynamic quantisation of the weights (int8)")
+    p.add_argument("--no-budget", action="store_true",
+                   help="leave out the budget calibration (the runtime's --budget mode needs it; measuring it "
+                        "runs the model on the built-in validation mixtures)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,10 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from press.export import export_onnx
 
     model = load(args.model, device="cpu")
+    # the torch backend's budget calibration, cut as the export's default segment and context
+    budget = None if args.no_budget else model.budget_calibration(model.separator())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the TorchScript exporter's tracer and deprecation warnings
         path = export_onnx(model.model, args.out_dir, name=model.name, recalibration=model.recalibration,
-                           quantize=args.quantize)
+                           quantize=args.quantize, budget=budget)
     manifest = json.loads(path.read_text())
     for g in manifest["graphs"]:
         print(f"exit {g['exit']}: {path.parent / g['file']} ({g['bytes'] / 1e6:.2f} MB)")

@@ -78,28 +78,29 @@ def _torch_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
 
 
 def _onnx_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
-    """`--backend onnx`: exported graphs run by press.runtime (no torch), budget mode excepted."""
-    from press.errors import PressError
+    """`--backend onnx`: exported graphs run by press.runtime (no torch)."""
     from press.io.streaming import FileReader, SourceWriter
     from press.runtime import load
 
-    if args.budget is not None:
-        raise PressError("--budget is not available with --backend onnx")
     model = load(args.model, threads=args.threads)
 
     def separate_one(name: str, outputs: list[Path], options: dict) -> dict:
         with FileReader(name, model.sample_rate, args.channel) as reader, \
                 SourceWriter(outputs, model.sample_rate, reader.input_rate, n_output=reader.n_input) as writer:
             result = model.separate(reader, target_db=args.target_db, confidence=args.confidence,
-                                    exit=args.exit, sink=writer, **options)
+                                    exit=args.exit, budget=args.budget, sink=writer, **options)
             writer.commit()
         return {"backend": "onnx", "model": model.manifest["model"], "model_sample_rate": model.sample_rate,
-                "sample_rate": reader.input_rate, "policy": "static" if args.exit else "dynamic",
+                "sample_rate": reader.input_rate,
+                "policy": "static" if args.exit else "budget" if args.budget is not None else "dynamic",
                 "target_db": args.target_db, "confidence": args.confidence,
+                **({"budget_gmacs_per_second": args.budget, "budget_threshold_db": result.threshold_db}
+                   if args.budget is not None else {}),
                 "gmacs_per_second": result.gmacs_per_second,
                 "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
                 "saving": result.saving, "exit_histogram": result.exit_histogram(model.n_exits),
-                "seconds": result.seconds, "segments": result.segments, "note": None}
+                "seconds": result.seconds, "padding_share": result.padding_share, "note": result.note,
+                "segments": result.segments, "blocks": result.blocks}
 
     return model.n_src, model.n_exits, separate_one
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from press.errors import PressError
+from press.inference.budget import BudgetCalibration
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.model import PressNet
 from press.model.blocks import Scan
@@ -40,6 +41,7 @@ from press.model.compute import exit_costs
 from press.prob.calibration import Recalibration
 
 MANIFEST = "manifest.json"
+BUDGET = "budget_calibration.json"
 FORMAT = "press-onnx"
 FORMAT_VERSION = 1
 OPSET = 18
@@ -94,8 +96,13 @@ def _sha256(path: Path) -> str:
 
 def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
                 recalibration: Recalibration | None = None, quantize: str | None = None,
-                segment: float = DEFAULT_SEGMENT, context: float = DEFAULT_CONTEXT) -> Path:
-    """Write one graph per exit and the manifest into out_dir; returns the manifest's path."""
+                segment: float = DEFAULT_SEGMENT, context: float = DEFAULT_CONTEXT,
+                budget: BudgetCalibration | None = None) -> Path:
+    """Write one graph per exit and the manifest into out_dir; returns the manifest's path.
+
+    budget: the model's budget calibration measured with a Separator cut at `segment`/`context`
+    (press.api.Press.budget_calibration), written to budget_calibration.json for the runtime's
+    budget mode; None: the export has no budget mode."""
     try:
         import onnx
     except ImportError:
@@ -170,10 +177,31 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
         "gmacs_per_second": [c.gmacs_per_second for c in costs],
         "recalibration": recalibration.to_dict(),
         "graphs": graphs,
+        "budget_calibration": _write_budget(out, budget, costs, cfg, segment, context),
     }
     path = out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1))
     return path
+
+
+def _write_budget(out: Path, budget: BudgetCalibration | None, costs, cfg, segment: float,
+                  context: float) -> dict | None:
+    """budget_calibration.json: per calibration segment and exit, the expected quality (dB) that
+    the budget threshold is chosen on, and the exits' GMAC/s; its manifest entry (sha256)."""
+    path = out / BUDGET
+    if budget is None:
+        path.unlink(missing_ok=True)
+        return None
+    gmacs = [float(g) for g in budget.gmacs]
+    if len(gmacs) != cfg.n_exits or not all(math.isclose(g, c.gmacs_per_second) for g, c in zip(gmacs, costs)):
+        raise PressError("the budget calibration was measured on another model (its exits' GMAC/s differ)")
+    seg = max(1, round(segment * cfg.sample_rate / cfg.block)) * cfg.block
+    ctx = max(0, round(context * cfg.sample_rate / cfg.block)) * cfg.block
+    quality = [[float(q) for q in row] for row in budget.quality]
+    path.write_text(json.dumps({"segment_samples": seg, "context_samples": ctx, "gmacs_per_second": gmacs,
+                                "quality": quality}))
+    return {"file": BUDGET, "sha256": _sha256(path), "segment_samples": seg, "context_samples": ctx,
+            "n_segments": len(quality)}
 
 
 def _quantize(path: Path) -> Path:

@@ -18,7 +18,8 @@ import numpy as np
 
 from press.errors import PressError
 from press.io.streaming import ArrayReader, Reader
-from press.runtime.rule import exit_probabilities, segment_decision
+from press.runtime import budget as budget_mode
+from press.runtime.rule import exit_probabilities, expected_block_snr_db, segment_decision, segment_quality
 
 FORMAT = "press-onnx"   # as written by press.export.onnx
 FORMAT_VERSION = 1
@@ -109,6 +110,18 @@ class RuntimeResult:
     gmacs_per_second: float
     last_exit_gmacs_per_second: float
     seconds: float
+    blocks: list[dict] = field(default_factory=list)   # press.inference.results.BlockReport's fields
+    padding_share: float = 0.0          # share of the samples the network ran that were not input
+    threshold_db: float | None = None   # budget mode: the threshold on the expected exit-SNR
+
+    @property
+    def note(self) -> str | None:
+        """press.inference.results.SeparationResult.note: a warning when padding dominates."""
+        if self.padding_share <= 0.5:
+            return None
+        return (f"{self.padding_share:.0%} of the samples the network ran were padding or context, not "
+                f"input ({self.seconds:.3f} s of audio): GMAC/s is the rate over the input rounded up to "
+                "whole likelihood blocks")
 
     @property
     def saving(self) -> float:
@@ -132,6 +145,7 @@ class OnnxModel:
 
     manifest: dict
     sessions: list = field(repr=False)
+    budget_calibration: dict | None = field(default=None, repr=False)   # budget_calibration.json
 
     @property
     def sample_rate(self) -> int:
@@ -195,8 +209,13 @@ class OnnxModel:
     def separate(self, audio: np.ndarray | Reader, target_db: float = 20.0, confidence: float = 0.9,
                  exit: int | None = None, quantile: float = 1.0, segment: float | None = None,
                  context: float | None = None, batch_size: int = 8, utterance: bool = False,
-                 sink: Callable[[int, np.ndarray], None] | None = None) -> RuntimeResult:
-        """Separate a mono signal at the model's rate (an array or a press.io Reader)."""
+                 sink: Callable[[int, np.ndarray], None] | None = None,
+                 budget: float | None = None) -> RuntimeResult:
+        """Separate a mono signal at the model's rate (an array or a press.io Reader).
+
+        budget=G: a segment leaves at the first exit whose expected exit-SNR reaches the threshold
+        that the export's budget calibration gives for G GMAC/s on this input (press.runtime.budget),
+        as `press.load(...).separate(x, budget=G)` does."""
         m = self.manifest
         sr, block, S, K = m["sample_rate"], m["block"], m["n_src"], m["n_exits"]
         reader = ArrayReader(audio) if isinstance(audio, np.ndarray) else audio
@@ -204,6 +223,8 @@ class OnnxModel:
             raise PressError(f"exit must be between 1 and {K} for this model, got {exit}")
         if not 0.0 <= confidence <= 1.0:
             raise PressError(f"confidence must be a probability in [0, 1], got {confidence}")
+        if exit is not None and budget is not None:
+            raise PressError("choose one of exit= (a fixed exit) and budget= (a GMAC/s budget), not both")
         seg = max(1, round((m["segment"] if segment is None else segment) * sr / block)) * block
         ctx = max(0, round((m["context"] if context is None else context) * sr / block)) * block
         if 2 * ctx > seg:
@@ -217,6 +238,16 @@ class OnnxModel:
             plan = Plan(n, max(1, -(-n // block)) * block, 0)
         else:
             plan = Plan(n, seg, ctx)
+        threshold = None
+        if budget is not None:
+            cal = self.budget_calibration
+            if cal is None:
+                raise PressError("this export has no budget calibration (exported with --no-budget); "
+                                 "export again without it to use --budget")
+            if (cal["segment_samples"], cal["context_samples"]) != (seg, ctx):
+                raise PressError(f"the budget calibration was measured with {cal['segment_samples'] / sr:g} s "
+                                 f"segments and {cal['context_samples'] / sr:g} s context; --budget needs those")
+            threshold = budget_mode.threshold(cal, budget, plan.window, len(plan), n)
         p_ref = reader.mean_power()
         out = None
         if sink is None:
@@ -230,25 +261,29 @@ class OnnxModel:
         core = slice(plan.context // block, plan.context // block + nb_core)
         gmacs = m["gmacs_per_second"]
         segments: list[dict] = []
+        blocks: list[dict] = []
         for first in range(0, len(plan), batch_size):
             idx = list(range(first, min(first + batch_size, len(plan))))
             audio_w, lengths, levels = plan.read(reader, idx)
             valid = np.stack([plan.core(i)[0] + np.arange(nb_core) * block < plan.core(i)[1] for i in idx])
             results = self._run_batch(audio_w, lengths, levels, valid, core, p_ref, target_db,
-                                      confidence, exit, quantile)
+                                      confidence, exit, quantile, threshold)
             for j, i in enumerate(idx):
-                k, est = results[j]
+                k, est, probs = results[j]
                 start, end = plan.core(i)
                 segments.append({"index": i, "start": start, "end": end, "exit": k,
                                  "macs": gmacs[k - 1] * 1e9 * plan.window / sr})
+                blocks.extend(_block_reports(i, start, end, k, probs, core, len(blocks), block, sr))
                 stitcher.push(i, est)
         seconds = -(-n // block) * block / sr
         total = sum(s["macs"] for s in segments)
         last = gmacs[-1] * 1e9 * plan.window * len(plan) / sr
         return RuntimeResult(out, sr, [s["exit"] for s in segments], segments, total / seconds / 1e9,
-                             last / seconds / 1e9, n / sr)
+                             last / seconds / 1e9, n / sr, blocks, 1.0 - n / (plan.window * len(plan)),
+                             threshold)
 
-    def _run_batch(self, windows, lengths, levels, valid, core, p_ref, target_db, confidence, exit, quantile):
+    def _run_batch(self, windows, lengths, levels, valid, core, p_ref, target_db, confidence, exit, quantile,
+                   threshold=None):
         K, block = self.n_exits, self.manifest["block"]
         results: list = [None] * len(windows)
         active = np.arange(len(windows))
@@ -260,21 +295,37 @@ class OnnxModel:
                 (est, alpha, beta), state = self.advance(k, state)
             a_scale, b_scale = self._scales(k)
             alpha, beta = alpha * np.float32(a_scale), beta * np.float32(b_scale)
+            # the report's probabilities at every exit, as press.inference.Separator computes them
+            probs = exit_probabilities(est, windows[active], alpha, beta, target_db, confidence, block,
+                                       p_ref, lengths[active])
             if k == K:
                 leave = np.ones(len(active), dtype=bool)
             elif exit is not None:
                 leave = np.full(len(active), k >= exit)
+            elif threshold is not None:      # press.inference.policies.Budget
+                expected = expected_block_snr_db(est, windows[active], alpha, beta, block, p_ref, lengths[active])
+                leave = segment_quality(expected, core, valid[active]) >= threshold
             else:
-                probs = exit_probabilities(est, windows[active], alpha, beta, target_db, confidence, block,
-                                           p_ref, lengths[active])
                 leave = segment_decision(probs["decision"][:, core], valid[active], quantile)
             for j in np.flatnonzero(leave):
-                results[active[j]] = (k, est[j])
+                results[active[j]] = (k, est[j], {n: probs[n][j] for n in ("snr", "snri", "snr_ref", "block")})
             stay = np.flatnonzero(~leave)
             if len(stay) == 0:
                 break
             active, state = active[stay], self._select(state, stay)
         return results
+
+
+def _block_reports(seg: int, start: int, end: int, k: int, probs: dict, core: slice, offset: int,
+                   block: int, sr: int) -> list[dict]:
+    """press.inference.runner.Separator._block_reports: one dict per block of a segment's core."""
+    out = []
+    for b in range(-(-(end - start) // block)):
+        col, lo = core.start + b, start + b * block
+        out.append({"index": offset + b, "start": lo / sr, "end": min(lo + block, end) / sr, "segment": seg,
+                    "exit": k, "p_snr": probs["snr"][:, col].tolist(), "p_snri": probs["snri"][:, col].tolist(),
+                    "p_snr_ref": probs["snr_ref"][:, col].tolist(), "p_exit": float(probs["block"][col])})
+    return out
 
 
 def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = True) -> OnnxModel:
@@ -309,4 +360,14 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
             raise PressError(f"{file}: sha256 does not match the manifest: the graph was changed or "
                              "damaged after export; export again")
         sessions.append(ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"]))
-    return OnnxModel(m, sessions)
+    calibration = None
+    if m.get("budget_calibration"):
+        entry = m["budget_calibration"]
+        file = path.parent / entry["file"]
+        if not file.is_file():
+            raise PressError(f"{file}: budget calibration named in the manifest is missing")
+        if check_hashes and _sha256(file) != entry["sha256"]:
+            raise PressError(f"{file}: sha256 does not match the manifest: the budget calibration was changed "
+                             "or damaged after export; export again")
+        calibration = json.loads(file.read_text())
+    return OnnxModel(m, sessions, calibration)

@@ -7,6 +7,7 @@ summed in float64. tests/test_runtime.py checks these against the torch versions
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import digamma, polygamma
 from scipy.special import gammaincc as _gammaincc
 
 from press.errors import PressError
@@ -62,6 +63,51 @@ def exit_probabilities(estimate: np.ndarray, mixture: np.ndarray, alpha: np.ndar
     p_block = p_exit.min(axis=-2)
     return {"snr": p_snr, "snri": p_snri, "snr_ref": p_abs, "exit": p_exit, "block": p_block,
             "decision": p_block >= confidence}
+
+
+_DB = 10.0 / np.log(10.0)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """torch.nn.functional.softplus (threshold 20: x itself above it)."""
+    with np.errstate(over="ignore"):
+        return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+
+
+def expected_exit_snr_db(alpha, beta, estimate_energy, residual_energy, count, p_ref, nodes: int = 513) -> np.ndarray:
+    """E[exit-SNR in dB] under lambda ~ Gamma(alpha, beta): press.prob.exits.expected_exit_snr_db in
+    numpy (the same trapezoid rule over w = ln lambda on `nodes` points, in float64)."""
+    alpha, beta, e_est, e_res, count, p_ref = (np.asarray(v, dtype=np.float64) for v in
+                                               (alpha, beta, estimate_energy, residual_energy, count, p_ref))
+    alpha, beta, e_est, e_res, count, p_ref = np.broadcast_arrays(alpha, beta, e_est, e_res, count, p_ref)
+    sd = np.sqrt(polygamma(1, alpha))
+    lo = digamma(alpha) - np.log(beta) - 20.0 * sd
+    hi = np.log(alpha + 12.0 * np.sqrt(alpha) + 40.0) - np.log(beta)
+    w = lo[..., None] + (hi - lo)[..., None] * np.linspace(0.0, 1.0, nodes)
+    log_density = alpha[..., None] * w - beta[..., None] * np.exp(w)
+    weights = np.exp(log_density - log_density.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    n = np.maximum(count, 1.0)
+    with np.errstate(divide="ignore"):
+        log_est, log_res, log_ref = np.log(e_est / n), np.log(e_res / n), np.log(p_ref)
+    log_gain = np.maximum(_softplus(log_est[..., None] + w), _softplus(log_res[..., None] + w))
+    log_ratio = np.maximum(log_gain, log_ref[..., None] + w)
+    return _DB * (weights * log_ratio).sum(-1)
+
+
+def expected_block_snr_db(estimate: np.ndarray, mixture: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+                          block: int, p_ref: float, lengths: np.ndarray) -> np.ndarray:
+    """press.prob.exits.expected_block_snr_db: (N, S, nb) from estimate (N, S, L), mixture (N, L)."""
+    est_energy, count = block_energy(estimate, block, lengths)
+    resid_energy, _ = block_energy(estimate - mixture[:, None, :], block, lengths)
+    return expected_exit_snr_db(alpha, beta, est_energy, resid_energy, count, p_ref)
+
+
+def segment_quality(expected_db: np.ndarray, core: slice, valid: np.ndarray) -> np.ndarray:
+    """press.inference.policies.segment_quality: mean over valid core blocks and speakers, (N,)."""
+    q = expected_db[..., core]
+    mask = np.broadcast_to(valid[:, None, :], q.shape[-3:]).astype(np.float64)
+    return (q * mask).sum((-2, -1)) / np.maximum(mask.sum((-2, -1)), 1.0)
 
 
 def segment_decision(block_pass: np.ndarray, valid: np.ndarray, quantile: float = 1.0) -> np.ndarray:
