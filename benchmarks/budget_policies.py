@@ -43,11 +43,8 @@ import torch
 from press.api import load
 from press.data import get_dataset
 from press.evaluation.evaluate import utterance_quality
-from press.inference.budget import (
-    first_exit_reaching,
-    threshold_for_budget,
-    trace_quality,
-)
+from press.inference.budget import trace_quality
+from press.inference.thresholds import first_exit_reaching, threshold_for_budget
 from press.inference.trace import ExitTrace, trace_exits
 from press.io.streaming import ArrayReader
 
@@ -150,8 +147,8 @@ def main() -> None:
             add("budget mode", [r.sources for r in runs],
                 [sum(g * len(x) for g, x in zip(gm, inputs)) / sr / pool.seconds, *gm], G, hist / hist.sum(),
                 taus[0] if len(taus) == 1 else f"{taus[0]}..{taus[-1]}")
-            tau = threshold_for_budget(torch.from_numpy(pool.quality), torch.from_numpy(pool.cost), G)
-            ex = first_exit_reaching(torch.from_numpy(pool.quality), tau).numpy() + 1
+            tau = threshold_for_budget(pool.quality, pool.cost, G)
+            ex = first_exit_reaching(pool.quality, tau) + 1
             add("fitted on the input", pool.outputs(ex), pool.gmacs(ex), G, np.bincount(ex - 1, minlength=K) / n_seg,
                 round(tau, 1))
         print(f"  done {name} at {time.perf_counter() - tic:.0f} s", flush=True)

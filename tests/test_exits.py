@@ -14,7 +14,7 @@ import torch
 from synthetic_exits import make_blocks
 
 from press.errors import PressError
-from press.inference.budget import first_exit_reaching, threshold_for_budget
+from press.inference.thresholds import first_exit_reaching, threshold_for_budget
 from press.prob.energy import block_energy, mean_power
 from press.prob.exits import (
     condition_probabilities,

@@ -7,11 +7,11 @@ import json
 import warnings
 
 import numpy as np
-import pytest
-import torch
 
 # not importorskip: the dev extra installs onnx and onnxruntime, and a missing one must fail here
 import onnx  # noqa: E402
+import pytest
+import torch
 
 from press.export import export_onnx  # noqa: E402
 from press.inference.policies import Dynamic, Static  # noqa: E402

@@ -4,11 +4,12 @@ import torch
 from conftest import tiny_config
 
 from press.errors import PressError
-from press.inference.budget import BudgetCalibration, first_exit_reaching, trace_quality
+from press.inference.budget import BudgetCalibration, trace_quality
 from press.inference.plan import SegmentPlan
 from press.inference.policies import Budget, Dynamic, OutputChange, Static
 from press.inference.runner import Separator
 from press.inference.stitch import Stitcher
+from press.inference.thresholds import first_exit_reaching
 from press.inference.trace import trace_exits
 from press.io.streaming import ArrayReader
 from press.model import ExitOutput, ExitState, PressNet

@@ -19,8 +19,7 @@ from press.errors import PressError
 from press.export import export_onnx
 from press.model import PressNet
 from press.prob.exits import exit_probabilities, segment_decision
-from press.runtime import load
-from press.runtime import rule
+from press.runtime import load, rule
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

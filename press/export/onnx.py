@@ -36,8 +36,8 @@ from press.inference.budget import BudgetCalibration
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.model import PressNet
 from press.model.blocks import Scan
-from press.model.heads import EncoderHead
 from press.model.compute import exit_costs
+from press.model.heads import EncoderHead
 from press.prob.calibration import Recalibration
 
 MANIFEST = "manifest.json"

@@ -1,17 +1,27 @@
-"""Block-wise inference with early exits: segment plan, exit policies, runner, stitching, traces."""
+"""Block-wise inference with early exits: segment plan, exit policies, runner, stitching, traces.
 
-from press.inference.budget import BudgetCalibration
-from press.inference.policies import (
-           Budget,
-           Dynamic,
-           ExitContext,
-           ExitPolicy,
-           OutputChange,
-           Static,
-)
-from press.inference.results import BlockReport, SegmentReport, SeparationResult
-from press.inference.runner import Separator, separate
-from press.inference.trace import ExitTrace, trace_exits
+The names below load their module on first use (PEP 562), so that the torch-free modules of this
+package (plan, thresholds) can be imported without torch, as the deployment runtime does.
+"""
 
-__all__ = ["BlockReport", "Budget", "BudgetCalibration", "Dynamic", "ExitContext", "ExitPolicy", "ExitTrace", "OutputChange",
-           "SegmentReport", "SeparationResult", "Separator", "Static", "separate", "trace_exits"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Budget": "policies", "Dynamic": "policies", "ExitContext": "policies", "ExitPolicy": "policies",
+    "OutputChange": "policies", "Static": "policies",
+    "BlockReport": "results", "SegmentReport": "results", "SeparationResult": "results",
+    "Separator": "runner", "separate": "runner",
+    "ExitTrace": "trace", "trace_exits": "trace",
+    "BudgetCalibration": "budget",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'press.inference' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"press.inference.{_WHERE[name]}"), name)

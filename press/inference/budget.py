@@ -20,73 +20,21 @@ every batch) with benchmarks/budget_policies.py: docs/exits.md, "Compute budget"
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from press.errors import PressError
 from press.inference.plan import SegmentPlan
 from press.inference.policies import Budget, segment_quality
 from press.inference.runner import Separator
+from press.inference.thresholds import budget_threshold
 from press.inference.trace import ExitTrace, trace_exits
 from press.io.streaming import ArrayReader
 from press.prob.calibration import Recalibration
 from press.prob.exits import expected_block_snr_db
-
-
-def first_exit_reaching(quality: Tensor, threshold: float) -> Tensor:
-    """Index of the first exit whose quality reaches `threshold`, the last exit if none does.
-
-    quality: (N, K), exits in network order. Returns (N,) int64 (0-based). This is what the runner
-    does online with `policies.Budget`: at exit k it only needs quality[:, k].
-    """
-    quality = torch.as_tensor(quality, dtype=torch.float64)
-    reached = quality >= threshold  # (N, K)
-    reached[:, -1] = True
-    return reached.to(torch.int8).argmax(dim=1)
-
-
-def threshold_for_budget(quality: Tensor, cost: Tensor, budget: float) -> float:
-    """Highest threshold τ for which `first_exit_reaching(quality, τ)` has mean cost ≤ budget
-    (to a relative 1e-9).
-
-    quality: (N, K) per-segment expected quality at every exit, from calibration data;
-    cost: (K,) or (N, K), non-decreasing along the exits (deeper never costs less). Raising τ
-    can only move segments deeper, so the mean cost is a non-decreasing step function of τ that
-    changes only at the values in `quality`: a binary search over them finds the largest feasible
-    one. Returns +inf when the budget covers the last exit everywhere. Raises PressError when even
-    exiting everything at its first exit exceeds the budget.
-    """
-    quality = torch.as_tensor(quality, dtype=torch.float64)
-    cost = torch.broadcast_to(torch.as_tensor(cost, dtype=torch.float64), quality.shape)
-    if (cost.diff(dim=1) < 0).any():
-        raise PressError("exit costs must not decrease with depth")
-    rows = torch.arange(quality.shape[0])
-    limit = budget + 1e-9 * abs(budget)  # a budget that lands on a step is met despite rounding
-
-    def mean_cost(tau: float) -> float:
-        return float(cost[rows, first_exit_reaching(quality, tau)].mean())
-
-    if mean_cost(math.inf) <= limit:
-        return math.inf
-    candidates = torch.unique(quality).tolist()  # sorted ascending
-    if mean_cost(candidates[0]) > limit:
-        raise PressError(
-            f"compute budget {budget:g} is below the cheapest possible mean cost "
-            f"{mean_cost(candidates[0]):g}"
-        )
-    lo, hi = 0, len(candidates) - 1  # candidates[lo] feasible; find the last feasible
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if mean_cost(candidates[mid]) <= limit:
-            lo = mid
-        else:
-            hi = mid - 1
-    return candidates[lo]
 
 
 def trace_quality(trace: ExitTrace, recalibration: Recalibration | None = None) -> np.ndarray:
@@ -98,12 +46,6 @@ def trace_quality(trace: ExitTrace, recalibration: Recalibration | None = None) 
                                      alpha, beta, trace.block, p_ref=trace.p_ref,
                                      lengths=torch.from_numpy(trace.lengths))      # (K, n, S, nbw)
     return segment_quality(expected, trace.core, torch.from_numpy(trace.valid)).T.numpy()
-
-
-def overhead(plan: SegmentPlan) -> float:
-    """What the windows cost against the input's own samples (context and last-window padding):
-    an input's GMAC/s is this times the mean over its segments of the exits' GMAC/s."""
-    return plan.window * len(plan) / max(plan.n_samples, 1)
 
 
 @dataclass
@@ -131,12 +73,7 @@ class BudgetCalibration:
     def threshold(self, gmacs_per_second: float, plan: SegmentPlan) -> float:
         """τ (dB) for an input cut by `plan` to spend at most `gmacs_per_second` on average (on the
         calibration segments; +inf: every segment may run to the last exit)."""
-        r = overhead(plan)
-        if gmacs_per_second / r < self.gmacs[0]:
-            raise PressError(f"a budget of {gmacs_per_second:g} GMAC/s is below what exit 1 costs on this "
-                             f"input: {r * self.gmacs[0]:.3g} GMAC/s (segments' context included)")
-        return threshold_for_budget(torch.from_numpy(self.quality), torch.tensor(self.gmacs, dtype=torch.float64),
-                                    gmacs_per_second / r)
+        return budget_threshold(self.quality, np.asarray(self.gmacs, dtype=np.float64), gmacs_per_second, plan)
 
     def policy(self, gmacs_per_second: float, plan: SegmentPlan) -> Budget:
         return Budget(self.threshold(gmacs_per_second, plan), gmacs_per_second)

@@ -56,3 +56,13 @@ class Windows:
     audio: np.ndarray      # (N, W) float32, zeros outside the input
     lengths: np.ndarray    # (N,) samples from the window's start to the input's end (at most W)
     levels: np.ndarray     # (N,) float32 RMS of the in-input samples
+
+
+def padding_note(padding_share: float, seconds: float) -> str | None:
+    """A warning for reports when padding, not the input, dominates the compute (over half of the
+    samples the network ran), None otherwise."""
+    if padding_share <= 0.5:
+        return None
+    return (f"{padding_share:.0%} of the samples the network ran were padding or context, not "
+            f"input ({seconds:.3f} s of audio): GMAC/s is the rate over the input rounded up to "
+            "whole likelihood blocks")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from press.inference.plan import padding_note
+
 
 @dataclass
 class BlockReport:
@@ -51,11 +53,7 @@ class SeparationResult:
     @property
     def note(self) -> str | None:
         """A warning for the report when padding, not the input, dominates the compute."""
-        if self.padding_share <= 0.5:
-            return None
-        return (f"{self.padding_share:.0%} of the samples the network ran were padding or context, not "
-                f"input ({self.seconds:.3f} s of audio): GMAC/s is the rate over the input rounded up to "
-                "whole likelihood blocks")
+        return padding_note(self.padding_share, self.seconds)
 
     @property
     def saving(self) -> float:

@@ -1,8 +1,9 @@
 """Loading an exported model and running it segment by segment with early exits, without torch.
 
 The loop is press.inference.Separator's (see its module docstring), written against numpy arrays
-and onnxruntime sessions; the segment plan and the stitcher are numpy copies of
-press.inference.plan / stitch (which live in a package that imports torch).
+and onnxruntime sessions. The segment plan, window levels and padding note are
+press.inference.plan's and the budget threshold press.inference.thresholds' (torch-free modules);
+the stitcher is a numpy copy of press.inference.stitch, whose speaker permutation is torch's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from press.errors import PressError
+from press.inference.plan import SegmentPlan, padding_note
 from press.io.streaming import ArrayReader, Reader
 from press.runtime import budget as budget_mode
 from press.runtime.rule import exit_probabilities, expected_block_snr_db, segment_decision, segment_quality
@@ -26,33 +28,6 @@ FORMAT_VERSION = 1
 
 
 # --------------------------------------------------------------------------- segment plan, stitching
-
-@dataclass
-class Plan:
-    """press.inference.plan.SegmentPlan: segments of `segment` samples read with `context` around."""
-
-    n_samples: int
-    segment: int
-    context: int
-
-    @property
-    def window(self) -> int:
-        return self.segment + 2 * self.context
-
-    def __len__(self) -> int:
-        return max(1, -(-self.n_samples // self.segment))
-
-    def core(self, i: int) -> tuple[int, int]:
-        return i * self.segment, min((i + 1) * self.segment, self.n_samples)
-
-    def read(self, reader: Reader, indices: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(audio (N, W), lengths (N,), levels (N,)): each window normalised by its own in-input RMS."""
-        starts = [self.core(i)[0] - self.context for i in indices]
-        audio = np.stack([reader.read(s, s + self.window) for s in starts]).astype(np.float32)
-        lengths = np.array([min(self.window, self.n_samples - s) for s in starts], dtype=np.int64)
-        inside = np.array([min(s + self.window, self.n_samples) - max(s, 0) for s in starts])
-        power = (audio.astype(np.float64) ** 2).sum(1) / np.maximum(inside, 1)
-        return audio, lengths, np.sqrt(power).astype(np.float32)
 
 
 def best_permutation(cost: np.ndarray) -> np.ndarray:
@@ -69,7 +44,7 @@ def best_permutation(cost: np.ndarray) -> np.ndarray:
 class Stitcher:
     """press.inference.stitch.Stitcher in numpy: align speakers on the overlap, raised-cosine fade."""
 
-    def __init__(self, plan: Plan, sink: Callable[[int, np.ndarray], None]) -> None:
+    def __init__(self, plan: SegmentPlan, sink: Callable[[int, np.ndarray], None]) -> None:
         self.plan, self._sink = plan, sink
         c = plan.context
         self.fade = (0.5 - 0.5 * np.cos(np.pi * (np.arange(2 * c) + 0.5) / (2 * c))).astype(np.float32)
@@ -117,11 +92,7 @@ class RuntimeResult:
     @property
     def note(self) -> str | None:
         """press.inference.results.SeparationResult.note: a warning when padding dominates."""
-        if self.padding_share <= 0.5:
-            return None
-        return (f"{self.padding_share:.0%} of the samples the network ran were padding or context, not "
-                f"input ({self.seconds:.3f} s of audio): GMAC/s is the rate over the input rounded up to "
-                "whole likelihood blocks")
+        return padding_note(self.padding_share, self.seconds)
 
     @property
     def saving(self) -> float:
@@ -235,9 +206,9 @@ class OnnxModel:
         if n == 0:
             raise PressError("the input holds no samples")
         if utterance or n <= seg + 2 * ctx:
-            plan = Plan(n, max(1, -(-n // block)) * block, 0)
+            plan = SegmentPlan(n, max(1, -(-n // block)) * block, 0)
         else:
-            plan = Plan(n, seg, ctx)
+            plan = SegmentPlan(n, seg, ctx)
         threshold = None
         if budget is not None:
             cal = self.budget_calibration
@@ -247,7 +218,7 @@ class OnnxModel:
             if (cal["segment_samples"], cal["context_samples"]) != (seg, ctx):
                 raise PressError(f"the budget calibration was measured with {cal['segment_samples'] / sr:g} s "
                                  f"segments and {cal['context_samples'] / sr:g} s context; --budget needs those")
-            threshold = budget_mode.threshold(cal, budget, plan.window, len(plan), n)
+            threshold = budget_mode.threshold(cal, budget, plan)
         p_ref = reader.mean_power()
         out = None
         if sink is None:
@@ -264,7 +235,8 @@ class OnnxModel:
         blocks: list[dict] = []
         for first in range(0, len(plan), batch_size):
             idx = list(range(first, min(first + batch_size, len(plan))))
-            audio_w, lengths, levels = plan.read(reader, idx)
+            win = plan.read(reader, idx)
+            audio_w, lengths, levels = win.audio, win.lengths.astype(np.int64), win.levels
             valid = np.stack([plan.core(i)[0] + np.arange(nb_core) * block < plan.core(i)[1] for i in idx])
             results = self._run_batch(audio_w, lengths, levels, valid, core, p_ref, target_db,
                                       confidence, exit, quantile, threshold)
