@@ -79,7 +79,6 @@ def estimates(model, mixture):
 def measure_peak(threads: int) -> dict:
     """Float32 matmul GMAC/s at `threads`: best of 1024² and 2048² square matmuls, three tries each."""
     import torch
-
     from model_speed import matmul_gmacs  # benchmarks/ is on sys.path: this script lives there
 
     torch.set_num_threads(threads)
@@ -179,7 +178,7 @@ def in_subprocess(args: argparse.Namespace, kind: str, model: str = "", threads:
            "--threads", str(threads or args.threads[0]), "--seconds", str(args.seconds),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--train-batch", str(args.train_batch),
            "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
         print(f"  {model or kind} {kind}: failed ({tail[0]})", file=sys.stderr, flush=True)
