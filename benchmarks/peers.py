@@ -256,7 +256,7 @@ def main() -> None:
               f"{after[t]:.1f} after; {peaks[t]:.1f} used")
     print_table(args, models, results, peaks)
     print(f"\nGMAC per s of audio: FlopCounterMode with oneDNN off (in brackets for PRESS: press info, which "
-          f"also counts the scan and attention). Training: {args.train_batch} x {args.train_seconds:g} s, "
+          f"also counts the scan's element-wise recurrence). Training: {args.train_batch} x {args.train_seconds:g} s, "
           f"{args.threads[0]} threads, forward + SI-SNR + backward, best of {args.train_steps}; "
           f"'peak +GiB' is the ru_maxrss the step adds.")
     for name in models:
