@@ -14,7 +14,7 @@ do not mix:
     fused oneDNN LSTM (aten.mkldnn_rnn_layer) has no FLOP formula and counts zero; without oneDNN the
     LSTM runs as plain matmuls that the counter sees. Element-wise work (norms, gates, PRESS's scan) is
     not counted by it. For PRESS, `press info`'s own count (press.model.compute.exit_costs, all exits,
-    scan and attention included) is shown beside it.
+    with one MAC per channel and frame for the scan) is shown beside it.
   * real-time factor: forward only, under inference_mode, best of `--repeats` after `--warmup` passes,
     at each thread count of `--threads` (oneDNN on, as torch runs by default); PRESS runs every exit.
   * achieved GMAC/s = counted MACs / forward time, and its fraction of the float32 matmul peak measured
