@@ -23,7 +23,6 @@ per-exit GMAC/s, the stored recalibration and each graph's sha256.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch.nn as nn
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
+from press.io.files import sha256_file
 from press.model import PressNet
 from press.model.blocks import Scan
 from press.model.compute import exit_costs
@@ -84,14 +84,6 @@ def _rms_norm_symbolic(g, x, normalized_shape, weight, eps):
     rms = g.op("Sqrt", g.op("Add", mean, g.op("Constant", value_t=torch.tensor(float(eps_value)))))
     y = g.op("Div", x, rms)
     return y if sh._is_none(weight) else g.op("Mul", y, weight)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
@@ -164,7 +156,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
             if quantize == "int8":
                 path = _quantize(path)
-            graphs.append({"exit": k, "file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size,
+            graphs.append({"exit": k, "file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                            "inputs": inputs, "outputs": out_names})
     costs = exit_costs(net)
     manifest = {
@@ -200,7 +192,7 @@ def _write_budget(out: Path, budget: BudgetCalibration | None, costs, cfg, segme
     quality = [[float(q) for q in row] for row in budget.quality]
     path.write_text(json.dumps({"segment_samples": seg, "context_samples": ctx, "gmacs_per_second": gmacs,
                                 "quality": quality}))
-    return {"file": BUDGET, "sha256": _sha256(path), "segment_samples": seg, "context_samples": ctx,
+    return {"file": BUDGET, "sha256": sha256_file(path), "segment_samples": seg, "context_samples": ctx,
             "n_segments": len(quality)}
 
 

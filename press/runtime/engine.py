@@ -8,7 +8,6 @@ the stitcher is a numpy copy of press.inference.stitch, whose speaker permutatio
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 
 from press.errors import PressError
 from press.inference.plan import SegmentPlan, padding_note
+from press.io.files import sha256_file
 from press.io.streaming import ArrayReader, Reader
 from press.runtime import budget as budget_mode
 from press.runtime.rule import exit_probabilities, expected_block_snr_db, segment_decision, segment_quality
@@ -100,14 +100,6 @@ class RuntimeResult:
 
     def exit_histogram(self, n_exits: int) -> list[int]:
         return [self.exits.count(k) for k in range(1, n_exits + 1)]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -324,22 +316,21 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     sessions = []
-    for g in m["graphs"]:
-        file = path.parent / g["file"]
-        if not file.is_file():
-            raise PressError(f"{file}: graph named in the manifest is missing")
-        if check_hashes and _sha256(file) != g["sha256"]:
-            raise PressError(f"{file}: sha256 does not match the manifest: the graph was changed or "
-                             "damaged after export; export again")
-        sessions.append(ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"]))
-    calibration = None
-    if m.get("budget_calibration"):
-        entry = m["budget_calibration"]
+
+    def verified(entry: dict, what: str) -> Path:
+        """The file a manifest entry names, present and (unless told not to check) unchanged."""
         file = path.parent / entry["file"]
         if not file.is_file():
-            raise PressError(f"{file}: budget calibration named in the manifest is missing")
-        if check_hashes and _sha256(file) != entry["sha256"]:
-            raise PressError(f"{file}: sha256 does not match the manifest: the budget calibration was changed "
-                             "or damaged after export; export again")
-        calibration = json.loads(file.read_text())
+            raise PressError(f"{file}: {what} named in the manifest is missing")
+        if check_hashes and sha256_file(file) != entry["sha256"]:
+            raise PressError(f"{file}: sha256 does not match the manifest: the {what} was changed or "
+                             "damaged after export; export again")
+        return file
+
+    for g in m["graphs"]:
+        sessions.append(ort.InferenceSession(str(verified(g, "graph")), options,
+                                             providers=["CPUExecutionProvider"]))
+    calibration = None
+    if m.get("budget_calibration"):
+        calibration = json.loads(verified(m["budget_calibration"], "budget calibration").read_text())
     return OnnxModel(m, sessions, calibration)
