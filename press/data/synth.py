@@ -9,6 +9,7 @@ package versions; the manifest stores a SHA-256 of each utterance's int16 sample
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import shutil
 import subprocess
@@ -20,8 +21,9 @@ import numpy as np
 import soundfile as sf
 
 from press.data.manifest import SAMPLE_RATE, write_manifest
-from press.data.text import utterance_text
+from press.data.text import foreign_text, utterance_text
 from press.data.voices import (
+    ASTERISK_ROOT,
     ASTERISK_VOICES,
     PACKAGES,
     Voice,
@@ -30,11 +32,17 @@ from press.data.voices import (
     asterisk_dir,
     requirements,
 )
+from press.data.world_voices import full_voices
 from press.errors import PressError
 from press.io.audio import load_audio, resample, write_audio
 
-TTS_UTTERANCES = 6  # per synthetic voice
+TTS_UTTERANCES = 6  # per synthetic voice of the shipped corpus
+TTS_UTTERANCES_FULL = 12  # per synthetic voice the full corpus adds (press.data.world_voices)
+FESTIVAL_ENCODINGS = {"cs": "iso-8859-2", "ca": "latin-1", "es": "latin-1", "fi": "latin-1", "it": "latin-1"}
 ASTERISK_MIN_SECONDS = 1.5  # shorter prompts are single words
+ASTERISK_FULL_MIN_SECONDS = 1.0  # the full corpus keeps words too: they are speech of the same voices
+# More prompts by a voice in another language's folder: Asterisk's Mexican-Spanish prompts are Allison's.
+ASTERISK_EXTRA_FOLDERS = {"allison": ("es_MX_f_Allison",)}
 TARGET_DBFS = -22.0
 
 
@@ -66,16 +74,36 @@ def _asterisk_files(name: str) -> list[tuple[str, float]]:
     return chosen
 
 
-def plan_voice(voice: Voice, seed: int) -> list[Plan]:
-    """The utterances of one voice, in order; ids are `<speaker>-<NNN>`."""
+def _asterisk_rest(name: str, shipped: list[str]) -> list[str]:
+    """Every other prompt of a voice of at least ASTERISK_FULL_MIN_SECONDS, in its own and its extra folders."""
+    folders = [Path(asterisk_dir(name))] + [Path(ASTERISK_ROOT) / f for f in ASTERISK_EXTRA_FOLDERS.get(name, ())]
+    for folder in folders:
+        if not folder.is_dir():
+            raise PressError(f"{folder} not found; install the asterisk-core-sounds-*-wav packages")
+    taken = set(shipped)
+    return [
+        str(f) for folder in folders for f in sorted(folder.glob("*.wav"))
+        if str(f) not in taken and sf.info(str(f)).duration >= ASTERISK_FULL_MIN_SECONDS
+    ]
+
+
+def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
+    """The utterances of one voice, in order; ids are `<speaker>-<NNN>`.
+
+    `full`: a training voice of Asterisk gets all its prompts, numbered after the shipped ones (whose
+    ids and audio stay as shipped).
+    """
     if voice.kind == "real":
         asterisk = voice.params.get("asterisk")
         files = [f for f, _ in _asterisk_files(asterisk)] if asterisk else list(voice.files)
+        if asterisk and full and voice.split == "train":
+            files += _asterisk_rest(asterisk, files)
         return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
     rng = _stable_rng(seed, "utt:" + voice.speaker)
+    lang = voice.params.get("text_lang")
     plans = []
-    for k in range(TTS_UTTERANCES):
-        text = utterance_text(rng)
+    for k in range(TTS_UTTERANCES_FULL if lang else TTS_UTTERANCES):
+        text = foreign_text(rng, lang) if lang else utterance_text(rng)
         rate = float(rng.uniform(0.85, 1.2))
         pitch = float(rng.uniform(-1.0, 1.0))
         plans.append(Plan(f"{voice.speaker}-{k:03d}", voice, text, rate=rate, pitch=pitch))
@@ -120,7 +148,8 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
         )
     elif v.engine == "festival":
         txt = tmp / "u.txt"
-        txt.write_text(plan.text)
+        # festival's voices read 8-bit text in their language's legacy encoding, not UTF-8
+        txt.write_bytes(plan.text.encode(FESTIVAL_ENCODINGS.get(p.get("text_lang", "en"), "utf-8"), errors="ignore"))
         _run(
             [
                 "text2wave",
@@ -201,13 +230,16 @@ def render(plan: Plan) -> np.ndarray:
     return condition(x, sr)
 
 
-def plan_corpus(seed: int, only: set[str] | None = None) -> list[Plan]:
-    """All planned utterances (or those with ids in `only`; voices not needed are not planned)."""
+def plan_corpus(seed: int, only: set[str] | None = None, full: bool = False) -> list[Plan]:
+    """All planned utterances (or those with ids in `only`; voices not needed are not planned).
+
+    `full`: the full training corpus (press.data.world_voices), a superset of the shipped one.
+    """
     plans = []
-    for voice in all_voices(seed):
+    for voice in full_voices(seed) if full else all_voices(seed):
         if only is not None and not any(u.rsplit("-", 1)[0] == voice.speaker for u in only):
             continue
-        plans.extend(p for p in plan_voice(voice, seed) if only is None or p.uid in only)
+        plans.extend(p for p in plan_voice(voice, seed, full) if only is None or p.uid in only)
     return plans
 
 
@@ -216,7 +248,7 @@ def check_installed(plans: list[Plan]) -> None:
     missing: set[str] = set()
     for voice in {p.voice.speaker: p.voice for p in plans}.values():
         for need, package in requirements(voice):
-            found = Path(need).exists() if "/" in need else shutil.which(need) is not None
+            found = bool(glob.glob(need)) if "/" in need else shutil.which(need) is not None
             if not found:
                 missing.add(package)
     if missing:
@@ -227,12 +259,17 @@ def check_installed(plans: list[Plan]) -> None:
         )
 
 
-def synthesize(out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True) -> list[dict]:
-    """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows."""
+def synthesize(
+    out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True, full: bool = False
+) -> list[dict]:
+    """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows.
+
+    `full`: the full training corpus (the shipped voices plus press.data.world_voices), not the shipped one.
+    """
     from tqdm import tqdm
 
     out = Path(out_dir)
-    plans = plan_corpus(seed, only)
+    plans = plan_corpus(seed, only, full)
     if only is not None and len(plans) != len(only):
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")

@@ -85,3 +85,50 @@ def utterance_text(rng: np.random.Generator) -> str:
     """One or two sentences, so utterances last roughly 2 to 7 seconds."""
     n = 1 if rng.random() < 0.6 else 2
     return " ".join(sentence(rng) for _ in range(n))
+
+
+# Languages whose text has no spaces between words.
+_UNSPACED = {"zh", "ja"}
+_LEXICON_SIZE = 3000
+
+
+def _lexicon(lang: str) -> tuple[list[str], np.ndarray]:
+    """The language's most frequent written words (letters only) and Zipf weights over their ranks."""
+    from wordfreq import available_languages, top_n_list
+
+    if lang not in available_languages():   # wordfreq would silently fall back to English
+        raise ValueError(f"no word list for language {lang!r}")
+    # wordfreq's lists hold loanwords and English from the web ("the" in Russian): a word that is more
+    # frequent in English than in the language itself is dropped
+    english = {w: rank for rank, w in enumerate(top_n_list("en", _LEXICON_SIZE))} if lang != "en" else {}
+    words = [
+        w for rank, w in enumerate(top_n_list(lang, _LEXICON_SIZE))
+        if w.isalpha() and (len(w) > 1 or lang in _UNSPACED) and english.get(w, _LEXICON_SIZE) >= rank
+    ]
+    weights = 1.0 / (np.arange(len(words)) + 10.0)   # Zipf's law, flattened at the top ranks
+    return words, weights / weights.sum()
+
+
+_LEXICONS: dict[str, tuple[list[str], np.ndarray]] = {}
+
+
+def foreign_text(rng: np.random.Generator, lang: str) -> str:
+    """One or two "sentences" of a language other than English: frequent words drawn by rank.
+
+    Not grammar, but the language's own words at their natural frequencies, so a voice reads
+    them with its language's phonemes, phonotactics and sentence prosody: what a separator needs
+    from speech in that language. Words come from wordfreq's lists (pinned in the `render` extra, so
+    the same seed gives the same text); a language it lacks raises ValueError.
+    """
+    if lang not in _LEXICONS:
+        _LEXICONS[lang] = _lexicon(lang)
+    words, p = _LEXICONS[lang]
+    joiner = "" if lang in _UNSPACED else " "
+    sentences = []
+    for _ in range(1 if rng.random() < 0.6 else 2):
+        picked = [words[i] for i in rng.choice(len(words), size=int(rng.integers(5, 15)), p=p)]
+        if len(picked) > 7 and rng.random() < 0.5 and lang not in _UNSPACED:
+            picked[int(rng.integers(3, len(picked) - 3))] += ","
+        end = "?" if rng.random() < 0.2 else "."
+        sentences.append(_cap(joiner.join(picked)) + end)
+    return " ".join(sentences)

@@ -43,6 +43,7 @@ LICENCES = {
     "flite": "BSD-like CMU Flite licence (voices kal, awb, rms, slt)",
     "festival": "BSD-like Festival / CSTR / CMU ARCTIC licences (voices ked, kal, rab, don, slt)",
     "pico": "Apache-2.0 (SVOX Pico, Debian non-free for its lingware)",
+    "rhvoice-world": "LGPL-2.1+ or CC-BY-SA-4.0 (RHVoice voices whose licence allows derivatives)",
 }
 
 # Debian packages each engine needs; the synth command names them when a tool is missing.
@@ -233,8 +234,11 @@ def requirements(voice: Voice) -> list[tuple[str, str]]:
     if voice.engine == "flite":
         return [("flite", "flite")]
     if voice.engine == "festival":
+        if "package" in p:  # a voice of the full corpus, in its own language's folder
+            return [("text2wave", "festival"), (f"/usr/share/festival/voices/*/{p['voice']}", p["package"])]
         folder, package = FESTIVAL_DIRS[p["voice"]]
         return [("text2wave", "festival"), (f"/usr/share/festival/voices/{folder}/{p['voice']}", package)]
     if voice.engine == "rhvoice":
-        return [("RHVoice-test", "rhvoice"), (f"/usr/share/RHVoice/voices/{p['voice']}", "rhvoice-english")]
+        package = p.get("package", "rhvoice-english")
+        return [("RHVoice-test", "rhvoice"), (f"/usr/share/RHVoice/voices/{p['voice']}", package)]
     return [("pico2wave", "libttspico-utils")]

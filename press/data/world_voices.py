@@ -1,0 +1,113 @@
+"""The voices the full training corpus adds to the shipped ones: every language the packages speak.
+
+`press data synth OUT --full` renders the shipped corpus's voices unchanged plus these, so that the
+validation and test splits stay exactly the shipped ones (models trained on either corpus are scored
+on the same mixtures) and every addition goes to training. An addition whose talent (the diphone
+donor or recorded person) is held out in the shipped corpus is left out, not moved: a held-out
+talent must never be heard in training, in any language or engine.
+
+Synthetic voices here speak their own language, with text from `press.data.text.foreign_text`:
+  MBROLA     every diphone voice of Debian (75; the shipped corpus only has them reading English),
+  festival   Catalan, Czech, Finnish, Italian, Russian and Spanish voices (festival's Hindi voice fails to render),
+  RHVoice    the Russian, Ukrainian and Brazilian-Portuguese voices whose licences allow derivatives
+             (the CC-BY-NC-ND / CC-BY-ND / CC-BY-NC-SA ones are left out, as in the shipped corpus),
+  pico       German, Spanish, French and Italian.
+"""
+
+from __future__ import annotations
+
+from press.data.voices import (
+    LICENCES,
+    MBROLA_ACCENTED,
+    MBROLA_VOICES,
+    Voice,
+    all_voices,
+)
+
+# espeak-ng MBROLA voice -> (text language for wordfreq, sex). Voices whose language wordfreq lacks read
+# the nearest language it has (Afrikaans voice: Dutch words; Estonian: Finnish words), or are left out
+# (Latin, Maori, Telugu, the ancient-Greek variant of de6; cn1, which espeak-ng does not find).
+MBROLA_NATIVE = {
+    "mb-af1": ("nl", "m"), "mb-ar1": ("ar", "m"), "mb-ar2": ("ar", "m"),
+    "mb-br1": ("pt", "m"), "mb-br2": ("pt", "f"), "mb-br3": ("pt", "m"), "mb-br4": ("pt", "f"),
+"mb-cr1": ("sh", "m"), "mb-cz1": ("cs", "f"), "mb-cz2": ("cs", "m"),
+    "mb-nl1": ("nl", "m"), "mb-nl2": ("nl", "m"), "mb-nl3": ("nl", "f"), "mb-ee1": ("fi", "m"),
+    "mb-ca1": ("fr", "m"), "mb-ca2": ("fr", "m"), "mb-fr1": ("fr", "m"), "mb-fr2": ("fr", "f"),
+    "mb-fr3": ("fr", "m"), "mb-fr4": ("fr", "f"), "mb-fr5": ("fr", "m"), "mb-fr6": ("fr", "m"),
+    "mb-fr7": ("fr", "m"), "mb-de1": ("de", "f"), "mb-de2": ("de", "m"), "mb-de3": ("de", "f"),
+    "mb-de4": ("de", "m"), "mb-de5": ("de", "f"), "mb-de6": ("de", "m"), "mb-de7": ("de", "f"),
+    "mb-de8": ("de", "m"), "mb-gr1": ("el", "m"), "mb-gr2": ("el", "m"), "mb-hb1": ("he", "m"),
+    "mb-hb2": ("he", "f"), "mb-in1": ("hi", "m"), "mb-in2": ("hi", "f"), "mb-hu1": ("hu", "f"),
+    "mb-ic1": ("is", "m"), "mb-id1": ("id", "m"), "mb-it1": ("it", "m"), "mb-it2": ("it", "f"),
+    "mb-it3": ("it", "m"), "mb-it4": ("it", "f"), "mb-jp1": ("ja", "m"), "mb-jp2": ("ja", "f"),
+    "mb-jp3": ("ja", "f"), "mb-lt1": ("lt", "m"), "mb-lt2": ("lt", "m"), "mb-ma1": ("ms", "f"),
+    "mb-mx1": ("es", "m"), "mb-mx2": ("es", "m"), "mb-ir1": ("fa", "m"), "mb-pl1": ("pl", "f"),
+    "mb-pt1": ("pt", "f"), "mb-ro1": ("ro", "m"), "mb-es1": ("es", "m"), "mb-es2": ("es", "m"),
+    "mb-es3": ("es", "f"), "mb-es4": ("es", "m"), "mb-sw1": ("sv", "m"), "mb-sw2": ("sv", "f"),
+    "mb-tr1": ("tr", "m"), "mb-tr2": ("tr", "f"), "mb-vz1": ("es", "m"),
+}
+# festival voice -> (talent, text language, Debian package)
+FESTIVAL_WORLD = {
+    "upc_ca_ona_hts": ("upc-ona", "ca", "festvox-ca-ona-hts"),
+    "czech_dita": ("czech-dita", "cs", "festvox-czech-dita"),
+    "czech_krb": ("czech-krb", "cs", "festvox-czech-krb"),
+    "czech_machac": ("czech-machac", "cs", "festvox-czech-machac"),
+    "czech_ph": ("czech-ph", "cs", "festvox-czech-ph"),
+    "hy_fi_mv_diphone": ("suopuhe-mv", "fi", "festvox-suopuhe-mv"),
+    "suo_fi_lj_diphone": ("suopuhe-lj", "fi", "festvox-suopuhe-lj"),
+    "lp_diphone": ("italian-lp", "it", "festvox-italp16k"),
+    "pc_diphone": ("italian-pc", "it", "festvox-itapc16k"),
+    "msu_ru_nsh_clunits": ("msu-nsh", "ru", "festvox-ru"),
+    "el_diphone": ("spanish-el", "es", "festvox-ellpc11k"),
+}
+# RHVoice voice -> (talent, text language): the voices under the package's LGPL-2.1+ or CC-BY-SA-4.0
+RHVOICE_WORLD = {
+    "Leticia-F123": ("leticia", "pt"), "aleksandr": ("aleksandr", "ru"), "aleksandr-hq": ("aleksandr", "ru"),
+    "anatol": ("anatol", "uk"), "anna": ("anna", "ru"), "elena": ("elena", "ru"), "irina": ("irina", "ru"),
+    "natalia": ("natalia", "uk"),
+}
+RHVOICE_PACKAGES = {"pt": "rhvoice-brazilian-portuguese", "ru": "rhvoice-russian", "uk": "rhvoice-ukrainian"}
+PICO_WORLD = {"de-DE": ("pico-gl0", "de"), "es-ES": ("pico-zl0", "es"), "fr-FR": ("pico-nk0", "fr"),
+              "it-IT": ("pico-cm0", "it")}
+
+
+def mbrola_talent(voice: str) -> str:
+    """The shipped corpus's talent name for an MBROLA diphone database (e.g. mb-de1 -> mbrola-mb-de1-en)."""
+    if voice in MBROLA_VOICES:
+        return f"mbrola-{voice}"
+    if f"{voice}-en" in MBROLA_ACCENTED:
+        return f"mbrola-{voice}-en"
+    return f"mbrola-{voice}"
+
+
+def world_tts_voices() -> list[Voice]:
+    """Synthetic voices speaking their own languages, before the held-out talents are removed."""
+    voices = []
+    for name, (lang, sex) in MBROLA_NATIVE.items():
+        voices.append(Voice(
+            f"tts-mbrola-{name[3:]}-{lang}", "tts", "mbrola", mbrola_talent(name), "train", LICENCES["mbrola"],
+            {"voice": name, "pitch": 55 if sex == "f" else 40, "text_lang": lang},
+        ))
+    for name, (talent, lang, package) in FESTIVAL_WORLD.items():
+        voices.append(Voice(
+            f"tts-festival-{talent}", "tts", "festival", f"festival-{talent}", "train", LICENCES["festival"],
+            {"voice": name, "text_lang": lang, "package": package},
+        ))
+    for name, (talent, lang) in RHVOICE_WORLD.items():
+        voices.append(Voice(
+            f"tts-rhvoice-{name.lower()}", "tts", "rhvoice", f"rhvoice-{talent}", "train",
+            LICENCES["rhvoice-world"], {"voice": name, "text_lang": lang, "package": RHVOICE_PACKAGES[lang]},
+        ))
+    for lang_code, (talent, lang) in PICO_WORLD.items():
+        voices.append(Voice(
+            f"tts-{talent}", "tts", "pico", talent, "train", LICENCES["pico"], {"lang": lang_code, "text_lang": lang},
+        ))
+    return voices
+
+
+def full_voices(seed: int) -> list[Voice]:
+    """The shipped voices, then every addition whose talent is not held out in the shipped corpus."""
+    shipped = all_voices(seed)
+    held_out = {v.talent for v in shipped if v.split != "train"}
+    added = [v for v in world_tts_voices() if v.talent not in held_out]
+    return shipped + added

@@ -1,0 +1,55 @@
+"""The full training corpus's plan: a superset of the shipped corpus that never touches its held-out talents."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from press.data.synth import plan_corpus
+from press.data.text import foreign_text
+from press.data.voices import all_voices
+from press.data.world_voices import full_voices, world_tts_voices
+
+
+def test_full_voices_keep_the_shipped_splits_and_add_only_training_talents():
+    shipped = {v.speaker: v for v in all_voices(0)}
+    full = full_voices(0)
+    assert len({v.speaker for v in full}) == len(full)                       # speaker ids stay unique
+    held_out = {v.talent for v in shipped.values() if v.split != "train"}
+    for v in full:
+        if v.speaker in shipped:
+            assert v == shipped[v.speaker] and v.split == shipped[v.speaker].split
+        else:
+            assert v.split == "train" and v.talent not in held_out
+    # a held-out diphone donor reading its own language is left out, not moved to training
+    dropped = [v for v in world_tts_voices() if v.talent in held_out]
+    assert dropped and not {v.speaker for v in dropped} & {v.speaker for v in full}
+    languages = Counter(v.params["text_lang"] for v in full if "text_lang" in v.params)
+    assert len(languages) >= 25
+
+
+def test_full_plan_contains_the_shipped_plan_unchanged():
+    shipped = {p.uid: p for p in plan_corpus(0)}
+    full = {p.uid: p for p in plan_corpus(0, full=True)}
+    assert shipped.keys() <= full.keys()
+    for uid, p in shipped.items():
+        got = full[uid]
+        assert (got.voice, got.text, got.source, got.rate) == (p.voice, p.text, p.source, p.rate)
+    extra = [p for uid, p in full.items() if uid not in shipped]
+    assert extra and all(p.voice.split == "train" for p in extra)
+
+
+@pytest.mark.parametrize("lang", ["de", "ru", "ja", "es"])
+def test_foreign_text_is_seeded_and_in_its_language(lang):
+    a = foreign_text(np.random.default_rng(3), lang)
+    assert a == foreign_text(np.random.default_rng(3), lang)
+    assert a != foreign_text(np.random.default_rng(4), lang)
+    assert a[-1] in ".?"
+    if lang == "ru":      # Cyrillic words only: the English that wordfreq's lists carry is dropped
+        assert all("\u0400" <= ch <= "\u04ff" for ch in a if ch.isalpha())
+    if lang == "ja":
+        assert " " not in a.split(".")[0]
+    with pytest.raises(ValueError):
+        foreign_text(np.random.default_rng(0), "tlh")
