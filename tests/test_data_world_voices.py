@@ -53,3 +53,11 @@ def test_foreign_text_is_seeded_and_in_its_language(lang):
         assert " " not in a.split(".")[0]
     with pytest.raises(ValueError):
         foreign_text(np.random.default_rng(0), "tlh")
+
+
+def test_a_missing_rendered_corpus_says_how_to_render_it(tmp_path):
+    from press.data import get_dataset
+    from press.errors import PressError
+
+    with pytest.raises(PressError, match=r"press data synth .*not-rendered --full"):
+        get_dataset("builtin", str(tmp_path / "not-rendered"), split="train")

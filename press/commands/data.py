@@ -12,6 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument(
         "--seed", type=int, default=0, help="seed for texts, prosody and TTS splits (0 = the shipped corpus)"
     )
+    synth.add_argument(
+        "--full", action="store_true",
+        help="render the full training corpus (every voice and language of the packages; hours, not minutes) "
+        "instead of the shipped one; validation and test stay the shipped ones",
+    )
     info = sub.add_parser("info", help="voices, utterances and hours per split of the built-in corpus")
     info.add_argument("--root", default=None, help="a `press data synth` output folder (default: the shipped corpus)")
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from press.data.synth import synthesize
 
     start = time.perf_counter()
-    rows = synthesize(args.out_dir, seed=args.seed)
+    rows = synthesize(args.out_dir, seed=args.seed, full=args.full)
     hours = sum(float(r["seconds"]) for r in rows) / 3600
     elapsed = time.perf_counter() - start
     print(f"wrote {len(rows)} utterances ({hours:.2f} h) to {args.out_dir} in {elapsed:.1f} s")

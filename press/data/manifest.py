@@ -19,7 +19,10 @@ MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split",
 def read_manifest(path: Path) -> list[dict]:
     """The manifest's rows as dicts (every value a string)."""
     if not path.exists():
-        raise PressError(f"{path}: built-in corpus manifest missing; rebuild it with `press data synth`")
+        raise PressError(
+            f"{path}: corpus manifest missing; render it with `press data synth {path.parent} --full` (the full "
+            f"training corpus; without --full, the shipped one), which names the Debian packages it needs"
+        )
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
