@@ -106,7 +106,10 @@ class Room:
 
     rirs: np.ndarray         # (P, Lh) float64, each scaled so that its early part has unit energy
     early_end: np.ndarray    # (P,) samples: rirs[p, :early_end[p]] is the direct path + early reflections
-    rt60: float
+    rt60: float              # s, the Sabine RT60 the walls were given
+    dims: np.ndarray         # (3,) m
+    mic: np.ndarray          # (3,) m
+    talkers: np.ndarray      # (P, 3) m
 
 
 def simulate_room(rng: np.random.Generator, sr: int, positions: int, rt60: tuple[float, float],
@@ -155,7 +158,7 @@ def simulate_room(rng: np.random.Generator, sr: int, positions: int, rt60: tuple
     rirs = np.zeros((positions, max(len(h) for h in hs)))
     for p, h in enumerate(hs):
         rirs[p, : len(h)] = h
-    return Room(rirs, np.array(ends), t60)
+    return Room(rirs, np.array(ends), t60, dims, mic, np.array(talkers))
 
 
 @functools.cache
@@ -249,7 +252,8 @@ def augment(sources: np.ndarray, sr: int, rng: np.random.Generator, recipe: Reci
     noise: (L,) an optional part of the mixture that is no target (an enhancement item's noise);
     it enters the mixture after the room, unreverberated, as WHAMR! adds its recorded noise.
     Targets keep the sources' relative levels; the mixture keeps the RMS of sum(sources) + noise
-    (the corpus's level draw) and never peaks above 0.99, the targets scaled with it.
+    (the corpus's level draw) up to what the codec changes, and never peaks above 0.99, the targets
+    scaled with it.
     """
     recipe = recipe or Recipe()
     x = np.asarray(sources, dtype=np.float64)
@@ -296,9 +300,9 @@ def augment(sources: np.ndarray, sr: int, rng: np.random.Generator, recipe: Reci
         linear.append(functools.partial(_fir_same, h=_tilt_fir(float(rng.uniform(-1, 1)) * recipe.tilt_db, sr)))
     for f in linear:
         mixture, targets = f(mixture), f(targets)
-    peak = float(np.max(np.abs(mixture)))
-    if peak > PEAK:
-        mixture, targets = mixture * PEAK / peak, targets * PEAK / peak
+    # filters and clipping change the level: back to the corpus's, never above the peak limit
+    gain = min(level / max(_rms(mixture), 1e-12), PEAK / max(float(np.max(np.abs(mixture))), 1e-12))
+    mixture, targets = mixture * gain, targets * gain
     if rng.random() < recipe.codec:
         kind = str(recipe.codecs[int(rng.integers(len(recipe.codecs)))])
         mixture = codec_round_trip(mixture, sr, kind, rng)
