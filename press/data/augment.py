@@ -4,8 +4,9 @@ The built-in corpus is clean close-talk speech; users separate speech recorded i
 telephone lines and codecs. `augment` puts clean sources through a random room and a random channel
 and returns the degraded mixture with the targets a separator should recover from it:
 
-- **Room** (image method, pyroomacoustics): a shoebox drawn as in WHAMR! (5-10 x 5-10 x 3-4 m,
-  RT60 0.1-1.0 s, talkers 0.66-2 m from the microphone). The mixture is the sum of the fully
+- **Room** (image method, pyroomacoustics): a shoebox drawn after WHAMR!'s description (5-10 x
+  5-10 x 3-4 m, RT60 0.1-1.0 s, talkers 0.66-2 m from the microphone; the ranges are as we read the
+  paper, its sampling script was not at hand), RIRs cut after RT60 s as WHAMR!'s room class does. The mixture is the sum of the fully
   reverberant sources; each target is its source through the direct path plus the early
   reflections, the RIR cut `early_ms` (50) ms after the direct arrival. That is the "early" target
   of the REVERB challenge and SMS-WSJ, not WHAMR!'s, which is the direct path alone (image order 0;
@@ -24,8 +25,8 @@ a separator should remove them. PRESS-Net's streams are not constrained to sum t
 (press.model.heads.DecoderHead), so clean targets of a degraded mixture are reachable, as in
 WHAM!'s noisy separation.
 
-Everything is a pure function of the generator passed in. Computing a room's RIRs costs 10 ms to
-over a second (it grows with RT60 cubed), so rooms come from a bank of `rooms` shoeboxes, each a
+Everything is a pure function of the generator passed in. Computing a room's RIRs costs tens of
+milliseconds to several seconds (it grows with RT60 cubed), so rooms come from a bank of `rooms` shoeboxes, each a
 pure function of its number and built the first time a process needs it; the generator only
 chooses the number (`rooms=0` simulates a new room for every example instead).
 """
@@ -68,7 +69,7 @@ class Recipe:
     room: float = 0.5                   # P(simulated room)
     rt60: list[float] = field(default_factory=lambda: [0.1, 1.0])   # s, uniform (raised where a room cannot be that dry)
     early_ms: float = 50.0              # the target keeps the RIR up to this long after the direct path
-    rooms: int = 128                    # RIR bank per process (0: a new room per example, 10 ms-2 s each)
+    rooms: int = 128                    # RIR bank per process (0: a new room per example, up to seconds each)
     bandlimit: float = 0.2              # P(high-pass 50-200 Hz and low-pass 2 kHz-0.9 x Nyquist)
     telephone: float = 0.1              # P(300-3400 Hz band-pass)
     eq: float = 0.3                     # P(spectral tilt)
@@ -114,14 +115,14 @@ class Room:
 
 def simulate_room(rng: np.random.Generator, sr: int, positions: int, rt60: tuple[float, float],
                   early_ms: float) -> Room:
-    """A WHAMR!-style shoebox and its RIRs (image method), all drawn from `rng`.
+    """A WHAMR!-like shoebox and its RIRs (image method), all drawn from `rng`.
 
     Room 5-10 x 5-10 x 3-4 m; microphone at least 1 m from the walls, 0.9-1.8 m high; talkers
     0.66-2 m from it at random azimuths, 1.2-1.9 m high. Wall absorption and image order follow
     Sabine's formula for the drawn RT60 (pyroomacoustics.inverse_sabine); where the room cannot be
     that dry (absorption would exceed 1), the RT60 is raised to the driest it can be. As in WHAMR!,
-    each RIR is cut after RT60 seconds (the image method's tail decays slower than Sabine predicts,
-    so the cut falls where its decay curve is about 40 dB down).
+    each RIR is cut after RT60 seconds (the image method's tail decays slower than Sabine predicts;
+    its decay curve is 45-50 dB down at the cut, measured at RT60 0.5 and 1 s).
     """
     import pyroomacoustics as pra  # 0.3 s to import: only processes that simulate rooms pay it
 
@@ -164,7 +165,7 @@ def simulate_room(rng: np.random.Generator, sr: int, positions: int, rt60: tuple
 @functools.cache
 def bank_room(number: int, sr: int, positions: int, rt60: tuple[float, float], early_ms: float) -> Room:
     """Room `number` of the bank: the same in every process (its generator is keyed by its number),
-    built on first use and kept in this process's memory (~0.2 MB per room at 8 kHz)."""
+    built on first use and kept in this process's memory (at most ~0.2 MB per room at 8 kHz)."""
     return simulate_room(np.random.default_rng([_SALT, number]), sr, positions, rt60, early_ms)
 
 
