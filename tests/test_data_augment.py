@@ -10,7 +10,7 @@ import pytest
 import soxr
 import torch
 from scipy import signal
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from press.data import get_dataset
 from press.data.augment import (
@@ -80,6 +80,14 @@ def test_items_are_keyed_by_seed_epoch_and_index(speech) -> None:
     a.set_epoch(0)
     assert torch.equal(a[1]["mixture"], first)
     assert not torch.allclose(Acoustics(Pairs(speech, 2), recipe, seed=8)[1]["mixture"], first)
+    # a DataLoader worker (another process, building its own rooms) produces the same items
+    bank_room.cache_clear()
+    loaded = list(DataLoader(a, batch_size=None, num_workers=1))
+    assert all(torch.equal(loaded[i]["mixture"], b[i]["mixture"]) for i in range(len(b)))
+    # a new room per example (rooms=0) is drawn from the example's own generator
+    fresh = Recipe(**{**NOTHING, "room": 1.0, "rt60": [0.2, 0.2], "rooms": 0})
+    one, two = (augment(speech[:2], SR, np.random.default_rng(5), fresh) for _ in range(2))
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
 
 
 def test_targets_are_the_sources_through_the_rir_cut_at_direct_path_plus_50_ms(speech) -> None:
