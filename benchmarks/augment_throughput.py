@@ -82,7 +82,8 @@ def main() -> None:
     step = measure("default", "cpu", args.steps, 1, "off", False)["s_per_step"]
     load = os.getloadavg()[0]
     batch_load = 4 / aug
-    print(f"loader, 1 worker: plain {plain:.0f} ex/s, augmented {aug:.0f} ex/s ({batch_load * 1000:.0f} ms per batch of 4)")
+    print(f"loader, 1 worker: plain {plain:.0f} ex/s, augmented {aug:.0f} ex/s "
+          f"({batch_load * 1000:.0f} ms per batch of 4)")
     print(f"training step, default, batch 4 x 2 s, {args.threads} threads: {step:.2f} s (load average {load:.1f})")
     print(f"augmented loading / step: {batch_load / step:.3f} (the worker needs {100 * batch_load / step:.1f} % "
           f"of a step's time per batch)")

@@ -6,12 +6,13 @@ and returns the degraded mixture with the targets a separator should recover fro
 
 - **Room** (image method, pyroomacoustics): a shoebox drawn after WHAMR!'s description (5-10 x
   5-10 x 3-4 m, RT60 0.1-1.0 s, talkers 0.66-2 m from the microphone; the ranges are as we read the
-  paper, its sampling script was not at hand), RIRs cut after RT60 s as WHAMR!'s room class does. The mixture is the sum of the fully
-  reverberant sources; each target is its source through the direct path plus the early
-  reflections, the RIR cut `early_ms` (50) ms after the direct arrival. That is the "early" target
-  of the REVERB challenge and SMS-WSJ, not WHAMR!'s, which is the direct path alone (image order 0;
-  `early_ms=0` comes close to it): early reflections are not separable from the talker and help
-  intelligibility, so asking a separator to remove them costs quality for nothing.
+  paper, its sampling script was not at hand), RIRs cut after RT60 s as WHAMR!'s room class does.
+  The mixture is the sum of the fully reverberant sources; each target is its source through the
+  direct path plus the early reflections, the RIR cut `early_ms` (50) ms after the direct arrival.
+  That is the "early" target of the REVERB challenge and SMS-WSJ, not WHAMR!'s, which is the direct
+  path alone (image order 0; `early_ms=0` comes close to it): early reflections are not separable
+  from the talker and help intelligibility, so asking a separator to remove them costs quality for
+  nothing.
 - **Channel** on the mixture: band limits, the telephone band (300-3400 Hz), an EQ tilt, a noise
   floor 30-60 dB below the speech, mild clipping (0.1-1 % of samples), and one codec: G.711 mu-law
   or A-law, GSM 06.10 (13 kbit/s) or Opus at its lowest bit rates (about 10-35 kbit/s), all through
@@ -26,9 +27,9 @@ a separator should remove them. PRESS-Net's streams are not constrained to sum t
 WHAM!'s noisy separation.
 
 Everything is a pure function of the generator passed in. Computing a room's RIRs costs tens of
-milliseconds to several seconds (it grows with RT60 cubed), so rooms come from a bank of `rooms` shoeboxes, each a
-pure function of its number and built the first time a process needs it; the generator only
-chooses the number (`rooms=0` simulates a new room for every example instead).
+milliseconds to several seconds (it grows with RT60 cubed), so rooms come from a bank of `rooms`
+shoeboxes, each a pure function of its number and built the first time a process needs it; the
+generator only chooses the number (`rooms=0` simulates a new room for every example instead).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Recipe:
     """
 
     room: float = 0.5                   # P(simulated room)
-    rt60: list[float] = field(default_factory=lambda: [0.1, 1.0])   # s, uniform (raised where a room cannot be that dry)
+    rt60: list[float] = field(default_factory=lambda: [0.1, 1.0])   # s, uniform (raised in rooms too big to be that dry)
     early_ms: float = 50.0              # the target keeps the RIR up to this long after the direct path
     rooms: int = 128                    # RIR bank per process (0: a new room per example, up to seconds each)
     bandlimit: float = 0.2              # P(high-pass 50-200 Hz and low-pass 2 kHz-0.9 x Nyquist)
@@ -95,7 +96,8 @@ class Recipe:
                              f"{self.early_ms}, {self.rooms}, {self.tilt_db}")
         unknown = sorted(set(self.codecs) - set(CODECS))
         if unknown or (self.codec > 0 and not self.codecs):
-            raise PressError(f"augment: codecs must be a non-empty list of {', '.join(CODECS)}, got {list(self.codecs)}")
+            raise PressError(f"augment: codecs must be a non-empty list of {', '.join(CODECS)}, "
+                             f"got {list(self.codecs)}")
 
 
 # ---------------------------------------------------------------------------------------------- rooms
