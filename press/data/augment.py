@@ -68,7 +68,7 @@ class Recipe:
     """
 
     room: float = 0.5                   # P(simulated room)
-    rt60: list[float] = field(default_factory=lambda: [0.1, 1.0])   # s, uniform (raised in rooms too big to be that dry)
+    rt60: list[float] = field(default_factory=lambda: [0.1, 1.0])   # s, uniform (raised where a room cannot be)
     early_ms: float = 50.0              # the target keeps the RIR up to this long after the direct path
     rooms: int = 128                    # RIR bank per process (0: a new room per example, up to seconds each)
     bandlimit: float = 0.2              # P(high-pass 50-200 Hz and low-pass 2 kHz-0.9 x Nyquist)
