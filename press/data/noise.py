@@ -19,9 +19,11 @@ def _unit_rms(x: np.ndarray) -> np.ndarray:
     return (x / rms).astype(np.float32) if rms > 0 else x.astype(np.float32)
 
 
-def coloured(rng: np.random.Generator, length: int, sr: int) -> np.ndarray:
-    """Gaussian noise with a 1/f^beta spectrum, beta in [-1, 2] (blue ... white ... pink ... brown)."""
-    beta = rng.uniform(-1.0, 2.0)
+def coloured(rng: np.random.Generator, length: int, sr: int, beta: float | None = None) -> np.ndarray:
+    """Gaussian noise with a 1/f^beta spectrum, beta drawn in [-1, 2] (blue ... white ... pink ... brown)
+    unless given (the augmentation's noise floor asks for white, 0, or pink, 1)."""
+    if beta is None:
+        beta = rng.uniform(-1.0, 2.0)
     spec = np.fft.rfft(rng.standard_normal(length))
     f = np.fft.rfftfreq(length, 1.0 / sr)
     f[0] = f[1] if length > 1 else 1.0

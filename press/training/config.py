@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from press.data.augment import Recipe
 from press.errors import PressError
 from press.model.config import ModelConfig, typed_merge
 from press.prob.likelihood import Objective, PitMode
@@ -111,6 +112,15 @@ class FinetuneConfig:
 
 
 @dataclass
+class AugmentConfig(Recipe):
+    """`data.augment`: rooms and channels on the training items (`press.data.augment.Recipe`: each
+    effect's probability and ranges), keyed by (train.seed, epoch, index). Off by default until an
+    equal-budget ablation shows it helps (docs/data.md); validation never sees it."""
+
+    enabled: bool = False
+
+
+@dataclass
 class DataConfig:
     """The corpus to train on and the fixed validation set.
 
@@ -132,6 +142,7 @@ class DataConfig:
     val_max_seconds: float = 10.0
     val_batch_size: int = 4
     val_max_batch_seconds: float = 40.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         _require([(getattr(self, k) >= 1, f"data.{k} must be >= 1, got {getattr(self, k)}")

@@ -17,12 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from press.data import get_dataset
+from press.data.augment import Acoustics
 from press.data.views import LengthBucketSampler, RandomCrop, collate_padded
 from press.errors import PressError
 
 
 def build_dataset(cfg: DictConfig, split: str) -> Dataset:
-    """The corpus named in `cfg.data` for `split`, at the model's sample rate, checked against the model."""
+    """The corpus named in `cfg.data` for `split`, at the model's sample rate, checked against the model;
+    the training split through `data.augment`'s rooms and channels when it is enabled."""
     data, model = cfg.data, cfg.model
     options = dict(OmegaConf.to_container(data.options, resolve=True)) if data.options else {}
     if data.name == "builtin":
@@ -35,6 +37,8 @@ def build_dataset(cfg: DictConfig, split: str) -> Dataset:
                          f"{model.n_src} (model.n_src)")
     if len(ds) == 0:
         raise PressError(f"dataset {data.name} ({split}) is empty")
+    if split == "train" and data.augment.enabled:
+        ds = Acoustics(ds, OmegaConf.to_object(data.augment), seed=int(cfg.train.seed))
     return ds
 
 
