@@ -67,7 +67,8 @@ class Pairs(Dataset):
         return {"mixture": src.sum(0), "sources": src, "id": f"p{i}"}
 
 
-def test_items_are_keyed_by_seed_epoch_and_index(speech) -> None:
+def test_items_are_keyed_by_seed_epoch_and_index(speech, monkeypatch) -> None:
+    monkeypatch.setenv("PRESS_CACHE_DIR", "")   # no disk cache: every process really builds its rooms
     recipe = Recipe(room=1.0, bandlimit=0.5, telephone=0.5, eq=0.5, noise_floor=1.0, clip=0.5, codec=1.0,
                     **SHORT_ROOMS)
     a, b = (Acoustics(Pairs(speech, 2), recipe, seed=7) for _ in range(2))
@@ -205,3 +206,23 @@ def test_config_switches_train_only_and_leaves_val_and_test_alone() -> None:
         assert not isinstance(a, Acoustics)
         for i in (0, 5):
             assert torch.equal(a[i]["mixture"], b[i]["mixture"]) and torch.equal(a[i]["sources"], b[i]["sources"])
+
+
+def test_built_rooms_are_kept_on_disk_and_a_damaged_file_is_rebuilt(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PRESS_CACHE_DIR", str(tmp_path))
+    args = (3, SR, 2, (0.3, 0.3), 50.0)
+    bank_room.cache_clear()
+    built = bank_room(*args)
+    files = list((tmp_path / "rooms").glob("room-*.npz"))
+    assert len(files) == 1
+    bank_room.cache_clear()
+    read = bank_room(*args)
+    assert np.array_equal(read.rirs, built.rirs) and np.array_equal(read.early_end, built.early_end)
+    assert read.rt60 == built.rt60
+    files[0].write_bytes(b"truncated")
+    bank_room.cache_clear()
+    rebuilt = bank_room(*args)
+    assert np.array_equal(rebuilt.rirs, built.rirs)
+    with np.load(files[0]) as f:                 # and the damaged file was replaced
+        assert np.array_equal(f["rirs"], built.rirs)
+    bank_room.cache_clear()

@@ -35,9 +35,13 @@ generator only chooses the number (`rooms=0` simulates a new room for every exam
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
+import os
+import zipfile
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -48,6 +52,7 @@ from torch.utils.data import Dataset
 
 from press.data.noise import coloured
 from press.errors import PressError
+from press.io.files import atomic_write
 
 CODECS = ("mulaw", "alaw", "gsm", "opus")
 NARROWBAND = 8000          # G.711 and GSM 06.10 are telephone codecs: they run at 8 kHz
@@ -56,6 +61,7 @@ TELEPHONE_HZ = (300.0, 3400.0)
 MIN_SECONDS = 0.1          # shorter than a few codec frames and filter lengths: a caller's mistake
 PEAK = 0.99
 SOUND_SPEED = 343.0        # m/s, pyroomacoustics' default
+ROOM_CACHE_VERSION = 1     # bump when simulate_room changes what it returns for the same arguments
 _SALT = zlib.crc32(b"press.data.augment")   # keeps the view's draws apart from RandomCrop's (same key)
 
 
@@ -164,11 +170,47 @@ def simulate_room(rng: np.random.Generator, sr: int, positions: int, rt60: tuple
     return Room(rirs, np.array(ends), t60, dims, mic, np.array(talkers))
 
 
+def room_cache_dir() -> Path | None:
+    """Where built rooms are kept between processes: $PRESS_CACHE_DIR/rooms, else ~/.cache/press/rooms;
+    PRESS_CACHE_DIR set to an empty string turns the disk cache off."""
+    root = os.environ.get("PRESS_CACHE_DIR", str(Path.home() / ".cache" / "press"))
+    return Path(root) / "rooms" if root else None
+
+
 @functools.cache
 def bank_room(number: int, sr: int, positions: int, rt60: tuple[float, float], early_ms: float) -> Room:
     """Room `number` of the bank: the same in every process (its generator is keyed by its number),
-    built on first use and kept in this process's memory (at most ~0.2 MB per room at 8 kHz)."""
-    return simulate_room(np.random.default_rng([_SALT, number]), sr, positions, rt60, early_ms)
+    built on first use and kept in this process's memory (at most ~0.2 MB per room at 8 kHz).
+
+    A room takes ~1.4 s on average to build (a default bank of 128: three minutes), so built rooms are
+    also kept on disk (`room_cache_dir`), keyed by every argument and pyroomacoustics' version: a new
+    run, an ablation or a DataLoader worker reads them in milliseconds.
+    """
+    import pyroomacoustics as pra
+
+    folder = room_cache_dir()
+    key = hashlib.sha256(repr((ROOM_CACHE_VERSION, pra.__version__, number, sr, positions,
+                               tuple(map(float, rt60)), float(early_ms))).encode()).hexdigest()[:20]
+    path = folder / f"room-{key}.npz" if folder else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as f:
+                return Room(f["rirs"], f["early_end"], float(f["rt60"]), f["dims"], f["mic"], f["talkers"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass   # a damaged cache file is rebuilt and replaced
+    room = simulate_room(np.random.default_rng([_SALT, number]), sr, positions, rt60, early_ms)
+    if path is not None:
+        try:
+            atomic_write(path, lambda tmp: _save_room(tmp, room))
+        except OSError:
+            pass   # a read-only home only costs the rebuild next time
+    return room
+
+
+def _save_room(tmp: str, room: Room) -> None:
+    with open(tmp, "wb") as fh:
+        np.savez(fh, rirs=room.rirs, early_end=room.early_end, rt60=room.rt60, dims=room.dims, mic=room.mic,
+                 talkers=room.talkers)
 
 
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
