@@ -1,7 +1,7 @@
 """`press data synth` rebuilds the shipped utterances bit-identically; missing tools fail clearly.
 
-The rebuild test renders a small subset (espeak-ng, flite, codec2, pocketsphinx and Asterisk's Italian
-prompts) and
+The rebuild test renders a small subset (espeak-ng, flite, codec2, pocketsphinx, Asterisk's Italian
+prompts and Fish Fillets' Czech lines) and
 needs those Debian packages; .ci/run installs them. It is skipped, saying so, where they are absent.
 """
 
@@ -20,13 +20,14 @@ from press.data.voices import all_voices
 from press.errors import PressError
 
 SUBSET_ENGINES = {"espeak-ng": 3, "flite": 2, "codec2-examples": 2, "pocketsphinx-testdata": 2,
-                  "asterisk-core-sounds-it-wav": 2}
+                  "asterisk-core-sounds-it-wav": 2, "fillets-ng-data-cs": 2}
 TOOLS_PRESENT = (
     shutil.which("espeak-ng")
     and shutil.which("flite")
     and Path("/usr/share/codec2/raw/hts1.raw").exists()
     and Path("/usr/share/pocketsphinx/test/data/cards/001.wav").exists()
     and Path("/usr/share/asterisk/sounds/it_IT_m_Carlo").is_dir()
+    and Path("/usr/share/games/fillets-ng/sound/airplane/cs").is_dir()
 )
 
 

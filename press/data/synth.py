@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,9 @@ from press.data.text import foreign_text, utterance_text
 from press.data.voices import (
     ASTERISK_ROOT,
     ASTERISK_VOICES,
+    FILLETS_HELD_OUT_SECONDS,
+    FILLETS_ROOT,
+    FILLETS_VOICES,
     PACKAGES,
     Voice,
     _stable_rng,
@@ -87,6 +91,49 @@ def _asterisk_rest(name: str, shipped: list[str]) -> list[str]:
     ]
 
 
+def fillets_files(name: str) -> list[str]:
+    """One Fish Fillets actor's dialogue lines: the voice files whose line the game's scripts give that
+    actor's font, in path order."""
+    lang, font = FILLETS_VOICES[name]
+    scripts = sorted(Path(FILLETS_ROOT, "script").glob(f"*/dialogs_{lang}.lua"))
+    sounds = sorted(Path(FILLETS_ROOT, "sound").glob(f"*/{lang}/*.ogg"))
+    if not scripts or not sounds:
+        package = f"fillets-ng-data-{lang}"
+        raise PressError(f"Fish Fillets voices not found; install: apt-get install {' '.join(PACKAGES[package])}")
+    fonts = {}
+    for script in scripts:
+        fonts.update(re.findall(r'dialogId\("([^"]+)",\s*"([^"]*)"', script.read_text(errors="replace")))
+    return [str(f) for f in sounds if fonts.get(f.stem) == font]
+
+
+def _within(files: list[str], min_seconds: float, budget: float) -> list[str]:
+    """The files of at least `min_seconds`, in order, while their total stays within `budget` seconds."""
+    chosen, total = [], 0.0
+    for f in files:
+        seconds = sf.info(f).duration
+        if seconds >= min_seconds and total + seconds <= budget:
+            chosen.append(f)
+            total += seconds
+    return chosen
+
+
+def _real_files(voice: Voice, full: bool) -> list[str]:
+    """The source files of a recorded voice; `full`: all of a training voice's material."""
+    p = voice.params
+    if "asterisk" in p:
+        files = [f for f, _ in _asterisk_files(p["asterisk"])]
+        return files + _asterisk_rest(p["asterisk"], files) if full and voice.split == "train" else files
+    if "fillets" in p:
+        budget = float("inf") if voice.split == "train" else FILLETS_HELD_OUT_SECONDS
+        return _within(fillets_files(p["fillets"]), ASTERISK_MIN_SECONDS, budget)
+    if "glob" in p:
+        files = sorted(glob.glob(p["glob"], recursive=True))
+        if not files:
+            raise PressError(f"no files match {p['glob']}; install: apt-get install {' '.join(PACKAGES[voice.engine])}")
+        return _within(files, ASTERISK_FULL_MIN_SECONDS, float("inf"))
+    return list(voice.files)
+
+
 def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
     """The utterances of one voice, in order; ids are `<speaker>-<NNN>`.
 
@@ -94,10 +141,7 @@ def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
     ids and audio stay as shipped).
     """
     if voice.kind == "real":
-        asterisk = voice.params.get("asterisk")
-        files = [f for f, _ in _asterisk_files(asterisk)] if asterisk else list(voice.files)
-        if asterisk and full and voice.split == "train":
-            files += _asterisk_rest(asterisk, files)
+        files = _real_files(voice, full)
         return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
     rng = _stable_rng(seed, "utt:" + voice.speaker)
     lang = voice.params.get("text_lang")

@@ -26,6 +26,16 @@ ASTERISK_VOICES = {
     "carlo-it": ("it_IT_m_Carlo", "asterisk-core-sounds-it-wav", 300.0),
     "maxim-ru": ("ru_RU_f_IvrvoiceRU", "asterisk-core-sounds-ru-wav", 300.0),
 }
+# Fish Fillets' dubbed dialogue: the Czech original (ALTAR, 1998) and the Dutch dubbing, one actor per
+# fish. A line's speaker is its font in the game's dialogue scripts (fillets-ng-data): font_small is
+# the small fish (a woman), font_big the big fish (a man).
+FILLETS_ROOT = "/usr/share/games/fillets-ng"
+FILLETS_VOICES = {
+    "fillets-cs-small": ("cs", "font_small"), "fillets-cs-big": ("cs", "font_big"),
+    "fillets-nl-small": ("nl", "font_small"), "fillets-nl-big": ("nl", "font_big"),
+}
+# Seconds of each held-out Fish Fillets voice in the shipped corpus (the full corpus does not add more).
+FILLETS_HELD_OUT_SECONDS = 330.0
 CODEC2_RAW = "/usr/share/codec2/raw"
 SPHINX = "/usr/share/pocketsphinx/test/data"
 
@@ -35,6 +45,10 @@ LICENCES = {
     "asterisk-core-sounds-it-wav": "CC-BY-3.0 (recorded by Carlo Flora)",
     "asterisk-core-sounds-ru-wav": "CC-BY-3.0 (provided by Maxim Topal, ivrvoice.ru)",
     "codec2-examples": "LGPL-2.1 (codec2 test samples)",
+    "fillets-ng-data-cs": "GPL-2 (Fish Fillets, Czech voices by ALTAR interactive)",
+    "fillets-ng-data-nl": "GPL-2 (Fish Fillets, Dutch voices)",
+    "klettres-data": "GPL-2+ (KLettres, KDE: letters and syllables read by a native speaker per language)",
+    "ktuberling-data": "GPL-2+ (KTuberling, KDE: words read by a native speaker per language)",
     "pocketsphinx-testdata": "BSD-2-Clause (CMU Sphinx test data)",
     "pocketsphinx-testdata/librivox": "public domain (LibriVox recording, via CMU Sphinx test data)",
     "espeak-ng": "GPL-3.0+ engine; generated audio carries no licence restriction",
@@ -50,6 +64,10 @@ LICENCES = {
 PACKAGES = {
     **{package: [package] for _, package, _ in ASTERISK_VOICES.values()},
     "codec2-examples": ["codec2-examples"],
+    "fillets-ng-data-cs": ["fillets-ng-data", "fillets-ng-data-cs"],
+    "fillets-ng-data-nl": ["fillets-ng-data", "fillets-ng-data-nl"],
+    "klettres-data": ["klettres-data"],
+    "ktuberling-data": ["ktuberling-data"],
     "pocketsphinx-testdata": ["pocketsphinx-testdata"],
     "espeak-ng": ["espeak-ng"],
     "mbrola": ["espeak-ng", "mbrola"] + [
@@ -88,8 +106,9 @@ def _stable_rng(seed: int, name: str) -> np.random.Generator:
 def real_voices() -> list[Voice]:
     """Recorded speech from Debian packages, with the split of each speaker fixed by hand.
 
-    Test and validation speakers are English; the extra training speakers (Asterisk's French,
-    Italian and Russian prompts) add real voices and recording chains, not languages to evaluate.
+    Validation and test each hold over five minutes of recorded speech from at least three speakers
+    that training never hears: English (codec2, CMU Sphinx) and Czech (the two Fish Fillets actors,
+    one per split). Training holds the Asterisk voices (English, French, Italian, Russian).
     """
     c2 = lambda name: (f"{CODEC2_RAW}/{name}.raw",)  # noqa: E731
     sphinx_cards = tuple(f"{SPHINX}/cards/{i:03d}.wav" for i in range(1, 6))
@@ -106,6 +125,8 @@ def real_voices() -> list[Voice]:
         ("codec2-cross", "codec2-examples", "train", c2("cross")),
         ("codec2-kristoff", "codec2-examples", "val", c2("kristoff")),
         ("sphinx-cards", "pocketsphinx-testdata", "val", sphinx_cards),
+        ("fillets-cs-big", "fillets-ng-data-cs", "val", ()),
+        ("fillets-cs-small", "fillets-ng-data-cs", "test", ()),
         ("codec2-hts2", "codec2-examples", "test", c2("hts2")),
         ("codec2-morig", "codec2-examples", "test", c2("morig")),
         ("sphinx-librivox", "pocketsphinx-testdata", "test", librivox),
@@ -115,6 +136,8 @@ def real_voices() -> list[Voice]:
     for speaker, engine, split, files in rows:
         lic_key = "pocketsphinx-testdata/librivox" if speaker == "sphinx-librivox" else engine
         params = {"asterisk": speaker} if speaker in ASTERISK_VOICES else {}
+        if speaker in FILLETS_VOICES:
+            params = {"fillets": speaker}
         out.append(Voice(f"real-{speaker}", "real", engine, speaker, split, LICENCES[lic_key], params, files))
     return out
 
@@ -225,6 +248,11 @@ def requirements(voice: Voice) -> list[tuple[str, str]]:
     if voice.kind == "real":
         if "asterisk" in p:
             return [(asterisk_dir(p["asterisk"]), voice.engine)]
+        if "fillets" in p:
+            lang = FILLETS_VOICES[p["fillets"]][0]
+            return [(f"{FILLETS_ROOT}/script", "fillets-ng-data"), (f"{FILLETS_ROOT}/sound/*/{lang}", voice.engine)]
+        if "glob" in p:
+            return [(p["glob"], voice.engine)]
         return [(f, voice.engine) for f in voice.files]
     if voice.engine == "espeak-ng":
         return [("espeak-ng", "espeak-ng")]

@@ -1,12 +1,14 @@
 """The voices the full training corpus adds to the shipped ones: every language the packages speak.
 
-`press data synth OUT --full` renders the shipped corpus's voices unchanged plus these, so that the
+`press data synth OUT --full` renders the shipped corpus's voices unchanged (its training voices with
+all their recorded material) plus these, so that the
 validation and test splits stay exactly the shipped ones (models trained on either corpus are scored
 on the same mixtures) and every addition goes to training. An addition whose talent (the diphone
 donor or recorded person) is held out in the shipped corpus is left out, not moved: a held-out
 talent must never be heard in training, in any language or engine.
 
-Synthetic voices here speak their own language, with text from `press.data.text.foreign_text`:
+Recorded: the Dutch Fish Fillets actors (95 min), KLettres' and KTuberling's readers (21 voices,
+about 40 min of letters, syllables and words). Synthetic voices here speak their own language, with text from `press.data.text.foreign_text`:
   MBROLA     every diphone voice of Debian (75; the shipped corpus only has them reading English),
   festival   Catalan, Czech, Finnish, Italian, Russian and Spanish voices (festival's Hindi voice fails to render),
   RHVoice    the Russian, Ukrainian and Brazilian-Portuguese voices whose licences allow derivatives
@@ -17,6 +19,7 @@ Synthetic voices here speak their own language, with text from `press.data.text.
 from __future__ import annotations
 
 from press.data.voices import (
+    FILLETS_VOICES,
     LICENCES,
     MBROLA_ACCENTED,
     MBROLA_VOICES,
@@ -71,6 +74,31 @@ PICO_WORLD = {"de-DE": ("pico-gl0", "de"), "es-ES": ("pico-zl0", "es"), "fr-FR":
               "it-IT": ("pico-cm0", "it")}
 
 
+# KDE's KLettres and KTuberling: letters, syllables and words read by one native speaker per language
+# folder (an assumption: the packages do not name them). KLettres' Malayalam folder is badly clipped
+# and its Norwegian one holds six clips; KTuberling's languages with fewer than 20 clips of 1 s are left out.
+KLETTRES_LANGS = ("ar", "da", "de", "en", "en_GB", "fr", "he", "hu", "lt", "nds", "nl", "pt_BR", "tn", "uk")
+KTUBERLING_LANGS = ("ca", "da", "fr", "lt", "nn", "ru", "uk")
+
+
+def world_real_voices() -> list[Voice]:
+    """Recorded voices only the full corpus has: the Dutch Fish Fillets actors, KLettres, KTuberling."""
+    voices = [
+        Voice(f"real-{name}", "real", f"fillets-ng-data-{lang}", name, "train", LICENCES[f"fillets-ng-data-{lang}"],
+              {"fillets": name})
+        for name, (lang, _) in FILLETS_VOICES.items() if lang == "nl"
+    ]
+    for lang in KLETTRES_LANGS:
+        talent = f"klettres-{lang.lower().replace('_', '-')}"
+        voices.append(Voice(f"real-{talent}", "real", "klettres-data", talent, "train", LICENCES["klettres-data"],
+                            {"glob": f"/usr/share/klettres/{lang}/**/*.ogg"}))
+    for lang in KTUBERLING_LANGS:
+        talent = f"ktuberling-{lang}"
+        voices.append(Voice(f"real-{talent}", "real", "ktuberling-data", talent, "train", LICENCES["ktuberling-data"],
+                            {"glob": f"/usr/share/ktuberling/sounds/{lang}/*.*"}))
+    return voices
+
+
 def mbrola_talent(voice: str) -> str:
     """The shipped corpus's talent name for an MBROLA diphone database (e.g. mb-de1 -> mbrola-mb-de1-en)."""
     if voice in MBROLA_VOICES:
@@ -109,5 +137,5 @@ def full_voices(seed: int) -> list[Voice]:
     """The shipped voices, then every addition whose talent is not held out in the shipped corpus."""
     shipped = all_voices(seed)
     held_out = {v.talent for v in shipped if v.split != "train"}
-    added = [v for v in world_tts_voices() if v.talent not in held_out]
+    added = [v for v in world_real_voices() + world_tts_voices() if v.talent not in held_out]
     return shipped + added
