@@ -43,7 +43,8 @@ def subset_ids() -> set[str]:
 
 @pytest.mark.skipif(
     not TOOLS_PRESENT,
-    reason="needs apt packages espeak-ng flite codec2-examples pocketsphinx-testdata asterisk-core-sounds-it-wav",
+    reason="needs apt packages espeak-ng flite codec2-examples pocketsphinx-testdata asterisk-core-sounds-it-wav "
+    "fillets-ng-data fillets-ng-data-cs",
 )
 def test_synth_rebuilds_shipped_subset_bit_identically(tmp_path):
     expected = {r["id"]: r for r in load_manifest()}
@@ -55,6 +56,25 @@ def test_synth_rebuilds_shipped_subset_bit_identically(tmp_path):
         assert r["split"] == expected[r["id"]]["split"] and r["text"] == expected[r["id"]]["text"]
         assert (tmp_path / r["path"]).exists()
     assert [r["id"] for r in load_manifest(tmp_path)] == [r["id"] for r in rows]
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="needs the apt package flite")
+def test_synth_resumes_a_killed_run_and_renders_the_same_in_parallel(tmp_path):
+    import soundfile as sf
+
+    ids = {"tts-flite-slt-000", "tts-flite-awb-003", "tts-flite-kal-001"}
+    serial = synthesize(tmp_path / "a", seed=0, only=ids, progress=False)
+    parallel = synthesize(tmp_path / "b", seed=0, only=ids, progress=False, jobs=2)
+    assert serial == parallel
+    # a killed run leaves complete files (atomic writes) and no manifest: the next run reads them back
+    (tmp_path / "a" / "manifest.csv").unlink()
+    kept = tmp_path / "a" / serial[0]["path"]
+    pcm, sr = sf.read(kept, dtype="int16")
+    sf.write(kept, pcm[: len(pcm) // 2], sr, subtype="PCM_16", format="FLAC")   # marks the file as not re-rendered
+    again = synthesize(tmp_path / "a", seed=0, only=ids, progress=False)
+    assert again[1:] == serial[1:] and again[0]["sha256"] != serial[0]["sha256"]
+    with pytest.raises(PressError, match="another folder"):
+        synthesize(tmp_path / "a", seed=1, only=set(), progress=False)
 
 
 def test_plan_is_a_function_of_the_seed():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ from press.data.voices import (
 from press.data.world_voices import full_voices
 from press.errors import PressError
 from press.io.audio import load_audio, resample, write_audio
+from press.io.files import atomic_write
 
 TTS_UTTERANCES = 6  # per synthetic voice of the shipped corpus
 TTS_UTTERANCES_FULL = 12  # per synthetic voice the full corpus adds (press.data.world_voices)
@@ -303,13 +305,56 @@ def check_installed(plans: list[Plan]) -> None:
         )
 
 
+def _render_to(plan: Plan, out: Path) -> dict:
+    """Render one utterance into `out` (or read it back if an earlier, interrupted run wrote it) and
+    return its manifest row. Files are written atomically, so one that exists is complete."""
+    rel = f"audio/{plan.voice.speaker}/{plan.uid}.flac"
+    if (out / rel).exists():
+        pcm, _ = sf.read(out / rel, dtype="int16")
+    else:
+        pcm = render(plan)
+        write_audio(out / rel, pcm, SAMPLE_RATE)
+    v = plan.voice
+    return {
+        "id": plan.uid,
+        "path": rel,
+        "speaker": v.speaker,
+        "talent": v.talent,
+        "kind": v.kind,
+        "engine": v.engine,
+        "split": v.split,
+        "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
+        "sha256": pcm_sha256(pcm),
+        "licence": v.licence,
+        "text": plan.text,
+    }
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """An output folder holds one corpus: resuming into it with another seed or corpus would mix two."""
+    path = out / "synth.json"
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous != settings:
+            raise PressError(f"{out} holds a corpus rendered with {previous}, not {settings}; use another folder")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(settings)))
+
+
 def synthesize(
-    out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True, full: bool = False
+    out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True, full: bool = False,
+    jobs: int = 1,
 ) -> list[dict]:
     """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows.
 
     `full`: the full training corpus (the shipped voices plus press.data.world_voices), not the shipped one.
+    A run that was killed resumes where it stopped: utterances already in `out_dir` are read, not
+    rendered again. `jobs` > 1 renders in that many processes (same output, in the same order).
     """
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -318,28 +363,13 @@ def synthesize(
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
     check_installed(plans)
-    rows = []
-    for plan in tqdm(plans, desc="press data synth", unit="utt", disable=not progress):
-        pcm = render(plan)
-        rel = f"audio/{plan.voice.speaker}/{plan.uid}.flac"
-        write_audio(out / rel, pcm, SAMPLE_RATE)
-        v = plan.voice
-        rows.append(
-            {
-                "id": plan.uid,
-                "path": rel,
-                "speaker": v.speaker,
-                "talent": v.talent,
-                "kind": v.kind,
-                "engine": v.engine,
-                "split": v.split,
-                "seconds": f"{len(pcm) / SAMPLE_RATE:.3f}",
-                "sha256": pcm_sha256(pcm),
-                "licence": v.licence,
-                "text": plan.text,
-            }
-        )
+    _check_settings(out, {"seed": seed, "full": full})
+    work = partial(_render_to, out=out)
+    bar = partial(tqdm, total=len(plans), desc="press data synth", unit="utt", disable=not progress)
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            rows = list(bar(pool.map(work, plans, chunksize=8)))
+    else:
+        rows = list(bar(map(work, plans)))
     write_manifest(out / "manifest.csv", rows)
     return rows
-
-
