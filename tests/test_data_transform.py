@@ -136,9 +136,10 @@ def test_16khz_voice_keeps_rate_length_and_moves_f0(utterance):
 
 
 def test_drawn_shifts_are_seeded_distinct_plausible_and_correlated():
-    shifts = draw_shifts(190.0, 12, seed=3)
-    assert shifts == draw_shifts(190.0, 12, seed=3)
-    assert shifts != draw_shifts(190.0, 12, seed=4)
+    shifts = draw_shifts(190.0, 8, seed=3)
+    assert shifts == draw_shifts(190.0, 8, seed=3)
+    assert shifts != draw_shifts(190.0, 8, seed=4)
+    assert draw_shifts(190.0, 4, seed=3) == shifts[:4]
     for i, s in enumerate(shifts):
         assert s.distance(IDENTITY) >= 1.0
         assert all(s.distance(t) >= 1.0 for t in shifts[i + 1:])

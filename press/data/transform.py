@@ -56,10 +56,12 @@ FORMANT_RATIO_LIMITS = (1 / 1.2, 1.2)
 FORMANT_F0_SLOPE = 0.25
 FORMANT_SPREAD = 0.05
 # Two voices (or a voice and its source) count as distinct when their shifts differ by at least one
-# unit of this log-ratio distance: 15 % in F0 alone, 6 % in formants alone, or a mix of both. Closer
-# shifts would put the same talker in training and test under two names.
-DISTINCT_F0 = math.log(1.15)
-DISTINCT_FORMANT = math.log(1.06)
+# unit of this log-ratio distance: 25 % in F0 alone, 8 % in formants alone, or a mix of both. Set
+# from speaker embeddings (benchmarks/voice_distinctness.py, docs/data.md): shifts of 15 % in F0 or
+# 6 % in formants left a voice as close to its source (cosine 0.86-0.89) as WORLD's plain
+# resynthesis is (0.88-0.91): the same talker under two names, and a degenerate mixture partner.
+DISTINCT_F0 = math.log(1.25)
+DISTINCT_FORMANT = math.log(1.08)
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,9 @@ def draw_shifts(source_f0: float, n: int, seed: int, max_tries: int = 10_000) ->
     the source); the formant ratio follows the F0 ratio as across real speakers (FORMANT_F0_SLOPE in
     log, FORMANT_SPREAD of independent spread) and stays within FORMANT_RATIO_LIMITS. Every shift is
     at least one unit (`VoiceShift.distance`) from the source and from every other shift, so no two
-    names hide one voice. Raises PressError when `n` such voices do not fit.
+    names hide one voice. About 8-14 voices fit around a talker; the first k of n drawn voices are
+    the voices drawn for k, so asking for more keeps the earlier ones. Raises PressError when `n`
+    such voices do not fit.
     """
     if n < 0:
         raise PressError(f"number of voices must be >= 0, got {n}")
