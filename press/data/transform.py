@@ -195,11 +195,6 @@ def synthesise(analysis: WorldAnalysis, shift: VoiceShift = IDENTITY) -> np.ndar
     return (y * (analysis.rms / rms if rms > 0 else 0.0)).astype(np.float32)
 
 
-def transform_voice(x: np.ndarray, sample_rate: int, shift: VoiceShift) -> np.ndarray:
-    """One utterance in one new voice: `synthesise(analyse(x, sample_rate), shift)`."""
-    return synthesise(analyse(x, sample_rate), shift)
-
-
 def draw_shifts(source_f0: float, n: int, seed: int, max_tries: int = 10_000) -> list[VoiceShift]:
     """`n` plausible voices for a talker whose median F0 is `source_f0` Hz, seeded and mutually distinct.
 
