@@ -9,6 +9,7 @@ package versions; the manifest stores a SHA-256 of each utterance's int16 sample
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -16,8 +17,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -37,12 +40,16 @@ from press.data.voices import (
     asterisk_dir,
     requirements,
 )
-from press.data.world_voices import full_voices
+from press.data.world_voices import TRANSFORMED_UTTERANCES, full_voices
 from press.errors import PressError
 from press.io.audio import load_audio, resample, write_audio
 from press.io.files import atomic_write
 
+if TYPE_CHECKING:   # the WORLD vocoder (the `render` extra) is imported only by what renders transformed voices
+    from press.data.transform import VoiceShift
+
 TTS_UTTERANCES = 6  # per synthetic voice of the shipped corpus
+TRANSFORM_F0_FILES = 5  # utterances a talent's median F0 is measured on, to place its transformed voices
 TTS_UTTERANCES_FULL = 12  # per synthetic voice the full corpus adds (press.data.world_voices)
 FESTIVAL_ENCODINGS = {"cs": "iso-8859-2", "ca": "latin-1", "es": "latin-1", "fi": "latin-1", "it": "latin-1"}
 ASTERISK_MIN_SECONDS = 1.5  # shorter prompts are single words
@@ -119,21 +126,35 @@ def _within(files: list[str], min_seconds: float, budget: float) -> list[str]:
     return chosen
 
 
-def _real_files(voice: Voice, full: bool) -> list[str]:
-    """The source files of a recorded voice; `full`: all of a training voice's material."""
+@functools.cache
+def _real_files(voice: Voice, full: bool) -> tuple[str, ...]:
+    """The source files of a recorded voice; `full`: all of a training voice's material. Cached: the
+    transformed voices of a talent all read its list."""
     p = voice.params
     if "asterisk" in p:
         files = [f for f, _ in _asterisk_files(p["asterisk"])]
-        return files + _asterisk_rest(p["asterisk"], files) if full and voice.split == "train" else files
+        return tuple(files + _asterisk_rest(p["asterisk"], files) if full and voice.split == "train" else files)
     if "fillets" in p:
         budget = float("inf") if voice.split == "train" else FILLETS_HELD_OUT_SECONDS
-        return _within(fillets_files(p["fillets"]), ASTERISK_MIN_SECONDS, budget)
+        return tuple(_within(fillets_files(p["fillets"]), ASTERISK_MIN_SECONDS, budget))
     if "glob" in p:
         files = sorted(glob.glob(p["glob"], recursive=True))
         if not files:
             raise PressError(f"no files match {p['glob']}; install: apt-get install {' '.join(PACKAGES[voice.engine])}")
-        return _within(files, ASTERISK_FULL_MIN_SECONDS, float("inf"))
-    return list(voice.files)
+        return tuple(_within(files, ASTERISK_FULL_MIN_SECONDS, float("inf")))
+    return voice.files
+
+
+@functools.cache
+def voice_shift(source: Voice, k: int, n: int) -> VoiceShift:
+    """Shift k of the n transformed voices of a recorded talent, drawn around its median F0 (measured
+    on its first TRANSFORM_F0_FILES utterances) from a seed of the talent's name: the same in every
+    process, so parallel rendering agrees."""
+    from press.data.transform import analyse, draw_shifts
+
+    files = _real_files(source, full=True)[:TRANSFORM_F0_FILES]
+    f0 = float(np.median([analyse(*_read_file(f, source), f0_method="dio").median_f0 for f in files]))
+    return draw_shifts(f0, n, seed=zlib.crc32(source.talent.encode()))[k]
 
 
 def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
@@ -142,6 +163,10 @@ def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
     `full`: a training voice of Asterisk gets all its prompts, numbered after the shipped ones (whose
     ids and audio stay as shipped).
     """
+    if voice.kind == "transformed":
+        p = voice.params
+        files = _real_files(p["source"], full=True)[p["shift"]::p["of"]][:TRANSFORMED_UTTERANCES]
+        return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
     if voice.kind == "real":
         files = _real_files(voice, full)
         return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
@@ -226,12 +251,27 @@ def _render_tts(plan: Plan, tmp: Path) -> tuple[np.ndarray, int]:
     return load_audio(out, channel="mix")
 
 
-def _read_real(plan: Plan) -> tuple[np.ndarray, int]:
-    path = Path(plan.source)
+def _read_file(source: str, voice: Voice) -> tuple[np.ndarray, int]:
+    path = Path(source)
     if path.suffix == ".raw":  # headerless 16-bit little-endian mono
-        rate = 16000 if plan.voice.engine == "pocketsphinx-testdata" else 8000
+        rate = 16000 if voice.engine == "pocketsphinx-testdata" else 8000
         return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0, rate
     return load_audio(path, channel="mix")
+
+
+def _read_real(plan: Plan) -> tuple[np.ndarray, int]:
+    return _read_file(plan.source, plan.voice)
+
+
+def _transform(plan: Plan) -> tuple[np.ndarray, int]:
+    """A recorded utterance in a transformed voice: its source conditioned first (so WORLD sees the
+    same trimmed, levelled speech as the source voice's own utterance), then shifted."""
+    from press.data.transform import analyse, synthesise
+
+    p = plan.voice.params
+    x, sr = _read_file(plan.source, p["source"])
+    clean = condition(x, sr).astype(np.float32) / 32768.0
+    return synthesise(analyse(clean, SAMPLE_RATE), voice_shift(p["source"], p["shift"], p["of"])), SAMPLE_RATE
 
 
 def _frame_db(x: np.ndarray, frame: int) -> np.ndarray:
@@ -270,6 +310,8 @@ def render(plan: Plan) -> np.ndarray:
     """Render one planned utterance to conditioned int16 PCM at 8 kHz."""
     if plan.voice.kind == "real":
         x, sr = _read_real(plan)
+    elif plan.voice.kind == "transformed":
+        x, sr = _transform(plan)
     else:
         with tempfile.TemporaryDirectory(prefix="press-synth-") as tmp:
             x, sr = _render_tts(plan, Path(tmp))

@@ -8,7 +8,8 @@ donor or recorded person) is held out in the shipped corpus is left out, not mov
 talent must never be heard in training, in any language or engine.
 
 Recorded: the Dutch Fish Fillets actors (95 min), KLettres' and KTuberling's readers (21 voices,
-about 40 min of letters, syllables and words). Synthetic voices here speak their own language, with text from `press.data.text.foreign_text`:
+about 40 min of letters, syllables and words). Transformed: 8 new speakers from each of the six
+training talents with the most speech, 3 from each KLettres / KTuberling reader. Synthetic voices here speak their own language, with text from `press.data.text.foreign_text`:
   MBROLA     every diphone voice of Debian (75; the shipped corpus only has them reading English),
   festival   Catalan, Czech, Finnish, Italian, Russian and Spanish voices (festival's Hindi voice fails to render),
   RHVoice    the Russian, Ukrainian and Brazilian-Portuguese voices whose licences allow derivatives
@@ -99,6 +100,33 @@ def world_real_voices() -> list[Voice]:
     return voices
 
 
+# Transformed voices (press.data.transform): new speakers made from recorded training talents by
+# WORLD with F0 and vocal-tract-length shifts. Each transformed voice is a speaker of its own in the
+# split of its source talent; voice k of n reads the source's utterances k, k + n, k + 2n, ... (at most
+# TRANSFORMED_UTTERANCES), so no two voices say the same thing.
+TRANSFORMED_PER_TALENT = {"allison": 8, "june-fr": 8, "carlo-it": 8, "maxim-ru": 8,
+                          "fillets-nl-small": 8, "fillets-nl-big": 8}
+TRANSFORMED_SHORT = 3   # per KLettres / KTuberling reader (a minute or two of letters and words each)
+TRANSFORMED_UTTERANCES = 30
+
+
+def transformed_voices(real: list[Voice]) -> list[Voice]:
+    """The transformed voices of the recorded training talents in `real`."""
+    out = []
+    for source in real:
+        if source.split != "train":
+            continue
+        n = TRANSFORMED_PER_TALENT.get(source.talent)
+        if n is None and source.engine in ("klettres-data", "ktuberling-data"):
+            n = TRANSFORMED_SHORT
+        for k in range(n or 0):
+            out.append(Voice(
+                f"xf-{source.talent}-{k}", "transformed", "world", source.talent, source.split,
+                f"{source.licence}; pitch and formants changed (WORLD)", {"source": source, "shift": k, "of": n},
+            ))
+    return out
+
+
 def mbrola_talent(voice: str) -> str:
     """The shipped corpus's talent name for an MBROLA diphone database (e.g. mb-de1 -> mbrola-mb-de1-en)."""
     if voice in MBROLA_VOICES:
@@ -138,4 +166,5 @@ def full_voices(seed: int) -> list[Voice]:
     shipped = all_voices(seed)
     held_out = {v.talent for v in shipped if v.split != "train"}
     added = [v for v in world_real_voices() + world_tts_voices() if v.talent not in held_out]
-    return shipped + added
+    real = [v for v in shipped + added if v.kind == "real"]
+    return shipped + added + transformed_voices(real)
