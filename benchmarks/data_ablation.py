@@ -1,0 +1,126 @@
+"""Which training data helps (issue 12 item 7): equal-budget runs on cumulative data variants, scored on
+the recorded speech of the validation split.
+
+Every run trains the same model from the same weights with the same recipe for the same number of
+steps (equal compute; the wall time of each run is printed beside it, and data loading is a few per
+cent of a step, see data_throughput.py and augment_throughput.py), then `press evaluate` scores its
+last weights on the validation split's recorded speakers (`--subset real`, speakers no variant
+trains on). The variants add one thing at a time to the previous one:
+
+    shipped      the shipped corpus (44 minutes of training speech, 8 recorded talkers)
+    +recorded    all recorded training speech of the full corpus (3.8 h, 33 talkers)
+    +transformed its WORLD-transformed voices
+    +languages   the synthetic voices in 30 languages (= the full corpus)
+    +rooms       the full corpus with rooms and channels (data.augment.enabled=true)
+
+The full corpus must be rendered first (`press data synth FULL --full --jobs 2`). Each variant's
+manifest is the full one filtered by kind and voice, beside a link to its audio, so nothing is copied.
+
+Run:  python benchmarks/data_ablation.py FULL OUT [--steps 600] [--init default] [--limit 200] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from press.data.manifest import read_manifest, write_manifest
+from press.data.voices import all_voices
+
+VARIANTS = ("shipped", "+recorded", "+transformed", "+languages", "+rooms")
+
+
+def keep(row: dict, variant: str, shipped_speakers: set[str], shipped_ids: set[str]) -> bool:
+    """Whether a manifest row of the full corpus belongs to a variant's training data."""
+    if row["split"] != "train":
+        return True                                  # validation, test and babble: always the shipped ones
+    level = VARIANTS.index(variant)
+    if row["kind"] == "real":
+        return level >= 1 or row["id"] in shipped_ids
+    if row["kind"] == "transformed":
+        return level >= 2
+    return level >= 3 or row["speaker"] in shipped_speakers     # synthetic voices
+
+
+def make_variant(full: Path, out: Path, variant: str, shipped_ids: set[str]) -> Path:
+    root = out / "data" / variant.strip("+")
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "audio").exists():
+        os.symlink(full / "audio", root / "audio")
+    shipped_speakers = {v.speaker for v in all_voices(0)}
+    rows = [r for r in read_manifest(full / "manifest.csv") if keep(r, variant, shipped_speakers, shipped_ids)]
+    write_manifest(root / "manifest.csv", rows)
+    return root
+
+
+def train_and_score(root: Path, run: Path, variant: str, args: argparse.Namespace) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    overrides = [
+        f"data.root={root}", f"train.steps={args.steps}", "finetune.steps=0", f"train.init={args.init}",
+        f"train.warmup_steps={args.steps // 10}", f"train.lr={args.lr}", f"train.val_every={args.steps}",
+        f"train.ckpt_every={max(50, args.steps // 10)}", "data.val_examples=40",
+        f"data.augment.enabled={'true' if variant == '+rooms' else 'false'}",
+    ]
+    start = time.perf_counter()
+    if not (run / "last.safetensors").exists() or _step(run) < args.steps:
+        subprocess.run([sys.executable, "-m", "press.cli", "train", args.config, "--out", str(run), "--resume",
+                        *overrides], check=True, env=env)
+    minutes = (time.perf_counter() - start) / 60
+    summary = json.loads(subprocess.run(
+        [sys.executable, "-m", "press.cli", "evaluate", str(run / "last.safetensors"), "--split", "val",
+         "--subset", "real", "--limit", str(args.limit), "--no-quality", "--json", "--out", str(run / "eval-val-real")],
+        check=True, env=env, capture_output=True, text=True).stdout)
+    return {"minutes": minutes, "si_snri": [e["si_snri"] for e in summary["exits"]]}
+
+
+def _step(run: Path) -> int:
+    log = run / "log.csv"
+    if not log.exists():
+        return 0
+    with open(log) as fh:
+        rows = list(csv.DictReader(fh))
+    return int(rows[-1]["step"]) if rows else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("full", type=Path, help="the rendered full corpus (press data synth FULL --full)")
+    parser.add_argument("out", type=Path, help="folder for variant manifests, runs and results")
+    parser.add_argument("--config", default="default")
+    parser.add_argument("--init", default=None, help="weights to start from (default: the shipped default model)")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--limit", type=int, default=200, help="validation mixtures scored")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    args = parser.parse_args()
+    if args.init is None:
+        from press.model.pretrained import resolve
+
+        args.init = str(resolve("default"))
+    shipped_ids = {r["id"] for r in read_manifest(Path(__file__).parents[1] / "press/data/builtin/manifest.csv")}
+    results = {}
+    for variant in args.variants:
+        root = make_variant(args.full, args.out, variant, shipped_ids)
+        results[variant] = train_and_score(root, args.out / "runs" / variant.strip("+"), variant, args)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        print(variant, results[variant], flush=True)
+    rows = {v: read_manifest(args.out / "data" / v.strip("+") / "manifest.csv") for v in args.variants}
+    print(f"\n{args.config}, {args.steps} steps from {Path(args.init).name}; SI-SNRi (dB) on {args.limit} validation "
+          "mixtures of recorded speech")
+    print(f"{'variant':<14}{'train h (real/xf/tts)':>24}{'minutes':>9}  " + "  ".join(f"exit {k + 1}" for k in range(3)))
+    for v, r in results.items():
+        hours = {k: sum(float(x["seconds"]) for x in rows[v] if x["split"] == "train" and x["kind"] == k) / 3600
+                 for k in ("real", "transformed", "tts")}
+        split = "/".join(f"{hours[k]:.2f}" for k in ("real", "transformed", "tts"))
+        print(f"{v:<14}{split:>24}{r['minutes']:>9.1f}  " + "  ".join(f"{x:6.2f}" for x in r["si_snri"]))
+
+
+if __name__ == "__main__":
+    main()
