@@ -28,7 +28,7 @@ def _info(root: str | None) -> int:
     from press.data.builtin import CORPUS_DIR, load_manifest, summary
 
     rows = load_manifest(root)
-    folder = Path(root or CORPUS_DIR)
+    folder = Path(root or CORPUS_DIR).expanduser()
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix in (".flac", ".csv"))
     print(f"built-in corpus at {folder}: {len(rows)} utterances, {size / 1e6:.1f} MB, 8 kHz FLAC")
     print(f"{'split':<8}{'kind':<6}{'speakers':>9}{'utterances':>12}{'hours':>8}")

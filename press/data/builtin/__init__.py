@@ -31,7 +31,7 @@ SIZES = {"val": 500, "test": 1000}  # fixed evaluation lists; train size is `epo
 
 def load_manifest(root: str | Path | None = None) -> list[dict]:
     """Manifest rows of the shipped corpus (root=None) or of a `press data synth` output folder."""
-    rows = read_manifest(Path(root or CORPUS_DIR) / "manifest.csv")
+    rows = read_manifest(Path(root or CORPUS_DIR).expanduser() / "manifest.csv")
     for r in rows:
         r["seconds"] = float(r["seconds"])
     return rows
@@ -98,7 +98,7 @@ class BuiltinMixtures(Dataset):
             raise PressError(f"builtin: real_weight must be positive, got {real_weight!r}")
         if task == "separate" and n_src not in (2, 3):
             raise PressError(f"builtin: n_src must be 2 or 3 for task='separate', got {n_src}")
-        self.root = Path(root or CORPUS_DIR)
+        self.root = Path(root or CORPUS_DIR).expanduser()
         self.split, self.mode, self.task, self.subset, self.seed = split, mode, task, subset, int(seed)
         self.sample_rate = int(sample_rate)
         self.n_src = n_src if task == "separate" else 2
