@@ -8,7 +8,7 @@ last weights on the validation split's recorded speakers (`--subset real`, speak
 trains on). The variants add one thing at a time to the previous one:
 
     shipped      the shipped corpus (44 minutes of training speech, 8 recorded talkers)
-    +recorded    all recorded training speech of the full corpus (3.8 h, 33 talkers)
+    +recorded    all recorded training speech of the full corpus (3.5 h, 31 talkers)
     +transformed its WORLD-transformed voices
     +languages   the synthetic voices in 30 languages (= the full corpus)
     +rooms       the full corpus with rooms and channels (data.augment.enabled=true)
