@@ -114,7 +114,8 @@ def main() -> None:
     rows = {v: read_manifest(args.out / "data" / v.strip("+") / "manifest.csv") for v in args.variants}
     print(f"\n{args.config}, {args.steps} steps from {Path(args.init).name}; SI-SNRi (dB) on {args.limit} validation "
           "mixtures of recorded speech")
-    print(f"{'variant':<14}{'train h (real/xf/tts)':>24}{'minutes':>9}  " + "  ".join(f"exit {k + 1}" for k in range(3)))
+    exits = "  ".join(f"exit {k + 1}" for k in range(3))
+    print(f"{'variant':<14}{'train h (real/xf/tts)':>24}{'minutes':>9}  {exits}")
     for v, r in results.items():
         hours = {k: sum(float(x["seconds"]) for x in rows[v] if x["split"] == "train" and x["kind"] == k) / 3600
                  for k in ("real", "transformed", "tts")}

@@ -9,9 +9,10 @@ talent must never be heard in training, in any language or engine.
 
 Recorded: the Dutch Fish Fillets actors (95 min), KLettres' and KTuberling's readers (21 voices,
 about 40 min of letters, syllables and words). Transformed: 8 new speakers from each of the six
-training talents with the most speech, 3 from each KLettres / KTuberling reader. Synthetic voices here speak their own language, with text from `press.data.text.foreign_text`:
+training talents with the most speech, 3 from each KLettres / KTuberling reader. Synthetic voices
+here speak their own language, with text from `press.data.text.foreign_text`:
   MBROLA     every diphone voice of Debian (75; the shipped corpus only has them reading English),
-  festival   Catalan, Czech, Finnish, Italian, Russian and Spanish voices (festival's Hindi voice fails to render),
+  festival   Catalan, Czech, Finnish, Italian, Russian and Spanish voices (its Hindi voice fails to render),
   RHVoice    the Russian, Ukrainian and Brazilian-Portuguese voices whose licences allow derivatives
              (the CC-BY-NC-ND / CC-BY-ND / CC-BY-NC-SA ones are left out, as in the shipped corpus),
   pico       German, Spanish, French and Italian.
