@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from press.model.scan import fixed_depth_scan, linear_scan
+from press.model.scan import fixed_depth_scan, scan
 
 
 class Scan(nn.Module):
@@ -43,9 +43,7 @@ class Scan(nn.Module):
             bwd = fixed_depth_scan(a[..., half:].flip(-2), b[..., half:].flip(-2), self.chunk,
                                    self.export_steps).flip(-2)
             return torch.cat([fwd, bwd], dim=-1)
-        fwd = linear_scan(a[..., :half], b[..., :half], self.chunk)
-        bwd = linear_scan(a[..., half:], b[..., half:], self.chunk, reverse=True)
-        return torch.cat([fwd, bwd], dim=-1)
+        return scan(a, b, half, self.chunk)
 
     @staticmethod
     def macs(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
