@@ -107,8 +107,10 @@ class BatchStream:
     checkpoint stores (batches a DataLoader worker has prefetched but the loop has not taken do not
     count)."""
 
-    def __init__(self, plan: StagePlan, position: Position, rank: int, world: int, num_workers: int):
+    def __init__(self, plan: StagePlan, position: Position, rank: int, world: int, num_workers: int,
+                 pin_memory: bool = False):
         self.plan, self.rank, self.world, self.num_workers = plan, rank, world, num_workers
+        self.pin_memory = pin_memory
         self.position = Position(position.epoch, position.batch)
         self._it: Iterator | None = None
 
@@ -116,8 +118,11 @@ class BatchStream:
         batches = self.plan.batches(self.position.epoch)[self.position.batch:]
         shards = [shard(b, self.rank, self.world) for b in batches]
         self._counts = iter([c for _, c in shards])
+        # One loader per epoch (the epoch's plan is fixed when it opens), so its workers live for an
+        # epoch, thousands of steps: `persistent_workers` would change nothing. Pinned host memory lets
+        # the copy to a GPU run asynchronously (`.to(device, non_blocking=True)` in the loop).
         loader = DataLoader(self.plan.dataset, batch_sampler=[s for s, _ in shards], collate_fn=collate_padded,
-                            num_workers=self.num_workers, generator=_own_generator())
+                            num_workers=self.num_workers, pin_memory=self.pin_memory, generator=_own_generator())
         self._it = iter(loader)
 
     def __next__(self) -> tuple[dict, bool]:
