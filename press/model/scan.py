@@ -20,7 +20,7 @@ into one output.
 Autograd does not record the loop (it would keep every step): the backward pass of a linear
 recurrence is itself one, run the other way in time,
     δ_t = g_t + a_{t+1} δ_{t+1},   ∂L/∂b_t = δ_t,   ∂L/∂a_t = δ_t h_{t-1},
-so `scan` is an autograd Function that saves only a and h and scans again for the gradient.
+so `scan` is an operator (`press::scan`) whose backward saves only a and h and scans again.
 """
 
 from __future__ import annotations
@@ -96,31 +96,55 @@ def _bidirectional(a: torch.Tensor, b: torch.Tensor, split: int, chunk: int) -> 
     return h
 
 
-class _LinearScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, split: int, chunk: int) -> torch.Tensor:
-        h = _bidirectional(a, b, split, chunk)
-        ctx.save_for_backward(a, h)
-        ctx.split, ctx.chunk = split, chunk
-        return h
+@torch.library.custom_op("press::scan", mutates_args=())
+def _scan_op(a: torch.Tensor, b: torch.Tensor, split: int, chunk: int) -> torch.Tensor:
+    """`scan` as an operator of its own: torch.compile sees one opaque call (shape from the fake
+    below) instead of tracing, unrolling and graph-breaking on the loops and `out=` writes inside."""
+    return _bidirectional(a, b, split, chunk)
 
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        a, h = ctx.saved_tensors
-        T = a.shape[-2]
-        delta, grad_a = torch.empty_like(h), torch.empty_like(a)
-        for ch, reverse in _halves(ctx.split, a.shape[-1]):
-            # forward channels: δ_t = g_t + a_{t+1} δ_{t+1} from δ_{T-1} = g_{T-1}, a scan backwards in
-            # time over frames [0, T-1) with the decays of frames [1, T); ∂L/∂a_t = δ_t h_{t-1}, 0 at t = 0.
-            # Backward channels: the mirror image.
-            last, body, nxt, prev, edge = ((0, slice(1, T), slice(0, T - 1), slice(1, T), T - 1) if reverse else
-                                           (T - 1, slice(0, T - 1), slice(1, T), slice(0, T - 1), 0))
-            d, ga = delta[..., ch], grad_a[..., ch]
-            d[..., last, :] = g[..., last, ch]
-            _scan_into(d[..., body, :], a[..., nxt, ch], g[..., body, ch], not reverse, ctx.chunk, d[..., last, :])
-            torch.mul(d[..., nxt, :], h[..., prev, ch], out=ga[..., nxt, :])
-            ga[..., edge, :] = 0.0
-        return grad_a, delta, None, None
+
+@_scan_op.register_fake
+def _(a: torch.Tensor, b: torch.Tensor, split: int, chunk: int) -> torch.Tensor:
+    return torch.empty(a.shape, dtype=torch.result_type(a, b), device=a.device)
+
+
+@torch.library.custom_op("press::scan_backward", mutates_args=())
+def _scan_backward_op(a: torch.Tensor, h: torch.Tensor, g: torch.Tensor, split: int,
+                      chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂L/∂a, ∂L/∂b) of `scan` from its decays a, its output h and the output's gradient g."""
+    T = a.shape[-2]
+    delta, grad_a = torch.empty_like(h), torch.empty_like(a)
+    for ch, reverse in _halves(split, a.shape[-1]):
+        # forward channels: δ_t = g_t + a_{t+1} δ_{t+1} from δ_{T-1} = g_{T-1}, a scan backwards in
+        # time over frames [0, T-1) with the decays of frames [1, T); ∂L/∂a_t = δ_t h_{t-1}, 0 at t = 0.
+        # Backward channels: the mirror image.
+        last, body, nxt, prev, edge = ((0, slice(1, T), slice(0, T - 1), slice(1, T), T - 1) if reverse else
+                                       (T - 1, slice(0, T - 1), slice(1, T), slice(0, T - 1), 0))
+        d, ga = delta[..., ch], grad_a[..., ch]
+        d[..., last, :] = g[..., last, ch]
+        _scan_into(d[..., body, :], a[..., nxt, ch], g[..., body, ch], not reverse, chunk, d[..., last, :])
+        torch.mul(d[..., nxt, :], h[..., prev, ch], out=ga[..., nxt, :])
+        ga[..., edge, :] = 0.0
+    return grad_a, delta
+
+
+@_scan_backward_op.register_fake
+def _(a: torch.Tensor, h: torch.Tensor, g: torch.Tensor, split: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.empty_like(a), torch.empty_like(h)
+
+
+def _save_for_backward(ctx, inputs: tuple, output: torch.Tensor) -> None:
+    a, _, ctx.split, ctx.chunk = inputs
+    ctx.save_for_backward(a, output)     # b is not needed: memory stays two (..., T, H) tensors
+
+
+def _backward(ctx, g: torch.Tensor):
+    a, h = ctx.saved_tensors
+    grad_a, grad_b = _scan_backward_op(a, h, g.contiguous(), ctx.split, ctx.chunk)
+    return grad_a, grad_b, None, None
+
+
+_scan_op.register_autograd(_backward, setup_context=_save_for_backward)
 
 
 def scan(a: torch.Tensor, b: torch.Tensor, split: int, chunk: int = 8) -> torch.Tensor:
@@ -131,10 +155,7 @@ def scan(a: torch.Tensor, b: torch.Tensor, split: int, chunk: int = 8) -> torch.
     (benchmarks/scan_speed.py: within 20 % of each other at T = 2000 and 8000, 2-3.5x faster than
     the doubling scan); the model's `scan_chunk` (8) serves the eager and the exported scan.
     """
-    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
-        return _LinearScan.apply(a, b, split, chunk)
-    with torch.no_grad():
-        return _bidirectional(a, b, split, chunk)
+    return _scan_op(a, b, split, chunk)
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 8, reverse: bool = False) -> torch.Tensor:

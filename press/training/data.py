@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -78,6 +79,20 @@ class StagePlan:
                                       seed=self.seed)
         sampler.set_epoch(epoch)
         return sampler.all_batches()
+
+
+def pad_batch(batch: dict, multiple: int) -> dict:
+    """The batch zero-padded at the end to a whole number of `multiple` samples, true lengths kept.
+
+    For `train.compile`: a compiled network specialises on input shapes, and every new length of a
+    fine-tuning batch (or of a crop batch of items shorter than the crop) would compile it again.
+    Padded to whole multiples, a run sees a bounded set of shapes; the model and the loss mask the
+    padding by the true lengths, so the step computes the same loss and gradients.
+    """
+    extra = -batch["mixture"].shape[-1] % multiple
+    if not extra:
+        return batch
+    return {**batch, "mixture": F.pad(batch["mixture"], (0, extra)), "sources": F.pad(batch["sources"], (0, extra))}
 
 
 def shard(batch: list[int], rank: int, world: int) -> tuple[list[int], bool]:

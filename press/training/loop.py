@@ -42,6 +42,7 @@ from press.training.data import (
     Position,
     StagePlan,
     build_dataset,
+    pad_batch,
     val_loader,
 )
 from press.training.records import RunRecords
@@ -213,6 +214,9 @@ class Trainer:
         for the device, so a GPU runs ahead of the host (the loss is checked when it is logged)."""
         dev, world = self.dist.device, self.dist.world
         batch, counts = next(self.stream)
+        if bool(self.cfg.train.compile):   # a bounded set of shapes: the crop, or whole seconds
+            sr = int(self.cfg.model.sample_rate)
+            batch = pad_batch(batch, int(round(float(self.cfg.train.crop_seconds) * sr)) if self.stage == "train" else sr)
         mix, src, lengths = (batch[k].to(dev, non_blocking=True) for k in ("mixture", "sources", "lengths"))
         n_local = lengths.sum().double() * counts
         n_global = self.dist.sum(n_local.reshape(1))[0]
