@@ -8,14 +8,17 @@ gradient clipping and AdamW, exactly as in press.training.loop. Every measuremen
 process so that peak resident memory (CPU) is its own; on a GPU the peak is torch's allocated memory.
 
 `--against REF` (default: the merge-base of HEAD with main, the code before this branch's work)
-checks REF out into a temporary `git worktree` and runs that tree's own copy of this benchmark on
-its own code, alternating with this tree's, `--rounds` times; each side's best round is kept and
-the table ends with this tree's ratio to REF. Machines are shared and differ: read the ratios,
-not the absolute times. `--set key=value` overrides this tree's config only (e.g.
-`train.checkpoint_blocks=true`), so an option REF does not have can be measured against it.
+checks REF out into a temporary `git worktree` and measures its code (this script, with REF's tree
+first on PYTHONPATH: the same measurement for both), alternating with this tree's, `--rounds`
+times; each side's best round is kept and the table ends with this tree's ratio to REF. Machines
+are shared and differ: read the ratios, not the absolute times. On a loaded machine wall time
+swings by 2x from one minute to the next; `--threads 1 --clock cpu` times each step by the
+process's own CPU time, which other jobs barely move. `--set key=value` overrides this tree's
+config only (e.g. `train.checkpoint_blocks=true`), so an option REF does not have can be measured
+against it.
 
 Run:  python benchmarks/train_throughput.py [--configs default press4-s] [--steps 3] [--rounds 2]
-      [--against REF|none] [--set train.checkpoint_blocks=true] [--device cpu|cuda] [--threads 2]
+      [--against REF|none] [--set train.checkpoint_blocks=true] [--device cpu|cuda] [--threads 2] [--clock wall|cpu]
       [--amp off|bf16] [--compile]
 """
 
@@ -33,11 +36,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_: bool, overrides: list[str]) -> dict:
+def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_: bool, overrides: list[str],
+            clock: str) -> dict:
     import resource
 
     import torch
 
+    import press
     from press.model import PressNet, load_config, model_config
     from press.prob.likelihood import PressLoss
     from press.training.config import resolve_config
@@ -49,7 +54,8 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
         torch.set_flush_denormal(True)   # as the training loop does
     torch.manual_seed(0)
     model = PressNet(model_config(cfg)).to(dev).train()
-    model.checkpoint_blocks(bool(cfg.train.checkpoint_blocks))
+    if cfg.train.get("checkpoint_blocks", False):   # .get: a REF from before the key measures without it
+        model.checkpoint_blocks(True)
     net = torch.compile(model) if compile_ else model
     optimizer = make_optimizer(model, cfg)
     loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
@@ -76,31 +82,27 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
     sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    start = now()
     for _ in range(steps):
         step()
     sync()
-    elapsed = (time.perf_counter() - start) / steps
+    elapsed = (now() - start) / steps
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"config": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+    return {"config": name, "code": str(Path(press.__file__).parents[1]), "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "batch": f"{batch} x {seconds:g} s", "s_per_step": elapsed, "steps_per_s": 1 / elapsed,
             "audio_s_per_s": batch * seconds / elapsed, "peak_gib": peak / 2**30}
 
 
 def run_one(tree: Path, name: str, args: argparse.Namespace, overrides: list[str]) -> dict:
-    """One measurement in a fresh process by `tree`'s own copy of this script, on `tree`'s code.
-
-    Denormals are flushed before it starts, as the training loop does on a CPU (a REF whose
-    benchmark did not do so itself would otherwise be timed on subnormal arithmetic it never trains on)."""
-    argv = [str(tree / "benchmarks" / "train_throughput.py"), "--one", name, "--device", args.device,
-            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads), "--amp", args.amp]
-    argv += ["--compile"] if args.compile else []
-    argv += [a for o in overrides for a in ("--set", o)]
-    code = ("import sys, runpy, torch; torch.set_flush_denormal(True); "
-            f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')")
+    """One measurement of `tree`'s code by this script, in a fresh process."""
+    cmd = [sys.executable, __file__, "--one", name, "--device", args.device, "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--threads", str(args.threads), "--amp", args.amp, "--clock", args.clock]
+    cmd += ["--compile"] if args.compile else []
+    cmd += [a for o in overrides for a in ("--set", o)]
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tree, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree, check=False)
     if out.returncode:
         raise SystemExit(f"measuring {name} in {tree} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -132,6 +134,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (at most the cores you have)")
     parser.add_argument("--amp", default="off", choices=("off", "bf16", "auto"))
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the process's CPU time per step (steadier on a loaded machine with --threads 1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for this tree only (repeatable)")
     parser.add_argument("--against", default="merge-base",
@@ -146,7 +150,8 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        print(json.dumps(measure(args.one, args.device, args.steps, args.warmup, args.amp, args.compile, args.set)))
+        print(json.dumps(measure(args.one, args.device, args.steps, args.warmup, args.amp, args.compile, args.set,
+                                 args.clock)))
         return
     ref = args.against
     if ref == "merge-base":
@@ -167,7 +172,8 @@ def main() -> None:
                         best[side] = r
             if ref_tree:
                 new, old = best["this"], best["ref"]
-                print(f"{name}: this tree / {ref[:12]}: audio-s/s x{new['audio_s_per_s'] / old['audio_s_per_s']:.2f}, "
+                assert (new["code"], old["code"]) == (str(ROOT), str(ref_tree)), "measured the wrong code"
+                print(f"{name}: this tree / {ref[:12]} ({args.clock} time): audio-s/s x{new['audio_s_per_s'] / old['audio_s_per_s']:.2f}, "
                       f"peak memory x{new['peak_gib'] / old['peak_gib']:.2f} (best of {args.rounds})", flush=True)
     finally:
         if ref_tree:
