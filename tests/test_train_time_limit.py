@@ -38,22 +38,22 @@ def test_readme_gpu_command_trains_then_finetunes_on_cpu(tmp_path, capsys):
     assert main(args) == 0
     run = tmp_path / "gpu"
     state = load_state(run / "last.state.pt")
-    assert (state["step"], state["stage"], state["crop_steps"]) == (3, "finetune", 1)
+    assert (state["step"], state["stage"], state["crop_steps"]) == (4, "finetune", 2)   # checked at log steps (2)
     assert (run / "last.safetensors").is_file() and (run / "best.safetensors").is_file()
     with open(run / "log.csv", newline="") as f:
         assert [r["stage"] for r in csv.DictReader(f)][-1] == "finetune"
 
 
 def test_time_limited_run_resumes_bit_identical(tmp_path):
-    cfg = tiny_run_config(NOW)   # crop stage cut at step 1; then 6 fine-tuning steps, checkpoints at 1, 5, 7
-    straight = train(cfg, tmp_path / "straight", device="cpu", progress=False)
-    assert straight.step == 7
+    cfg = tiny_run_config(NOW)   # crop stage cut at step 2 (the first logged one); 6 fine-tuning steps;
+    straight = train(cfg, tmp_path / "straight", device="cpu", progress=False)   # checkpoints at 2, 5, 8
+    assert straight.step == 8
     with pytest.raises(Killed):
         train(cfg, tmp_path / "resumed", device="cpu", progress=False, on_step=kill_at(6))
     assert load_state(tmp_path / "resumed" / "last.state.pt")["step"] == 5
-    assert train(cfg, tmp_path / "resumed", resume=True, device="cpu", progress=False).step == 7
+    assert train(cfg, tmp_path / "resumed", resume=True, device="cpu", progress=False).step == 8
     a, b = (load_state(tmp_path / d / "last.state.pt") for d in ("straight", "resumed"))
-    assert a["crop_steps"] == b["crop_steps"] == 1
+    assert a["crop_steps"] == b["crop_steps"] == 2
     assert_same_tree(a["model"], b["model"], "model")
     assert_same_tree(a["optimizer"], b["optimizer"], "optimizer")
     assert_same_tree(load_file(tmp_path / "straight" / "last.safetensors"),

@@ -216,7 +216,7 @@ class Trainer:
         batch, counts = next(self.stream)
         if bool(self.cfg.train.compile):   # a bounded set of shapes: the crop, or whole seconds
             sr = int(self.cfg.model.sample_rate)
-            batch = pad_batch(batch, int(round(float(self.cfg.train.crop_seconds) * sr)) if self.stage == "train" else sr)
+            batch = pad_batch(batch, round(float(self.cfg.train.crop_seconds) * sr) if self.stage == "train" else sr)
         mix, src, lengths = (batch[k].to(dev, non_blocking=True) for k in ("mixture", "sources", "lengths"))
         n_local = lengths.sum().double() * counts
         n_global = self.dist.sum(n_local.reshape(1))[0]
@@ -276,9 +276,15 @@ class Trainer:
         return val
 
     def crop_time_is_up(self) -> bool:
-        """Whether `train.max_minutes` of crop-stage wall time (counted across resumes) are spent."""
+        """Whether `train.max_minutes` of crop-stage wall time (counted across resumes) are spent.
+
+        Asked at logged steps only, where the loop syncs anyway, and rank 0's clock decides for all
+        ranks (one all-reduce): every rank must end the stage at the same step."""
         limit = self.cfg.train.max_minutes
-        return self.stage == "train" and limit is not None and self.crop_seconds >= 60.0 * float(limit)
+        if self.stage != "train" or limit is None:
+            return False
+        up = float(self.dist.is_main and self.crop_seconds >= 60.0 * float(limit))
+        return bool(self.dist.sum(torch.tensor([up], device=self.dist.device))[0] > 0)
 
     def run(self) -> int:
         cfg = self.cfg
@@ -303,7 +309,8 @@ class Trainer:
             if self.stage == "train":   # logging, validation and checkpoints count towards the limit
                 now = time.monotonic()
                 self.crop_seconds, clock = self.crop_seconds + now - clock, now
-                if self.crop_time_is_up() and self.step < int(cfg.train.steps):
+                logged = self.step % int(cfg.train.log_every) == 0
+                if logged and self.step < int(cfg.train.steps) and self.crop_time_is_up():
                     self.crop_steps = self.step   # the crop stage ends here; fine-tuning follows
                     if bar is not None:
                         bar.total = total_steps(cfg, self.crop_steps)
