@@ -87,9 +87,23 @@ def test_rng_states_round_trip_through_a_weights_only_load(tmp_path):
     import numpy as np
 
     torch.manual_seed(3), np.random.seed(3), random.seed(3)
-    save_state(tmp_path / "s.pt", {"rng": capture_rng()})
+    save_state(tmp_path / "s.pt", {"rng": capture_rng(torch.device("cpu"))})
     expected = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
     torch.manual_seed(9), np.random.seed(9), random.seed(9)
-    restore_rng(torch.load(tmp_path / "s.pt", weights_only=True)["rng"])
+    restore_rng(torch.load(tmp_path / "s.pt", weights_only=True)["rng"], torch.device("cpu"))
     again = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_gpu_rng_state_restores_on_a_machine_with_fewer_gpus(monkeypatch):
+    # a state saved on a 4-GPU machine (before this format kept only the rank's own generator) and
+    # one saved now both restore into the single GPU of the resuming rank
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((int(state[0]), device)))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: pytest.fail("restored every GPU"))
+    dev = torch.device("cuda", 0)
+    rng = capture_rng(torch.device("cpu"))
+    assert rng["cuda"] == []
+    for saved in ([torch.full((8,), i, dtype=torch.uint8) for i in range(4)], [torch.full((8,), 7, dtype=torch.uint8)]):
+        restore_rng({**rng, "cuda": saved}, dev)
+    assert restored == [(0, dev), (7, dev)]

@@ -18,8 +18,9 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
-from press.model.scan import fixed_depth_scan, linear_scan
+from press.model.scan import fixed_depth_scan, scan
 
 
 class Scan(nn.Module):
@@ -43,9 +44,7 @@ class Scan(nn.Module):
             bwd = fixed_depth_scan(a[..., half:].flip(-2), b[..., half:].flip(-2), self.chunk,
                                    self.export_steps).flip(-2)
             return torch.cat([fwd, bwd], dim=-1)
-        fwd = linear_scan(a[..., :half], b[..., :half], self.chunk)
-        bwd = linear_scan(a[..., half:], b[..., half:], self.chunk, reverse=True)
-        return torch.cat([fwd, bwd], dim=-1)
+        return scan(a, b, half, self.chunk)
 
     @staticmethod
     def macs(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
@@ -164,7 +163,13 @@ class LayerScale(nn.Module):
 
 
 class Block(nn.Module):
-    """x + LS(mixer(norm(x))), then x + LS(mlp(norm(x))); kind is 'R', 'C' or 'A'."""
+    """x + LS(mixer(norm(x))), then x + LS(mlp(norm(x))); kind is 'R', 'C' or 'A'.
+
+    With `checkpoint` set (`PressNet.checkpoint_blocks`, for training), the block keeps only its
+    input for the backward pass and runs its forward again there: a block's internals are ~10
+    tensors of (B S, T, 3H) where its input is one (B, S, T, D), so a deep stack trains in a
+    fraction of the memory for one extra forward pass. The gradients are the same.
+    """
 
     def __init__(self, kind: str, dim: int, *, rnn_hidden: int, conv_hidden: int, conv_kernel: int,
                  ffn_hidden: int, heads: int, ls_init: float, chunk: int) -> None:
@@ -183,9 +188,15 @@ class Block(nn.Module):
         self.norm2 = nn.RMSNorm(dim)
         self.mlp = SwiGLU(dim, ffn_hidden)
         self.ls2 = LayerScale(dim, ls_init)
+        self.checkpoint = False
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (B, S, T, D), mask: (B, 1, T, 1)
+        if self.checkpoint and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._forward, x, mask, use_reentrant=False)
+        return self._forward(x, mask)
+
+    def _forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         y = self.norm1(x)
         if self.kind == "A":
             y = self.mixer(y)

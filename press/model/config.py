@@ -48,7 +48,7 @@ class ModelConfig:
     enc_ffn_expand: Optional[float] = None
     attn_heads: int = 4
     layer_scale_init: float = 1e-5
-    scan_chunk: int = 8                 # chunk length of the parallel scan (8 was fastest on CPU)
+    scan_chunk: int = 8                 # chunk length of the scan (8-32 alike on CPU: benchmarks/scan_speed.py)
     # exit heads
     ig_hidden: int = 64                 # width of the inverse-gamma head (GLU -> Snake -> Linear)
     cumulative: bool = False            # alpha_i = sum_k alpha~_k, beta_i = 1 / sum_k beta~_k

@@ -102,6 +102,13 @@ class PressNet(nn.Module):
         self.ig_heads = nn.ModuleList(
             InverseGammaHead(D, cfg.ig_hidden, cfg.frames_per_block) for _ in range(cfg.n_exits))
 
+    def checkpoint_blocks(self, on: bool = True) -> None:
+        """Recompute every residual block's forward in the backward pass instead of keeping its
+        activations (training memory: `train.checkpoint_blocks`); see `Block`."""
+        for module in self.modules():
+            if isinstance(module, Block):
+                module.checkpoint = on
+
     @property
     def n_exits(self) -> int:
         return self.cfg.n_exits

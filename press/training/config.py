@@ -75,8 +75,10 @@ class TrainConfig:
     num_workers: int = 0                # DataLoader workers per rank
     amp: str = "auto"                   # auto: bf16 autocast on GPUs that have it, off on CPUs | bf16 | off
     compile: bool = False               # torch.compile the network
+    checkpoint_blocks: bool = False     # recompute each block's forward in backward: far less memory, ~1/3 more time
     tensorboard: bool = True
     init: Optional[str] = None          # weights to start from (a .safetensors model of the same architecture)
+    max_minutes: Optional[float] = None  # wall-time cap on the crop stage; fine-tuning follows it (docs/training.md)
 
     def __post_init__(self) -> None:
         _require([(self.amp in AMP_MODES, f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")]
@@ -86,6 +88,8 @@ class TrainConfig:
                     for k in ("lr", "weight_decay", "warmup_steps", "final_lr_ratio", "num_workers")]
                  + [(self.crop_seconds > 0, f"train.crop_seconds must be > 0, got {self.crop_seconds}"),
                     (self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}"),
+                    (self.max_minutes is None or self.max_minutes > 0,
+                     f"train.max_minutes must be > 0 (or null), got {self.max_minutes}"),
                     (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                      f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")])
 

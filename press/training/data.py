@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -84,6 +85,20 @@ class StagePlan:
         return sampler.all_batches()
 
 
+def pad_batch(batch: dict, multiple: int) -> dict:
+    """The batch zero-padded at the end to a whole number of `multiple` samples, true lengths kept.
+
+    For `train.compile`: a compiled network specialises on input shapes, and every new length of a
+    fine-tuning batch (or of a crop batch of items shorter than the crop) would compile it again.
+    Padded to whole multiples, a run sees a bounded set of shapes; the model and the loss mask the
+    padding by the true lengths, so the step computes the same loss and gradients.
+    """
+    extra = -batch["mixture"].shape[-1] % multiple
+    if not extra:
+        return batch
+    return {**batch, "mixture": F.pad(batch["mixture"], (0, extra)), "sources": F.pad(batch["sources"], (0, extra))}
+
+
 def shard(batch: list[int], rank: int, world: int) -> tuple[list[int], bool]:
     """This rank's items of a global batch, and whether they count. A rank left without items
     (a batch smaller than the world) recomputes the first item with zero weight, so that every rank
@@ -111,8 +126,10 @@ class BatchStream:
     checkpoint stores (batches a DataLoader worker has prefetched but the loop has not taken do not
     count)."""
 
-    def __init__(self, plan: StagePlan, position: Position, rank: int, world: int, num_workers: int):
+    def __init__(self, plan: StagePlan, position: Position, rank: int, world: int, num_workers: int,
+                 pin_memory: bool = False):
         self.plan, self.rank, self.world, self.num_workers = plan, rank, world, num_workers
+        self.pin_memory = pin_memory
         self.position = Position(position.epoch, position.batch)
         self._it: Iterator | None = None
 
@@ -120,8 +137,11 @@ class BatchStream:
         batches = self.plan.batches(self.position.epoch)[self.position.batch:]
         shards = [shard(b, self.rank, self.world) for b in batches]
         self._counts = iter([c for _, c in shards])
+        # One loader per epoch (the epoch's plan is fixed when it opens), so its workers live for an
+        # epoch, thousands of steps: `persistent_workers` would change nothing. Pinned host memory lets
+        # the copy to a GPU run asynchronously (`.to(device, non_blocking=True)` in the loop).
         loader = DataLoader(self.plan.dataset, batch_sampler=[s for s, _ in shards], collate_fn=collate_padded,
-                            num_workers=self.num_workers, generator=_own_generator())
+                            num_workers=self.num_workers, pin_memory=self.pin_memory, generator=_own_generator())
         self._it = iter(loader)
 
     def __next__(self) -> tuple[dict, bool]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +42,7 @@ from press.training.data import (
     Position,
     StagePlan,
     build_dataset,
+    pad_batch,
     val_loader,
 )
 from press.training.records import RunRecords
@@ -142,8 +144,14 @@ class Trainer:
             # subnormal floats, which x86 CPUs process ~100x slower: measured 5-17 s instead of 2 s
             # per step of `small`. Flushing them to zero changes no result that matters.
             torch.set_flush_denormal(True)
+        if dev.type == "cuda":
+            # TF32 tensor cores for float32 matmuls and convolutions (10-bit mantissa products, float32
+            # sums): several times the float32 rate, well inside what training noise tolerates
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(int(cfg.train.seed))
         self.model = PressNet(model_config(cfg)).to(dev)
+        self.model.checkpoint_blocks(bool(cfg.train.checkpoint_blocks))
         if cfg.train.init and not resume:
             self._start_from(Path(str(cfg.train.init)))
         self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
@@ -151,9 +159,14 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.amp = autocast_for(cfg, dev)
         self.step, self.best_val = 0, math.inf
-        # training statistics summed since the last logged row (kept in checkpoints, so that a
-        # resumed run logs the same averages as an uninterrupted one)
-        self.window, self.window_steps = torch.zeros(5, dtype=torch.float64), 0
+        # training statistics summed since the last logged row, on the device so that a step needs
+        # no host sync (kept in checkpoints, so that a resumed run logs the same averages as an
+        # uninterrupted one)
+        self.window, self.window_steps = torch.zeros(5, dtype=torch.float64, device=dev), 0
+        # the crop stage's length if `train.max_minutes` cut it short (None: `train.steps`), and the
+        # wall time it has taken so far, across resumes
+        self.crop_steps: Optional[int] = None
+        self.crop_seconds = 0.0
         stage, position = "train", Position()
         if resume:
             state = load_state(run_dir / "last.state.pt")
@@ -163,9 +176,11 @@ class Trainer:
             except (RuntimeError, ValueError, KeyError) as err:
                 raise PressError(f"{run_dir / 'last.state.pt'} does not fit this config's model ({str(err)[:200]})") from err
             self.step, self.best_val = int(state["step"]), float(state["best_val"])
-            self.window, self.window_steps = state["window"].clone(), int(state["window_steps"])
+            self.window, self.window_steps = state["window"].to(dev, copy=True), int(state["window_steps"])
             stage, position = str(state["stage"]), Position(int(state["epoch"]), int(state["batch"]))
-            restore_rng(state["rng"])
+            self.crop_steps = state.get("crop_steps")
+            self.crop_seconds = float(state.get("crop_seconds", 0.0))
+            restore_rng(state["rng"], dev)
         self.train_set = build_dataset(cfg, "train")
         self.val_loader = val_loader(cfg, dist.rank, dist.world)
         self.stream = self._stream(stage, position)
@@ -191,17 +206,21 @@ class Trainer:
     def _stream(self, stage: str, position: Position) -> BatchStream:
         self.stage = stage
         return BatchStream(StagePlan(self.cfg, stage, self.train_set), position, self.dist.rank, self.dist.world,
-                           int(self.cfg.train.num_workers))
+                           int(self.cfg.train.num_workers), pin_memory=self.dist.device.type == "cuda")
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step on the next global batch; returns the rank-summed statistics
-        [loss*samples, si_snr*items, samples, items, grad_norm]."""
+        [loss*samples, si_snr*items, samples, items, grad_norm], on the device: nothing here waits
+        for the device, so a GPU runs ahead of the host (the loss is checked when it is logged)."""
         dev, world = self.dist.device, self.dist.world
         batch, counts = next(self.stream)
+        if bool(self.cfg.train.compile):   # a bounded set of shapes: the crop, or whole seconds
+            sr = int(self.cfg.model.sample_rate)
+            batch = pad_batch(batch, round(float(self.cfg.train.crop_seconds) * sr) if self.stage == "train" else sr)
         mix, src, lengths = (batch[k].to(dev, non_blocking=True) for k in ("mixture", "sources", "lengths"))
         n_local = lengths.sum().double() * counts
         n_global = self.dist.sum(n_local.reshape(1))[0]
-        lr = lr_at(self.cfg, self.step)
+        lr = lr_at(self.cfg, self.step, self.crop_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.amp():
@@ -216,13 +235,19 @@ class Trainer:
         stats = torch.stack([res.loss.detach().double() * n_local, res.si_snr[-1].double() * items,
                              n_local, torch.tensor(items, dtype=torch.float64, device=dev)])
         stats = self.dist.sum(stats)
-        if not torch.isfinite(stats[0]):
-            raise PressError(f"the loss became non-finite at step {self.step + 1} (lr {lr:.3g}); "
-                             "lower train.lr or check the data for silent or clipped items")
         return torch.cat([stats, grad_norm.detach().double().reshape(1)])
 
+    def check_finite(self, window: torch.Tensor) -> None:
+        """Stop on a non-finite loss in the statistics of the steps since the last logged row."""
+        if self.window_steps and not math.isfinite(float(window[0])):
+            raise PressError(f"the loss became non-finite in the {self.window_steps} steps up to step {self.step} "
+                             f"(lr {lr_at(self.cfg, self.step - 1, self.crop_steps):.3g}); lower train.lr or check "
+                             "the data for silent or clipped items")
+
     def checkpoint(self) -> None:
-        """Write last.state.pt (everything) and last.safetensors (weights), after checking the ranks agree."""
+        """Write last.state.pt (everything) and last.safetensors (weights), after checking the loss is
+        finite and the ranks agree."""
+        self.check_finite(self.window)
         digests = self.dist.gather_ints(distributed.weights_digest(self.model))
         if len(set(digests)) != 1:
             raise RuntimeError(f"ranks hold different weights at step {self.step} (digests {digests})")
@@ -231,8 +256,9 @@ class Trainer:
         pos = self.stream.position
         save_state(self.run_dir / "last.state.pt", {
             "step": self.step, "stage": self.stage, "epoch": pos.epoch, "batch": pos.batch,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
-            "best_val": self.best_val, "window": self.window, "window_steps": self.window_steps,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "rng": capture_rng(self.dist.device), "best_val": self.best_val, "window": self.window.cpu(),
+            "window_steps": self.window_steps, "crop_steps": self.crop_steps, "crop_seconds": self.crop_seconds,
             "config": OmegaConf.to_yaml(self.cfg)})
         save_model(self.run_dir / "last.safetensors", self.model, self.cfg, extra={"step": self.step, "stage": self.stage})
         (self.run_dir / "sync.json").write_text(json.dumps({"step": self.step, "world_size": self.dist.world,
@@ -249,38 +275,62 @@ class Trainer:
                                   "val_si_snri": val.si_snri})
         return val
 
+    def crop_time_is_up(self) -> bool:
+        """Whether `train.max_minutes` of crop-stage wall time (counted across resumes) are spent.
+
+        Asked at logged steps only, where the loop syncs anyway, and rank 0's clock decides for all
+        ranks (one all-reduce): every rank must end the stage at the same step."""
+        limit = self.cfg.train.max_minutes
+        if self.stage != "train" or limit is None:
+            return False
+        up = float(self.dist.is_main and self.crop_seconds >= 60.0 * float(limit))
+        return bool(self.dist.sum(torch.tensor([up], device=self.dist.device))[0] > 0)
+
     def run(self) -> int:
-        cfg, total = self.cfg, total_steps(self.cfg)
-        n_train = int(cfg.train.steps)
+        cfg = self.cfg
         bar = None
         if self.dist.is_main and self.progress:
             from tqdm import tqdm
 
             # what the bar is counting towards: `train.steps=2` alone still leaves every fine-tuning step
-            tqdm.write(f"press train: {n_train} crop steps then {int(cfg.finetune.steps)} full-length fine-tuning "
-                       f"steps (from step {self.step}); validation every {int(cfg.train.val_every)} steps and at "
-                       f"the end, on {len(self.val_loader.dataset)} items of at most {float(cfg.data.val_max_seconds):g} s")
-            bar = tqdm(total=total, initial=self.step, desc="press train", dynamic_ncols=True)
+            limit = "" if cfg.train.max_minutes is None else f" (or {float(cfg.train.max_minutes):g} minutes)"
+            tqdm.write(f"press train: {int(cfg.train.steps)} crop steps{limit} then {int(cfg.finetune.steps)} "
+                       f"full-length fine-tuning steps (from step {self.step}); validation every "
+                       f"{int(cfg.train.val_every)} steps and at the end, on {len(self.val_loader.dataset)} items "
+                       f"of at most {float(cfg.data.val_max_seconds):g} s")
+            bar = tqdm(total=total_steps(cfg, self.crop_steps), initial=self.step, desc="press train",
+                       dynamic_ncols=True)
         self.model.train()
-        while self.step < total:
-            stats = self.train_step().cpu()
+        clock = time.monotonic()
+        while self.step < total_steps(cfg, self.crop_steps):
+            self.window += self.train_step()
             self.step += 1
-            self.window += stats
             self.window_steps += 1
-            next_stage = stage_at(cfg, self.step)[0] if self.step < total else self.stage
+            if self.stage == "train":   # logging, validation and checkpoints count towards the limit
+                now = time.monotonic()
+                self.crop_seconds, clock = self.crop_seconds + now - clock, now
+                logged = self.step % int(cfg.train.log_every) == 0
+                if logged and self.step < int(cfg.train.steps) and self.crop_time_is_up():
+                    self.crop_steps = self.step   # the crop stage ends here; fine-tuning follows
+                    if bar is not None:
+                        bar.total = total_steps(cfg, self.crop_steps)
+            n_train, total = self.crop_steps or int(cfg.train.steps), total_steps(cfg, self.crop_steps)
+            next_stage = stage_at(cfg, self.step, self.crop_steps)[0] if self.step < total else self.stage
             if next_stage != self.stage:
                 self.stream = self._stream(next_stage, Position())
             row: dict[str, Any] = {}
             if self.step % int(cfg.train.log_every) == 0 or self.step == total:
-                w = self.window
+                w = self.window.cpu()   # the one host sync of a logged step
+                self.check_finite(w)
                 row = {"loss": float(w[0] / w[2]), "si_snr": float(w[1] / w[3]), "grad_norm": float(w[4] / self.window_steps)}
-                self.window, self.window_steps = torch.zeros_like(w), 0
+                self.window.zero_()
+                self.window_steps = 0
             if self.step % int(cfg.train.val_every) == 0 or self.step == total:
                 val = self.validate()
                 row.update({"val_loss": val.loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(val.si_snri)}})
             if row and self.records is not None:
-                self.records.log({"step": self.step, "stage": stage_at(cfg, self.step - 1)[0],
-                                  "lr": lr_at(cfg, self.step - 1), **row})
+                self.records.log({"step": self.step, "stage": stage_at(cfg, self.step - 1, self.crop_steps)[0],
+                                  "lr": lr_at(cfg, self.step - 1, self.crop_steps), **row})
                 if "val_loss" in row:
                     self.records.plot(n_train)
             if self.step % int(cfg.train.ckpt_every) == 0 or self.step in (n_train, total):

@@ -3,6 +3,10 @@
 Being a function of the global step alone, the schedule needs no state of its own in a checkpoint:
 restoring the step restores the learning rate exactly. The fine-tuning stage restarts the schedule
 at its own peak (`finetune.lr`) with its own warm-up [ours: the paper does not say].
+
+A crop stage cut short by `train.max_minutes` ends at the step it reached, `crop_steps`, which the
+run's state records; the fine-tuning stage then starts there. The crop stage's own schedule is
+still the one planned for `train.steps` (its cosine stops where the time ran out).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from omegaconf import DictConfig
 STAGES = ("train", "finetune")
 
 
-def total_steps(cfg: DictConfig) -> int:
-    return int(cfg.train.steps) + int(cfg.finetune.steps)
+def total_steps(cfg: DictConfig, crop_steps: int | None = None) -> int:
+    return (int(cfg.train.steps) if crop_steps is None else crop_steps) + int(cfg.finetune.steps)
 
 
-def stage_at(cfg: DictConfig, step: int) -> tuple[str, int]:
-    """(stage name, step within the stage) of the 0-based global `step`."""
-    n_train = int(cfg.train.steps)
+def stage_at(cfg: DictConfig, step: int, crop_steps: int | None = None) -> tuple[str, int]:
+    """(stage name, step within the stage) of the 0-based global `step`; the crop stage has
+    `crop_steps` steps if it was cut short, else `train.steps`."""
+    n_train = int(cfg.train.steps) if crop_steps is None else crop_steps
     return ("train", step) if step < n_train else ("finetune", step - n_train)
 
 
@@ -33,9 +38,9 @@ def warmup_cosine(step: int, steps: int, peak: float, warmup: int, final_ratio: 
     return peak * (final_ratio + (1.0 - final_ratio) * cosine)
 
 
-def lr_at(cfg: DictConfig, step: int) -> float:
+def lr_at(cfg: DictConfig, step: int, crop_steps: int | None = None) -> float:
     """The learning rate of the 0-based global `step`."""
-    stage, k = stage_at(cfg, step)
+    stage, k = stage_at(cfg, step, crop_steps)
     section = cfg[stage]
     return warmup_cosine(k, int(section.steps), float(section.lr), int(section.warmup_steps),
                          float(section.final_lr_ratio))

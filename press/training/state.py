@@ -32,23 +32,29 @@ REQUIRED = ("format", "step", "stage", "epoch", "batch", "model", "optimizer", "
             "window_steps", "config")
 
 
-def capture_rng() -> dict[str, Any]:
-    """Every global RNG state, as tensors and plain Python values (loadable with weights_only)."""
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    """Every global RNG state, as tensors and plain Python values (loadable with weights_only).
+
+    Of the GPUs, only `device`'s generator (the one this rank draws from): a state that listed every
+    GPU of the machine could not be restored on a machine with fewer (a 4-GPU run resumed on 1).
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "gauss": float(gauss)},
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
     }
 
 
-def restore_rng(rng: dict[str, Any]) -> None:
+def restore_rng(rng: dict[str, Any], device: torch.device) -> None:
+    """Restore what `capture_rng` saved, the GPU generator into `device`'s (states written before
+    this format listed every GPU of the saving machine: the first is the one rank 0 drew from)."""
     torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng["cuda"] and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"][0], device)
     n = rng["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = rng["python"]
