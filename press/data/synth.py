@@ -152,13 +152,21 @@ def _real_files(voice: Voice, full: bool) -> tuple[str, ...]:
 @functools.cache
 def voice_shift(source: Voice, k: int, n: int) -> VoiceShift:
     """Shift k of the n transformed voices of a recorded talent, drawn around its median F0 (measured
-    on its first TRANSFORM_F0_FILES utterances) from a seed of the talent's name: the same in every
-    process, so parallel rendering agrees."""
+    on its first TRANSFORM_F0_FILES voiced utterances) from a seed of the talent's name: the same in
+    every process, so parallel rendering agrees."""
     from press.data.transform import analyse, draw_shifts
 
-    files = _real_files(source, full=True)[:TRANSFORM_F0_FILES]
-    f0 = float(np.median([analyse(*_read_file(f, source), f0_method="dio").median_f0 for f in files]))
-    return draw_shifts(f0, n, seed=zlib.crc32(source.talent.encode()))[k]
+    medians = []
+    for f in _real_files(source, full=True):
+        try:   # a letter such as "s" read alone has no voiced frame: it says nothing of the voice's pitch
+            medians.append(analyse(*_read_file(f, source), f0_method="dio").median_f0)
+        except PressError:
+            continue
+        if len(medians) == TRANSFORM_F0_FILES:
+            break
+    if not medians:
+        raise PressError(f"{source.speaker}: no utterance with voiced speech to measure its pitch on")
+    return draw_shifts(float(np.median(medians)), n, seed=zlib.crc32(source.talent.encode()))[k]
 
 
 def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
