@@ -31,9 +31,9 @@ def _info(root: str | None) -> int:
     folder = Path(root or CORPUS_DIR).expanduser()
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix in (".flac", ".csv"))
     print(f"built-in corpus at {folder}: {len(rows)} utterances, {size / 1e6:.1f} MB, 8 kHz FLAC")
-    print(f"{'split':<8}{'kind':<6}{'speakers':>9}{'utterances':>12}{'hours':>8}")
+    print(f"{'split':<8}{'kind':<12}{'speakers':>9}{'utterances':>12}{'hours':>8}")
     for (split, kind), s in sorted(summary(rows).items()):
-        print(f"{split:<8}{kind:<6}{s['speakers']:>9}{s['utterances']:>12}{s['hours']:>8.3f}")
+        print(f"{split:<8}{kind:<12}{s['speakers']:>9}{s['utterances']:>12}{s['hours']:>8.3f}")
     engines = sorted({(r["kind"], r["engine"]) for r in rows})
     print("sources: " + ", ".join(f"{e} ({k})" for k, e in engines))
     return 0
