@@ -7,6 +7,7 @@ step takes tens of milliseconds while crops, fine-tuning buckets and validation 
 from omegaconf import DictConfig
 
 from press.model import load_config
+from press.training.config import resolve_config
 
 OVERRIDES = [
     "model.sample_rate=2000", "train.crop_seconds=0.5", "train.batch_size=2", "train.warmup_steps=3",
@@ -18,4 +19,5 @@ OVERRIDES = [
 
 
 def tiny_run_config(*extra: str) -> DictConfig:
-    return load_config("tiny", OVERRIDES + list(extra))
+    """Resolved, as `press train` resolves it: every section and default present (the typed configs)."""
+    return resolve_config(load_config("tiny", OVERRIDES + list(extra)))
