@@ -5,7 +5,8 @@ Every run trains the same model from the same weights with the same recipe for t
 steps (equal compute; the wall time of each run is printed beside it, and data loading is a few per
 cent of a step, see data_throughput.py and augment_throughput.py), then its last weights are scored
 on the validation split's recorded speakers (the mixtures of `press evaluate --split val --subset
-real`, speakers no variant trains on), each mixture separated whole. The variants add one thing at a time to the previous one:
+real`, speakers no variant trains on), each mixture separated whole. The variants add one thing at a
+time to the previous one:
 
     shipped      the shipped corpus (44 minutes of training speech, 8 recorded talkers)
     +recorded    all recorded training speech of the full corpus (3.5 h, 31 talkers)
