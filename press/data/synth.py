@@ -75,20 +75,14 @@ class Plan:
     pitch: float = 0.0
 
 
-def _asterisk_files(name: str) -> list[tuple[str, float]]:
+def _asterisk_files(name: str) -> list[str]:
     """The prompts kept for one Asterisk voice: sentences, in name order, within its seconds budget
     (the budgets keep the shipped corpus near 30 MB)."""
     _, package, budget = ASTERISK_VOICES[name]
     root = Path(asterisk_dir(name))
     if not root.is_dir():
         raise PressError(f"{root} not found; install it with: apt-get install {' '.join(PACKAGES[package])}")
-    chosen, total = [], 0.0
-    for f in sorted(root.glob("*.wav")):
-        seconds = sf.info(str(f)).duration
-        if seconds >= ASTERISK_MIN_SECONDS and total + seconds <= budget:
-            chosen.append((str(f), seconds))
-            total += seconds
-    return chosen
+    return _within([str(f) for f in sorted(root.glob("*.wav"))], ASTERISK_MIN_SECONDS, budget)
 
 
 def _asterisk_rest(name: str, shipped: list[str]) -> list[str]:
@@ -136,7 +130,7 @@ def _real_files(voice: Voice, full: bool) -> tuple[str, ...]:
     transformed voices of a talent all read its list."""
     p = voice.params
     if "asterisk" in p:
-        files = [f for f, _ in _asterisk_files(p["asterisk"])]
+        files = _asterisk_files(p["asterisk"])
         return tuple(files + _asterisk_rest(p["asterisk"], files) if full and voice.split == "train" else files)
     if "fillets" in p:
         budget = float("inf") if voice.split == "train" else FILLETS_HELD_OUT_SECONDS
