@@ -32,8 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from realval import press_separator, score
 
 from press.data.manifest import read_manifest, write_manifest
 from press.data.voices import all_voices
@@ -81,28 +80,7 @@ def train_and_score(root: Path, run: Path, variant: str, args: argparse.Namespac
         subprocess.run([sys.executable, "-m", "press.cli", "train", args.config, "--out", str(run), *resume,
                         *overrides], check=True, env=env)
     minutes = (time.perf_counter() - start) / 60
-    return {"minutes": minutes, "si_snri": score(run / "last.safetensors", args.limit)}
-
-
-@torch.no_grad()
-def score(weights: Path | str, limit: int) -> list[float]:
-    """Mean SI-SNRi per exit over the first `limit` validation mixtures of recorded speech, each separated
-    whole in one forward pass (the validation utterances last a few seconds: no segmenting needed, and
-    every variant is scored the same way)."""
-    from press.data import get_dataset
-    from press.evaluation.metrics import aligned_si_snri
-    from press.model.pretrained import load
-
-    model, _, _ = load(weights)
-    model.eval()
-    data = get_dataset("builtin", split="val", subset="real", num_examples=limit)
-    scores = []
-    for i in range(limit):
-        item = data[i]
-        outputs = model(item["mixture"][None])
-        scores.append([aligned_si_snri(o.estimate[0].numpy(), item["sources"].numpy(), item["mixture"].numpy())
-                       for o in outputs])
-    return np.mean(scores, axis=0).tolist()
+    return {"minutes": minutes, "si_snri": score(press_separator(str(run / "last.safetensors")), args.limit)}
 
 
 def _step(run: Path) -> int:
@@ -126,8 +104,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS)[:5], choices=list(VARIANTS))
     args = parser.parse_args()
-    print(f"{Path(args.init or 'default').name} before training: SI-SNRi per exit", score(args.init or "default",
-                                                                                          args.limit), flush=True)
+    before = score(press_separator(args.init or "default"), args.limit)
+    print(f"{Path(args.init or 'default').name} before training: SI-SNRi per exit", before, flush=True)
     if args.init is None:
         from press.model.pretrained import resolve
 

@@ -32,6 +32,22 @@ def test_full_voices_keep_the_shipped_splits_and_add_only_training_talents():
     assert len(languages) >= 25
 
 
+
+def test_without_languages_the_full_corpus_drops_only_the_world_tts_voices(tmp_path):
+    """`press data synth --full --no-languages`: the recommended training mix."""
+    from press.data.synth import synthesize
+    from press.errors import PressError
+
+    every, mix = full_voices(0), full_voices(0, languages=False)
+    world = {v.speaker for v in world_tts_voices()}
+    assert {v.speaker for v in every} - {v.speaker for v in mix} == world & {v.speaker for v in every}
+    assert not world & {v.speaker for v in mix}
+    shipped = {v.speaker for v in all_voices(0)}
+    assert shipped <= {v.speaker for v in mix}                            # shipped TTS voices stay
+    assert {v.speaker for v in mix if v.kind == "transformed"} == {v.speaker for v in every if v.kind == "transformed"}
+    with pytest.raises(PressError, match="--full"):
+        synthesize(tmp_path, languages=False, progress=False)
+
 def installed(voice) -> bool:
     """Whether the Debian packages a voice renders from are here (CI installs only a few of them)."""
     from press.data.voices import requirements

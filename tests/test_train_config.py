@@ -94,3 +94,18 @@ def test_validation_covers_exactly_the_capped_items_the_same_every_time(capsys):
     again = evaluate(model, val_loader(cfg, 0, 1), loss, dist, contextlib.nullcontext)
     assert again == first
     assert capsys.readouterr().err == ""
+
+
+def test_val_options_choose_the_validation_voices_and_leave_training_alone():
+    """`data.val_options={subset: real}`: the best checkpoint is chosen on recorded speech only, while
+    training still draws from every voice."""
+    from press.data.builtin import load_manifest
+    from press.training.data import build_dataset
+
+    cfg = resolve_config(load_config("tiny", ["data.val_options={subset: real}"]))
+    kinds = {r["speaker"]: r["kind"] for r in load_manifest(None)}
+    val, train = build_dataset(cfg, "val"), build_dataset(cfg, "train")
+    assert {kinds[s] for s in val._speaker_names} == {"real"}
+    assert {kinds[s] for s in train._speaker_names} >= {"real", "tts"}
+    plain = build_dataset(resolve_config(load_config("tiny")), "val")
+    assert {kinds[s] for s in plain._speaker_names} >= {"real", "tts"}

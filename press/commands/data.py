@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="render the full training corpus (every voice and language of the packages; hours, not minutes) "
         "instead of the shipped one; validation and test stay the shipped ones",
     )
+    synth.add_argument(
+        "--no-languages", dest="languages", action="store_false",
+        help="with --full: leave out the synthetic voices in other languages (the recommended training mix: "
+        "recorded and transformed voices; see docs/data.md)",
+    )
     synth.add_argument("--jobs", type=int, default=1, help="render in this many processes (default 1)")
     info = sub.add_parser("info", help="voices, utterances and hours per split of the built-in corpus")
     info.add_argument("--root", default=None, help="a `press data synth` output folder (default: the shipped corpus)")
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from press.data.synth import synthesize
 
     start = time.perf_counter()
-    rows = synthesize(args.out_dir, seed=args.seed, full=args.full, jobs=args.jobs)
+    rows = synthesize(args.out_dir, seed=args.seed, full=args.full, jobs=args.jobs, languages=args.languages)
     hours = sum(float(r["seconds"]) for r in rows) / 3600
     elapsed = time.perf_counter() - start
     print(f"wrote {len(rows)} utterances ({hours:.2f} h) to {args.out_dir} in {elapsed:.1f} s")

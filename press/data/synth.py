@@ -325,13 +325,14 @@ def render(plan: Plan) -> np.ndarray:
     return condition(x, sr)
 
 
-def plan_corpus(seed: int, only: set[str] | None = None, full: bool = False) -> list[Plan]:
+def plan_corpus(seed: int, only: set[str] | None = None, full: bool = False, languages: bool = True) -> list[Plan]:
     """All planned utterances (or those with ids in `only`; voices not needed are not planned).
 
-    `full`: the full training corpus (press.data.world_voices), a superset of the shipped one.
+    `full`: the full training corpus (press.data.world_voices), a superset of the shipped one;
+    `languages=False`: without its synthetic voices in other languages.
     """
     plans = []
-    for voice in full_voices(seed) if full else all_voices(seed):
+    for voice in full_voices(seed, languages) if full else all_voices(seed):
         if only is not None and not any(u.rsplit("-", 1)[0] == voice.speaker for u in only):
             continue
         plans.extend(p for p in plan_voice(voice, seed, full) if only is None or p.uid in only)
@@ -393,11 +394,12 @@ def _check_settings(out: Path, settings: dict) -> None:
 
 def synthesize(
     out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True, full: bool = False,
-    jobs: int = 1,
+    jobs: int = 1, languages: bool = True,
 ) -> list[dict]:
     """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows.
 
-    `full`: the full training corpus (the shipped voices plus press.data.world_voices), not the shipped one.
+    `full`: the full training corpus (the shipped voices plus press.data.world_voices), not the shipped one;
+    `languages=False`: the full corpus without its synthetic voices in other languages.
     A run that was killed resumes where it stopped: utterances already in `out_dir` are read, not
     rendered again. `jobs` > 1 renders in that many processes (same output, in the same order).
     """
@@ -407,12 +409,14 @@ def synthesize(
     from tqdm import tqdm
 
     out = Path(out_dir)
-    plans = plan_corpus(seed, only, full)
+    if not full and not languages:
+        raise PressError("leaving out the synthetic voices in other languages applies to the full corpus (--full)")
+    plans = plan_corpus(seed, only, full, languages)
     if only is not None and len(plans) != len(only):
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
     check_installed(plans)
-    _check_settings(out, {"seed": seed, "full": full})
+    _check_settings(out, {"seed": seed, "full": full} if languages else {"seed": seed, "full": full, "languages": False})
     work = partial(_render_to, out=out)
     bar = partial(tqdm, total=len(plans), desc="press data synth", unit="utt", disable=not progress)
     if jobs > 1:

@@ -136,12 +136,14 @@ class DataConfig:
     with `data.val_examples=...` for a CPU smoke run). The set is the first `val_examples` items of
     the corpus's validation split, the same at every validation and after a resume, so that the best
     checkpoint is chosen on comparable numbers; it is part of the `data` section, which a resume may
-    not change."""
+    not change. `val_options` override `options` for validation only: `{subset: real}` chooses the
+    best checkpoint on the built-in corpus's recorded speech, the voices a user brings, not on TTS."""
 
     name: str = "builtin"               # press.data.NAMES
     root: Optional[str] = None          # corpus folder (not needed for builtin)
     mode: str = "min"
     options: Optional[Dict[str, Any]] = field(default_factory=dict)  # corpus keywords (press.data.get_dataset)
+    val_options: Optional[Dict[str, Any]] = field(default_factory=dict)  # overrides of `options` for validation
     val_examples: int = 100
     val_max_seconds: float = 10.0
     val_batch_size: int = 4

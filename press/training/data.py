@@ -25,9 +25,12 @@ from press.errors import PressError
 
 def build_dataset(cfg: DictConfig, split: str) -> Dataset:
     """The corpus named in `cfg.data` for `split`, at the model's sample rate, checked against the model;
-    the training split through `data.augment`'s rooms and channels when it is enabled."""
+    the training split through `data.augment`'s rooms and channels when it is enabled, the validation
+    split with `data.val_options` over `data.options`."""
     data, model = cfg.data, cfg.model
     options = dict(OmegaConf.to_container(data.options, resolve=True)) if data.options else {}
+    if split == "val" and data.val_options:
+        options.update(OmegaConf.to_container(data.val_options, resolve=True))
     if data.name == "builtin":
         options.setdefault("n_src", int(model.n_src))
     root = None if data.root is None else str(data.root)

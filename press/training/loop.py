@@ -329,7 +329,9 @@ class Trainer:
                 val = self.validate()
                 row.update({"val_loss": val.loss, **{f"val_si_snri_{i + 1}": v for i, v in enumerate(val.si_snri)}})
             if row and self.records is not None:
+                # crop_minutes: the crop stage's wall time so far, across resumes (quality per CPU-hour)
                 self.records.log({"step": self.step, "stage": stage_at(cfg, self.step - 1, self.crop_steps)[0],
+                                  "crop_minutes": self.crop_seconds / 60,
                                   "lr": lr_at(cfg, self.step - 1, self.crop_steps), **row})
                 if "val_loss" in row:
                     self.records.plot(n_train)

@@ -45,7 +45,7 @@ class RunRecords:
         self.csv_path = run_dir / "log.csv"
         self.png_path = run_dir / "curves.png"
         self.tb_dir = run_dir / "tensorboard"
-        self.fields = (["step", "stage", "lr", "loss", "si_snr", "grad_norm", "val_loss"]
+        self.fields = (["step", "stage", "crop_minutes", "lr", "loss", "si_snr", "grad_norm", "val_loss"]
                        + [f"val_si_snri_{i + 1}" for i in range(n_exits)])
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         self._write_provenance(start_step, world, device)
