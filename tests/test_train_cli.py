@@ -57,3 +57,18 @@ def test_train_init_starts_from_an_earlier_model(tmp_path, capsys):
     assert main(["train", "tiny", "--out", str(tmp_path / "third"), "--device", "cpu", "--no-progress", *SHORT,
                  f"train.init={first / 'best.safetensors'}", "model.dim=24"]) == 2
     assert "architecture" in capsys.readouterr().err
+
+
+def test_train_init_takes_a_shipped_models_name(tmp_path, capsys):
+    """`train.init=default` continues the shipped weights: with lr 0 the run's model is them, unchanged."""
+    from press.model.pretrained import resolve
+
+    assert main(["train", "default", "--out", str(tmp_path / "r"), "--device", "cpu", "--no-progress",
+                 "train.init=default", "train.steps=1", "train.lr=0", "finetune.steps=0", "train.batch_size=1",
+                 "train.crop_seconds=0.5", "data.val_examples=1", "data.val_max_seconds=0.5"]) == 0
+    shipped, continued = load_file(str(resolve("default"))), load_file(str(tmp_path / "r" / "last.safetensors"))
+    assert all(torch.equal(continued[k], shipped[k]) for k in shipped)
+    capsys.readouterr()
+    assert main(["train", "tiny", "--out", str(tmp_path / "t"), "--device", "cpu", "--no-progress",
+                 "train.init=no-such-model"]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err

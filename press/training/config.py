@@ -77,7 +77,7 @@ class TrainConfig:
     compile: bool = False               # torch.compile the network
     checkpoint_blocks: bool = False     # recompute each block's forward in backward: far less memory, ~1/3 more time
     tensorboard: bool = True
-    init: Optional[str] = None          # weights to start from (a .safetensors model of the same architecture)
+    init: Optional[str] = None          # weights to start from: a shipped name or .safetensors of the same architecture
     max_minutes: Optional[float] = None  # wall-time cap on the crop stage; fine-tuning follows it (docs/training.md)
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from press.errors import PressError
 from press.model import PressNet, model_config
 from press.model.checkpoint import load_model, save_model
+from press.model.pretrained import resolve
 from press.prob.likelihood import PressLoss
 from press.prob.sisnr import si_snri
 from press.training import distributed
@@ -153,7 +154,7 @@ class Trainer:
         self.model = PressNet(model_config(cfg)).to(dev)
         self.model.checkpoint_blocks(bool(cfg.train.checkpoint_blocks))
         if cfg.train.init and not resume:
-            self._start_from(Path(str(cfg.train.init)))
+            self._start_from(resolve(str(cfg.train.init)))
         self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
                                  float(cfg.loss.sisnr_weight))
         self.optimizer = make_optimizer(self.model, cfg)
@@ -196,7 +197,8 @@ class Trainer:
     def _start_from(self, path: Path) -> None:
         """Start from the weights of an earlier model (`train.init`): a longer schedule, new data or
         augmentation without paying again for the steps already taken. Only the weights carry over;
-        optimiser, schedule and data order start afresh."""
+        optimiser, schedule and data order start afresh. A shipped model's name (`train.init=default`)
+        or a checkpoint path."""
         source, source_cfg, _ = load_model(path)
         if model_config(source_cfg) != model_config(self.cfg):
             raise PressError(f"train.init={path}: its model config differs from this run's; "
