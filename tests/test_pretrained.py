@@ -1,10 +1,12 @@
 """The shipped default model: it loads by name, runs at every exit, and still separates."""
 
 import numpy as np
+import pytest
 import torch
 
 import press
 from press.data import get_dataset
+from press.errors import PressError
 from press.evaluation.metrics import align_to_reference
 from press.model.pretrained import resolve, shipped_names
 from press.prob.sisnr import si_snri
@@ -48,3 +50,12 @@ def test_default_separates_the_first_test_mixtures():
         scores.append(float(si_snri(torch.from_numpy(est)[None], torch.from_numpy(refs)[None],
                                     torch.from_numpy(mixture)[None]).mean()))
     assert np.mean(scores) >= 3.0, scores
+
+
+def test_a_checkpoint_path_may_start_at_the_home_folder(tmp_path, monkeypatch):
+    """`train.init=~/runs/x.safetensors` and `press separate ~/x.safetensors` name a file under $HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.safetensors").write_bytes(b"")
+    assert resolve("~/x.safetensors") == tmp_path / "x.safetensors"
+    with pytest.raises(PressError, match="not found"):
+        resolve("~/missing.safetensors")

@@ -25,7 +25,7 @@ def shipped_names() -> list[str]:
 
 def resolve(spec: str | Path) -> Path:
     """The checkpoint file behind a shipped model's name or a path."""
-    path = Path(spec)
+    path = Path(spec).expanduser()
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
             raise PressError(f"checkpoint not found: {path}")
