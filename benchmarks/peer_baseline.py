@@ -106,7 +106,7 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         step += 1
         now = time.monotonic()
         seconds, clock = seconds + now - clock, now
