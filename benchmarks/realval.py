@@ -18,13 +18,13 @@ Separator = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
 @torch.no_grad()
-def score(separate: Separator, limit: int = 200) -> list[float]:
-    """Mean SI-SNRi (dB, best source order) per output over the first `limit` validation mixtures of
-    recorded speech."""
+def score(separate: Separator, limit: int = 200, split: str = "val") -> list[float]:
+    """Mean SI-SNRi (dB, best source order) per output over the first `limit` mixtures of recorded
+    speech of `split` (validation; "test" only to report a model already chosen)."""
     from press.data import get_dataset
     from press.evaluation.metrics import aligned_si_snri
 
-    data = get_dataset("builtin", split="val", subset="real", num_examples=limit)
+    data = get_dataset("builtin", split=split, subset="real", num_examples=limit)
     scores = []
     for i in range(len(data)):
         item = data[i]
