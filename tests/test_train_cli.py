@@ -24,7 +24,13 @@ def test_press_train_writes_records_and_says_where(tmp_path, capsys):
     assert info["press_version"] and info["git_commit"] and info["sessions"][0]["from_step"] == 0
     assert "sample_rate: 2000" in (run / "config.yaml").read_text()
     header, *rows = (run / "log.csv").read_text().splitlines()
-    assert header.startswith("step,stage,lr,loss") and rows[-1].startswith("4,finetune")
+    assert header.startswith("step,stage,crop_minutes,lr,loss") and rows[-1].startswith("4,finetune")
+    # crop_minutes: the crop stage's wall time, growing through it and frozen once fine-tuning starts
+    minutes = [(r.split(",")[1], float(r.split(",")[2])) for r in rows]
+    crop = [m for stage, m in minutes if stage == "train"]
+    assert crop == sorted(crop) and crop[0] > 0
+    tuned = {m for stage, m in minutes if stage == "finetune"}
+    assert len(tuned) == 1 and tuned.pop() >= crop[-1]
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # continuing for more steps with --resume; a second run into the same folder is refused
