@@ -416,7 +416,10 @@ def synthesize(
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
     check_installed(plans)
-    _check_settings(out, {"seed": seed, "full": full} if languages else {"seed": seed, "full": full, "languages": False})
+    settings = {"seed": seed, "full": full}
+    if not languages:   # only then: folders rendered before the option existed hold every language
+        settings["languages"] = False
+    _check_settings(out, settings)
     work = partial(_render_to, out=out)
     bar = partial(tqdm, total=len(plans), desc="press data synth", unit="utt", disable=not progress)
     if jobs > 1:
