@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from peers import build, measure_macs
 from realval import score
 
 from press.evaluation.metrics import aligned_si_snri
@@ -33,14 +34,6 @@ from press.io.files import atomic_write
 from press.model import load_config
 from press.training.config import resolve_config
 from press.training.data import BatchStream, Position, StagePlan, build_dataset, val_loader
-
-MODELS = ("Conv-TasNet", "SuDoRM-RF")
-
-
-def build(name: str) -> torch.nn.Module:
-    from asteroid.models import ConvTasNet, SuDORMRFNet
-
-    return {"Conv-TasNet": ConvTasNet, "SuDoRM-RF": SuDORMRFNet}[name](n_src=2, sample_rate=8000)
 
 
 @torch.no_grad()
@@ -61,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="run folder (log.csv, last.pt, result.json)")
     parser.add_argument("--root", required=True, help="corpus folder (data.root of the PRESS runs it stands beside)")
-    parser.add_argument("--model", default="Conv-TasNet", choices=MODELS)
+    parser.add_argument("--model", default="Conv-TasNet", choices=("Conv-TasNet", "SuDoRM-RF"))
     parser.add_argument("--config", default="default", help="the PRESS config whose data, crops and batches it shares")
     parser.add_argument("--minutes", type=float, default=20.0, help="wall time of training, validation included")
     parser.add_argument("--val-minutes", type=float, default=5.0, help="validate every this many minutes")
@@ -76,7 +69,7 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = resolve_config(load_config(args.config, [
         f"data.root={args.root}", f"data.val_examples={args.val_examples}", "data.val_options={subset: real}"]))
-    model = build(args.model)
+    model = build(args.model).train()   # peers.py's constructor: Asteroid's defaults, 8 kHz, two sources
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -114,29 +107,20 @@ def main() -> None:
             si_snri = validate(model, val)
             now = time.monotonic()
             seconds, clock = seconds + now - clock, now
+            mean_loss = sum(losses) / len(losses)
             with open(log_path, "a", newline="") as fh:
-                csv.writer(fh).writerow([step, f"{seconds / 60:.2f}", f"{sum(losses) / len(losses):.4f}", f"{si_snri:.3f}"])
-            print(f"step {step}  {seconds / 60:.1f} min  loss {sum(losses) / len(losses):.3f}  "
-                  f"val SI-SNRi {si_snri:.2f} dB", flush=True)
+                csv.writer(fh).writerow([step, f"{seconds / 60:.2f}", f"{mean_loss:.4f}", f"{si_snri:.3f}"])
+            print(f"step {step}  {seconds / 60:.1f} min  loss {mean_loss:.3f}  val SI-SNRi {si_snri:.2f} dB", flush=True)
             losses, next_val = [], next_val + 60 * args.val_minutes
             save()
     save()
     model.eval()
     final = score(lambda mixture: [model(mixture)], args.limit)
-    macs = count_macs(model)
-    result = {"model": args.model, "steps": step, "minutes": seconds / 60, "gmac_per_s": macs,
-              "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "si_snri": final[0]}
+    macs = measure_macs(args.model, 4.0)   # peers.py's one counter for every model
+    result = {"model": args.model, "steps": step, "minutes": seconds / 60, "gmac_per_s": macs["gmacs"],
+              "params_m": macs["params"] / 1e6, "si_snri": final[0]}
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
-
-
-def count_macs(model: torch.nn.Module) -> float:
-    """GMAC per second of audio (FlopCounterMode, oneDNN off so its LSTM/conv kernels are counted: peers.py)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.backends.mkldnn.flags(enabled=False), torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 4 * 8000))
-    return counter.get_total_flops() / 2 / 4 / 1e9
 
 
 if __name__ == "__main__":
