@@ -110,7 +110,8 @@ def main() -> None:
             mean_loss = sum(losses) / len(losses)
             with open(log_path, "a", newline="") as fh:
                 csv.writer(fh).writerow([step, f"{seconds / 60:.2f}", f"{mean_loss:.4f}", f"{si_snri:.3f}"])
-            print(f"step {step}  {seconds / 60:.1f} min  loss {mean_loss:.3f}  val SI-SNRi {si_snri:.2f} dB", flush=True)
+            print(f"step {step}  {seconds / 60:.1f} min  loss {mean_loss:.3f}  val SI-SNRi {si_snri:.2f} dB",
+                  flush=True)
             losses, next_val = [], next_val + 60 * args.val_minutes
             save()
     save()

@@ -119,7 +119,8 @@ def main() -> None:
           "mixtures of recorded speech, each exit; GMAC/s per second of audio at each exit")
     print(f"{'model':<14}{'SI-SNRi per exit':<34}{'GMAC/s per exit'}")
     for name, r in results.items():
-        print(f"{name:<14}{' / '.join(f'{v:.2f}' for v in r['si_snri']):<34}{' / '.join(f'{g:.2f}' for g in r['gmacs'])}")
+        scores, costs = " / ".join(f"{v:.2f}" for v in r["si_snri"]), " / ".join(f"{g:.2f}" for g in r["gmacs"])
+        print(f"{name:<14}{scores:<34}{costs}")
     if peer is not None:
         print(f"{peer['model']:<14}{peer['si_snri']:<34.2f}{peer['gmac_per_s']:.2f}  ({peer['steps']} steps)")
     print(f"curves: {args.out / 'curves.png'}")
