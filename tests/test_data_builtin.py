@@ -50,11 +50,38 @@ def test_splits_are_speaker_and_talent_disjoint_with_real_test_speech():
         ("babble", "tts"),
     } <= kinds
     assert all(r["licence"] for r in ROWS)
-    # held-out splits that can choose a model: >= 5 minutes of recorded speech from >= 3 speakers each
+    # held-out splits that can rank models (issue 13): >= 10 minutes of recorded speech from >= 8 speakers
+    # each, >= 6 of them with a minute or more, so that no one talker decides the score
     for split in ("val", "test"):
         real = [r for r in ROWS if r["split"] == split and r["kind"] == "real"]
-        assert len({r["speaker"] for r in real}) >= 3, split
-        assert sum(r["seconds"] for r in real) >= 300.0, split
+        seconds = defaultdict(float)
+        for r in real:
+            seconds[r["speaker"]] += r["seconds"]
+        assert len(seconds) >= 8 and sum(v >= 60 for v in seconds.values()) >= 6, split
+        assert sum(seconds.values()) >= 600.0, split
+
+
+def test_held_out_speakers_are_drawn_by_their_speech_up_to_a_cap():
+    from press.data.builtin import HELD_OUT_CAP_SECONDS
+
+    seconds = defaultdict(float)
+    for r in ROWS:
+        if r["split"] == "test" and r["kind"] == "real":
+            seconds[r["speaker"]] += r["seconds"]
+    ds = get_dataset("builtin", split="test", subset="real", num_examples=600)
+    count = defaultdict(int)
+    for i in range(len(ds)):
+        for uid in ds[i]["id"].split(":")[1].split("+"):
+            count[uid.rsplit("-", 1)[0]] += 1
+    capped = {k: min(v, HELD_OUT_CAP_SECONDS) for k, v in seconds.items()}
+    tiny, full = min(capped, key=capped.get), max(capped, key=capped.get)
+    assert capped[tiny] < 10 and capped[full] == HELD_OUT_CAP_SECONDS
+    # uniform draws would put every one of the 11 talkers in ~2/11 of the mixtures (109 of 600)
+    assert count[tiny] < 30 < 80 < count[full]
+    # at the cap, a talker with five minutes is drawn about as often as one with a minute and a half
+    long = [k for k, v in seconds.items() if v > 200][0]
+    short = [k for k, v in seconds.items() if 70 < v < 100][0]
+    assert 0.6 < count[long] / count[short] < 1.6
 
 
 @pytest.mark.parametrize("n_src", [2, 3])

@@ -1,7 +1,7 @@
 """`press data synth` rebuilds the shipped utterances bit-identically; missing tools fail clearly.
 
 The rebuild test renders a small subset (espeak-ng, flite, codec2, pocketsphinx, Asterisk's Italian
-prompts and Fish Fillets' Czech lines) and
+prompts, Fish Fillets' Czech lines and the KDE readers' joined clips) and
 needs those Debian packages; .ci/run installs them. It is skipped, saying so, where they are absent.
 """
 
@@ -20,7 +20,7 @@ from press.data.voices import all_voices
 from press.errors import PressError
 
 SUBSET_ENGINES = {"espeak-ng": 3, "flite": 2, "codec2-examples": 2, "pocketsphinx-testdata": 2,
-                  "asterisk-core-sounds-it-wav": 2, "fillets-ng-data-cs": 2}
+                  "asterisk-core-sounds-it-wav": 2, "fillets-ng-data-cs": 2, "klettres-data": 2, "ktuberling-data": 1}
 TOOLS_PRESENT = (
     shutil.which("espeak-ng")
     and shutil.which("flite")
@@ -28,6 +28,8 @@ TOOLS_PRESENT = (
     and Path("/usr/share/pocketsphinx/test/data/cards/001.wav").exists()
     and Path("/usr/share/asterisk/sounds/it_IT_m_Carlo").is_dir()
     and Path("/usr/share/games/fillets-ng/sound/airplane/cs").is_dir()
+    and Path("/usr/share/klettres/fr").is_dir()
+    and Path("/usr/share/ktuberling/sounds/lt").is_dir()
 )
 
 
@@ -44,7 +46,7 @@ def subset_ids() -> set[str]:
 @pytest.mark.skipif(
     not TOOLS_PRESENT,
     reason="needs apt packages espeak-ng flite codec2-examples pocketsphinx-testdata asterisk-core-sounds-it-wav "
-    "fillets-ng-data fillets-ng-data-cs",
+    "fillets-ng-data fillets-ng-data-cs klettres-data ktuberling-data",
 )
 def test_synth_rebuilds_shipped_subset_bit_identically(tmp_path):
     expected = {r["id"]: r for r in load_manifest()}

@@ -33,6 +33,8 @@ from press.data.voices import (
     FILLETS_HELD_OUT_SECONDS,
     FILLETS_ROOT,
     FILLETS_VOICES,
+    KDE_HELD_OUT_SECONDS,
+    KDE_JOIN_SECONDS,
     PACKAGES,
     Voice,
     _stable_rng,
@@ -65,12 +67,14 @@ TARGET_DBFS = -22.0
 
 @dataclass(frozen=True)
 class Plan:
-    """What to render for one utterance: a source file (real) or text and prosody (TTS)."""
+    """What to render for one utterance: a source file (real), several joined (`parts`), or text and
+    prosody (TTS)."""
 
     uid: str
     voice: Voice
     text: str
     source: str = ""
+    parts: tuple[str, ...] = ()
     rate: float = 1.0
     pitch: float = 0.0
 
@@ -139,8 +143,28 @@ def _real_files(voice: Voice, full: bool) -> tuple[str, ...]:
         files = sorted(glob.glob(p["glob"], recursive=True))
         if not files:
             raise PressError(f"no files match {p['glob']}; install: apt-get install {' '.join(PACKAGES[voice.engine])}")
+        if p.get("join"):   # held out: every clip, single letters too, within the reader's budget
+            return tuple(_within(files, 0.0, KDE_HELD_OUT_SECONDS))
         return tuple(_within(files, ASTERISK_FULL_MIN_SECONDS, float("inf")))
     return voice.files
+
+
+def _joined(files: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Consecutive clips grouped into utterances of at least KDE_JOIN_SECONDS (the last group may be shorter
+    if it is the only one; otherwise a short tail joins the group before it)."""
+    groups: list[list[str]] = [[]]
+    total = 0.0
+    for f in files:
+        groups[-1].append(f)
+        total += sf.info(f).duration
+        if total >= KDE_JOIN_SECONDS:
+            groups.append([])
+            total = 0.0
+    if not groups[-1]:
+        groups.pop()
+    elif len(groups) > 1 and total < KDE_JOIN_SECONDS:
+        groups[-2].extend(groups.pop())
+    return [tuple(g) for g in groups]
 
 
 @functools.cache
@@ -175,6 +199,11 @@ def plan_voice(voice: Voice, seed: int, full: bool = False) -> list[Plan]:
         return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
     if voice.kind == "real":
         files = _real_files(voice, full)
+        if voice.params.get("join"):
+            return [
+                Plan(f"{voice.speaker}-{k:03d}", voice, " ".join(Path(f).stem for f in group), parts=group)
+                for k, group in enumerate(_joined(files))
+            ]
         return [Plan(f"{voice.speaker}-{k:03d}", voice, Path(f).stem, source=f) for k, f in enumerate(files)]
     rng = _stable_rng(seed, "utt:" + voice.speaker)
     lang = voice.params.get("text_lang")
@@ -265,8 +294,16 @@ def _read_file(source: str, voice: Voice) -> tuple[np.ndarray, int]:
     return load_audio(path, channel="mix")
 
 
+JOIN_GAP_SECONDS = 0.3  # of silence between joined clips
+
+
 def _read_real(plan: Plan) -> tuple[np.ndarray, int]:
-    return _read_file(plan.source, plan.voice)
+    if not plan.parts:
+        return _read_file(plan.source, plan.voice)
+    # each clip conditioned alone (trimmed, at the common level), then read one after another
+    gap = np.zeros(int(JOIN_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+    clips = [condition(*_read_file(f, plan.voice)).astype(np.float32) / 32768.0 for f in plan.parts]
+    return np.concatenate([x for clip in clips for x in (clip, gap)][:-1]), SAMPLE_RATE
 
 
 def _transform(plan: Plan) -> tuple[np.ndarray, int]:

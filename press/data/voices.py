@@ -36,6 +36,22 @@ FILLETS_VOICES = {
 }
 # Seconds of each held-out Fish Fillets voice in the shipped corpus (the full corpus does not add more).
 FILLETS_HELD_OUT_SECONDS = 330.0
+# KDE's KLettres (letters and syllables) and KTuberling (words): one reader per language folder (an
+# assumption: the packages do not name them). KLettres' Malayalam folder is badly clipped and its Norwegian
+# one holds six clips; KTuberling's languages with fewer than 20 clips of 1 s are left out.
+KLETTRES_LANGS = ("ar", "da", "de", "en", "en_GB", "fr", "he", "hu", "lt", "nds", "nl", "pt_BR", "tn", "uk")
+KTUBERLING_LANGS = ("ca", "da", "fr", "lt", "nn", "ru", "uk")
+KDE_GLOBS = {"klettres": "/usr/share/klettres/{lang}/**/*.ogg", "ktuberling": "/usr/share/ktuberling/sounds/{lang}/*.*"}
+# Readers held out for validation and test, so that each split has recorded speech of many speakers
+# in many languages (issue 13: three speakers could not rank models). Readers who may be one person
+# share a split: a language's KLettres and KTuberling readers, and English / British English. The
+# others (da, de, nds, nn, ru, tn, uk) are training speakers of the full corpus only.
+KDE_HELD_OUT = {"fr": "val", "he": "val", "hu": "val", "nl": "val", "ca": "val",
+                "en": "test", "en_GB": "test", "lt": "test", "ar": "test", "pt_BR": "test"}
+# Seconds of each held-out reader in the shipped corpus: its first clips in path order, joined into
+# utterances of KDE_JOIN_SECONDS (a word list read aloud) so that mixtures are not a second long.
+KDE_HELD_OUT_SECONDS = 90.0
+KDE_JOIN_SECONDS = 4.0
 CODEC2_RAW = "/usr/share/codec2/raw"
 SPHINX = "/usr/share/pocketsphinx/test/data"
 
@@ -103,12 +119,27 @@ def _stable_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
+def kde_voices(split: str | None = None) -> list[Voice]:
+    """KLettres' and KTuberling's readers, each in its split (train unless KDE_HELD_OUT names it);
+    `split` keeps only that split's. Held-out readers' clips are joined into longer utterances."""
+    voices = []
+    for app, langs in (("klettres", KLETTRES_LANGS), ("ktuberling", KTUBERLING_LANGS)):
+        for lang in langs:
+            talent = f"{app}-{lang.lower().replace('_', '-')}"
+            where = KDE_HELD_OUT.get(lang, "train")
+            params = {"glob": KDE_GLOBS[app].format(lang=lang)} | ({"join": True} if where != "train" else {})
+            voices.append(Voice(f"real-{talent}", "real", f"{app}-data", talent, where, LICENCES[f"{app}-data"],
+                                params))
+    return [v for v in voices if split is None or v.split == split]
+
+
 def real_voices() -> list[Voice]:
     """Recorded speech from Debian packages, with the split of each speaker fixed by hand.
 
-    Validation and test each hold over five minutes of recorded speech from at least three speakers
-    that training never hears: English (codec2, CMU Sphinx) and Czech (the two Fish Fillets actors,
-    one per split). Training holds the Asterisk voices (English, French, Italian, Russian).
+    Validation and test each hold recorded speech of speakers that training never hears: English
+    (codec2, CMU Sphinx, KDE readers), Czech (the two Fish Fillets actors, one per split) and the
+    held-out KDE readers' languages. Training holds the Asterisk voices (English, French, Italian,
+    Russian) and four codec2 talkers.
     """
     c2 = lambda name: (f"{CODEC2_RAW}/{name}.raw",)  # noqa: E731
     sphinx_cards = tuple(f"{SPHINX}/cards/{i:03d}.wav" for i in range(1, 6))
@@ -139,7 +170,7 @@ def real_voices() -> list[Voice]:
         if speaker in FILLETS_VOICES:
             params = {"fillets": speaker}
         out.append(Voice(f"real-{speaker}", "real", engine, speaker, split, LICENCES[lic_key], params, files))
-    return out
+    return out + [v for v in kde_voices() if v.split != "train"]
 
 
 ESPEAK_ACCENTS = (

@@ -7,9 +7,10 @@ on the same mixtures) and every addition goes to training. An addition whose tal
 donor or recorded person) is held out in the shipped corpus is left out, not moved: a held-out
 talent must never be heard in training, in any language or engine.
 
-Recorded: the Dutch Fish Fillets actors (95 min), KLettres' and KTuberling's readers (21 voices,
-about 40 min of letters, syllables and words). Transformed: 8 new speakers from each of the six
-training talents with the most speech, 3 from each KLettres / KTuberling reader. Synthetic voices
+Recorded: the Dutch Fish Fillets actors (95 min), KLettres' and KTuberling's training readers (9 voices,
+about 18 min of letters, syllables and words; the other 12 are held out in the shipped corpus).
+Transformed: 8 new speakers from each of the six training talents with the most speech, 3 from each
+training KLettres / KTuberling reader. Synthetic voices
 here speak their own language, with text from `press.data.text.foreign_text`:
   MBROLA     every diphone voice of Debian (75; the shipped corpus only has them reading English),
   festival   Catalan, Czech, Finnish, Italian, Russian and Spanish voices (its Hindi voice fails to render),
@@ -27,6 +28,7 @@ from press.data.voices import (
     MBROLA_VOICES,
     Voice,
     all_voices,
+    kde_voices,
 )
 
 # espeak-ng MBROLA voice -> (text language for wordfreq, sex). Voices whose language wordfreq lacks read
@@ -76,29 +78,15 @@ PICO_WORLD = {"de-DE": ("pico-gl0", "de"), "es-ES": ("pico-zl0", "es"), "fr-FR":
               "it-IT": ("pico-cm0", "it")}
 
 
-# KDE's KLettres and KTuberling: letters, syllables and words read by one native speaker per language
-# folder (an assumption: the packages do not name them). KLettres' Malayalam folder is badly clipped
-# and its Norwegian one holds six clips; KTuberling's languages with fewer than 20 clips of 1 s are left out.
-KLETTRES_LANGS = ("ar", "da", "de", "en", "en_GB", "fr", "he", "hu", "lt", "nds", "nl", "pt_BR", "tn", "uk")
-KTUBERLING_LANGS = ("ca", "da", "fr", "lt", "nn", "ru", "uk")
-
-
 def world_real_voices() -> list[Voice]:
-    """Recorded voices only the full corpus has: the Dutch Fish Fillets actors, KLettres, KTuberling."""
+    """Recorded voices only the full corpus has: the Dutch Fish Fillets actors, KLettres' and KTuberling's
+    training readers."""
     voices = [
         Voice(f"real-{name}", "real", f"fillets-ng-data-{lang}", name, "train", LICENCES[f"fillets-ng-data-{lang}"],
               {"fillets": name})
         for name, (lang, _) in FILLETS_VOICES.items() if lang == "nl"
     ]
-    for lang in KLETTRES_LANGS:
-        talent = f"klettres-{lang.lower().replace('_', '-')}"
-        voices.append(Voice(f"real-{talent}", "real", "klettres-data", talent, "train", LICENCES["klettres-data"],
-                            {"glob": f"/usr/share/klettres/{lang}/**/*.ogg"}))
-    for lang in KTUBERLING_LANGS:
-        talent = f"ktuberling-{lang}"
-        voices.append(Voice(f"real-{talent}", "real", "ktuberling-data", talent, "train", LICENCES["ktuberling-data"],
-                            {"glob": f"/usr/share/ktuberling/sounds/{lang}/*.*"}))
-    return voices
+    return voices + kde_voices("train")
 
 
 # Transformed voices (press.data.transform): new speakers made from recorded training talents by

@@ -27,6 +27,10 @@ CORPUS_DIR = Path(__file__).parent
 TASKS = ("separate", "enhance")
 SUBSETS = ("all", "real", "tts")
 SIZES = {"val": 500, "test": 1000}  # fixed evaluation lists; train size is `epoch_size`
+# In val and test a speaker is drawn in proportion to its seconds of speech, capped here: with uniform
+# draws a talker who owns one 5-second utterance was in a third of the recorded-speech mixtures and
+# decided the score (issue 13), while the cap keeps one long recording from filling the list.
+HELD_OUT_CAP_SECONDS = 60.0
 
 
 def load_manifest(root: str | Path | None = None) -> list[dict]:
@@ -62,6 +66,7 @@ class BuiltinMixtures(Dataset):
     test split that is speech no model trained on) or "tts". Noise for "enhance" is generated, with
     babble drawn from voices reserved for it (split "babble" in the manifest).
 
+    In val and test, speakers are drawn in proportion to their speech, up to HELD_OUT_CAP_SECONDS each.
     Two training-only augmentations (ignored for val and test, whose lists stay fixed):
     `speed=(lo, hi)` plays each utterance at a random speed in that range (pitch and formants move
     with it: new voices from the same talkers), and `real_weight=w` makes every recorded speaker w
@@ -118,8 +123,14 @@ class BuiltinMixtures(Dataset):
         train = split == "train"
         self._speed = tuple(map(float, speed)) if speed is not None and train else None
         kinds = {r["speaker"]: r["kind"] for r in chosen}
-        weights = np.array([real_weight if kinds[n] == "real" and train else 1.0 for n in self._speaker_names])
-        self._speaker_p = weights / weights.sum() if np.any(weights != 1.0) else None
+        if train:
+            weights = np.array([real_weight if kinds[n] == "real" else 1.0 for n in self._speaker_names])
+        else:
+            seconds = defaultdict(float)
+            for r in chosen:
+                seconds[r["speaker"]] += r["seconds"]
+            weights = np.array([min(seconds[n], HELD_OUT_CAP_SECONDS) for n in self._speaker_names])
+        self._speaker_p = weights / weights.sum() if np.any(weights != weights[0]) else None
         if len(self._speaker_names) < self._n_talkers:
             raise PressError(
                 f"builtin: split {split!r} subset {subset!r} has {len(self._speaker_names)} speaker(s); "
