@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
+    ("average", "press.commands.average", "average the weights of several checkpoints of one run (SWA)"),
     ("export", "press.commands.export", "export a model to ONNX graphs and a manifest for press.runtime"),
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
     ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),

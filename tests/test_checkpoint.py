@@ -92,3 +92,32 @@ def test_info_reads_checkpoints_and_yaml(checkpoint, tmp_path, capsys):
     assert "GMAC/s" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "nothing.safetensors")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_average_is_the_mean_of_the_weights_and_refuses_other_models(tmp_path, checkpoint, capsys):
+    from press.model.checkpoint import average_checkpoints
+
+    path_a, a = checkpoint
+    cfg = load_config("tiny")
+    torch.manual_seed(1)
+    b = PressNet(model_config(cfg))                      # another initialisation of the same config
+    path_b = tmp_path / "b.safetensors"
+    save_model(path_b, b, cfg)
+    out = tmp_path / "mean.safetensors"
+    assert main(["average", str(out), str(path_a), str(path_b)]) == 0
+    mean, _, extra = load_model(out)
+    assert "recalibration" not in extra and extra["averaged"] == ["model.safetensors", "b.safetensors"]
+    changed = 0
+    for k, v in mean.state_dict().items():
+        expected = (a.state_dict()[k].double() + b.state_dict()[k].double()) / 2
+        torch.testing.assert_close(v.double(), expected, rtol=0, atol=1e-6)
+        changed += not torch.equal(v, a.state_dict()[k])
+    assert changed > 0
+    assert average_checkpoints([path_a])[0].state_dict().keys() == a.state_dict().keys()
+    other_cfg = OmegaConf.merge(cfg, {"model": {"n_exits": 1}})
+    path_c = tmp_path / "c.safetensors"
+    save_model(path_c, PressNet(model_config(other_cfg)), other_cfg)
+    with pytest.raises(PressError, match="differs"):
+        average_checkpoints([path_a, path_c])
+    assert main(["average", str(path_b), str(path_a), str(path_b)]) != 0
+    assert "new file" in capsys.readouterr().err

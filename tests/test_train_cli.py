@@ -42,6 +42,23 @@ def test_press_train_writes_records_and_says_where(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+def test_snapshots_keep_every_validated_model_for_averaging(tmp_path, capsys):
+    from press.model.checkpoint import load_model
+
+    run = tmp_path / "run"
+    assert main(["train", "tiny", "--out", str(run), "--device", "cpu", "--no-progress", *SHORT,
+                 "train.snapshots=true"]) == 0
+    snaps = sorted((run / "snapshots").glob("*.safetensors"))
+    assert [p.name for p in snaps] == ["step-000002.safetensors", "step-000004.safetensors"]
+    first, _, extra = load_model(snaps[0])
+    assert extra["step"] == 2 and len(extra["val_si_snri"]) == first.n_exits
+    last = load_model(run / "last.safetensors")[0]
+    assert all(torch.equal(a, b) for a, b in zip(load_model(snaps[1])[0].state_dict().values(),
+                                                   last.state_dict().values()))
+    assert main(["average", str(run / "mean.safetensors"), *map(str, snaps)]) == 0
+    assert (run / "mean.safetensors").exists()
+
+
 def test_malformed_override_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "tiny", "--out", str(tmp_path / "r"), "train.lr"]) == 2
     assert "key=value" in capsys.readouterr().err

@@ -65,3 +65,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Pr
     except RuntimeError as err:  # missing/unexpected keys or shape mismatches
         raise PressError(f"{path}: weights do not match its config ({str(err)[:300]})") from err
     return model.to(device).eval(), cfg, json.loads(meta.get("extra", "{}"))
+
+
+def average_checkpoints(paths: list[str | Path]) -> tuple[PressNet, DictConfig, dict]:
+    """(model, config, extras) whose weights are the mean of the checkpoints' weights.
+
+    Averaging the checkpoints of one run along its trajectory (ESPnet's `average_checkpoints`,
+    stochastic weight averaging) cancels much of the step-to-step noise of a small-batch run: a
+    model chosen from single checkpoints follows that noise on a small validation set. The
+    checkpoints must share the model's configuration; the first one's config and extras are kept
+    (a stored recalibration fitted to one checkpoint does not carry over to the mean, so it is
+    dropped).
+    """
+    if not paths:
+        raise PressError("no checkpoints to average")
+    model, cfg, extra = load_model(paths[0])
+    first = OmegaConf.to_container(cfg.model, resolve=True)
+    total = {k: v.double() for k, v in model.state_dict().items() if v.is_floating_point()}
+    for path in paths[1:]:
+        other, other_cfg, _ = load_model(path)
+        if OmegaConf.to_container(other_cfg.model, resolve=True) != first:
+            raise PressError(f"{path}: its model config differs from {paths[0]}'s; only one model's "
+                             "checkpoints can be averaged")
+        for k, v in other.state_dict().items():
+            if k in total:
+                total[k] += v.double()
+    state = model.state_dict()
+    model.load_state_dict({k: (total[k] / len(paths)).to(v.dtype) if k in total else v for k, v in state.items()})
+    extra = {k: v for k, v in extra.items() if k != "recalibration"}
+    return model.eval(), cfg, extra

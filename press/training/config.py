@@ -79,6 +79,7 @@ class TrainConfig:
     tensorboard: bool = True
     init: Optional[str] = None          # weights to start from: a shipped name or .safetensors of the same architecture
     max_minutes: Optional[float] = None  # wall-time cap on the crop stage; fine-tuning follows it (docs/training.md)
+    snapshots: bool = False             # also keep the weights of every validation: snapshots/step-NNNNNN.safetensors
 
     def __post_init__(self) -> None:
         _require([(self.amp in AMP_MODES, f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")]

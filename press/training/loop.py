@@ -269,12 +269,13 @@ class Trainer:
     def validate(self) -> Validation:
         val = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp,
                        progress=self.progress and self.dist.is_main)
+        extra = {"step": self.step, "stage": self.stage, "val_loss": val.loss, "val_si_snri": val.si_snri}
+        if self.cfg.train.snapshots and self.dist.is_main:   # for choosing or averaging (press average) later
+            save_model(self.run_dir / "snapshots" / f"step-{self.step:06d}.safetensors", self.model, self.cfg, extra)
         if val.loss < self.best_val:
             self.best_val = val.loss
             if self.dist.is_main:
-                save_model(self.run_dir / "best.safetensors", self.model, self.cfg,
-                           extra={"step": self.step, "stage": self.stage, "val_loss": val.loss,
-                                  "val_si_snri": val.si_snri})
+                save_model(self.run_dir / "best.safetensors", self.model, self.cfg, extra)
         return val
 
     def crop_time_is_up(self) -> bool:
