@@ -98,7 +98,7 @@ def _asterisk_rest(name: str, shipped: list[str]) -> list[str]:
     taken = set(shipped)
     return [
         str(f) for folder in folders for f in sorted(folder.glob("*.wav"))
-        if str(f) not in taken and sf.info(str(f)).duration >= ASTERISK_FULL_MIN_SECONDS
+        if str(f) not in taken and _seconds(str(f)) >= ASTERISK_FULL_MIN_SECONDS
     ]
 
 
@@ -117,11 +117,17 @@ def fillets_files(name: str) -> list[str]:
     return [str(f) for f in sounds if fonts.get(f.stem) == font]
 
 
+@functools.cache
+def _seconds(path: str) -> float:
+    """A source file's duration from its header, read once: budgets and joins both ask for it."""
+    return sf.info(path).duration
+
+
 def _within(files: list[str], min_seconds: float, budget: float) -> list[str]:
     """The files of at least `min_seconds`, in order, while their total stays within `budget` seconds."""
     chosen, total = [], 0.0
     for f in files:
-        seconds = sf.info(f).duration
+        seconds = _seconds(f)
         if seconds >= min_seconds and total + seconds <= budget:
             chosen.append(f)
             total += seconds
@@ -156,7 +162,7 @@ def _joined(files: tuple[str, ...]) -> list[tuple[str, ...]]:
     total = 0.0
     for f in files:
         groups[-1].append(f)
-        total += sf.info(f).duration
+        total += _seconds(f)
         if total >= KDE_JOIN_SECONDS:
             groups.append([])
             total = 0.0

@@ -71,8 +71,9 @@ def average_checkpoints(paths: list[str | Path]) -> tuple[PressNet, DictConfig, 
     """(model, config, extras) whose weights are the mean of the checkpoints' weights.
 
     Averaging the checkpoints of one run along its trajectory (ESPnet's `average_checkpoints`,
-    stochastic weight averaging) cancels much of the step-to-step noise of a small-batch run: a
-    model chosen from single checkpoints follows that noise on a small validation set. The
+    stochastic weight averaging) is meant to cancel the step-to-step noise of a small-batch run,
+    which a model chosen from single checkpoints on a small validation set follows (whether it
+    helps is measured per run: docs/results.md). The
     checkpoints must share the model's configuration; the first one's config and extras are kept
     (a stored recalibration fitted to one checkpoint does not carry over to the mean, so it is
     dropped).
