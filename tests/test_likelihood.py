@@ -69,6 +69,26 @@ def test_loss_on_silence_and_extremes_is_finite():
         model.zero_grad()
 
 
+def test_exact_silence_does_not_reward_a_vanishing_shape():
+    """A perfect estimate (error 0, below the variance floor) must not make α -> 0 pay: with the
+    network's floor β = α·floor·s² alone, the likelihood there grew without bound as α fell, and
+    a campaign drove α to its floor in quiet blocks. The loss scores E + n·floor: larger α is better."""
+    from press.model.heads import VARIANCE_FLOOR
+    from press.model.press_net import input_scale
+
+    src = torch.randn(2, 2, 800)
+    src[:, 1, 400:] = 0.0                                   # the second talker pauses: digital silence
+    mix = src.sum(1)
+    s2 = input_scale(mix, torch.tensor([800, 800])).pow(2)[:, None, None]
+
+    def loss(alpha: float) -> float:
+        a = torch.full((2, 2, 2), alpha)
+        return PressLoss(400)([ExitOutput(1, src.clone(), a, a * VARIANCE_FLOOR * s2)], src, mix).loss.item()
+
+    losses = [loss(a) for a in (1e-3, 1e-1, 10.0, 1e3)]
+    assert losses == sorted(losses, reverse=True), losses
+
+
 def test_best_permutation_exhaustive_and_hungarian_agree():
     cost = torch.rand(20, 5, 5)
     perm = best_permutation(cost)                       # Hungarian (S = 5)

@@ -29,6 +29,7 @@ from typing import Literal, Sequence
 
 import torch
 
+from press.model.heads import VARIANCE_FLOOR
 from press.model.press_net import ExitOutput, input_scale
 from press.prob.energy import block_energy
 from press.prob.permutation import best_permutation
@@ -92,6 +93,13 @@ class PressLoss(torch.nn.Module):
             return -self._pair_sisnr(est, tgt, lengths).double()
         energy, n = block_energy(est[:, :, None] - tgt[:, None, :], self.block,  # (B, S, S, nb)
                                  lengths=lengths[:, None, None])
+        # [ours] The error is scored as if it carried white noise at the variance floor: E + n·floor.
+        # The network's floor (β ≥ α·floor) bounds the scale β/α but not β: on a block whose error
+        # lies below the floor (digital silence, a paused talker) the likelihood then grows without
+        # bound as α -> 0 (about 5 nats/sample at E = 0 for α = 1e-3 against α = 100), and a campaign
+        # on the full corpus drove α to its 1e-3 floor in most quiet blocks, ruining calibration
+        # (docs/results.md). With the floored energy the best α on such a block is the largest.
+        energy = energy + n * VARIANCE_FLOOR
         alpha = out.alpha[:, :, None]                                          # (B, S, 1, nb)
         beta = (out.beta / s.pow(2))[:, :, None]
         loglik = student_t_loglik if self.objective == "student_t" else gaussian_loglik
