@@ -7,7 +7,9 @@ The loss is minus that log-likelihood summed over blocks, speakers and every exi
 under one speaker permutation shared by all exits, chosen to minimise the summed loss. It is
 computed on level-normalised audio (divided by the mixture RMS, as the network sees it) and
 divided by the number of valid source samples [ours], so that it reads in nats per sample and
-does not depend on the utterance length or level; neither changes the optimum.
+does not depend on the utterance length or level; neither changes the optimum. [ours] E there is
+the error energy plus n × VARIANCE_FLOOR (−40 dB white noise on level-normalised audio): see
+`PressLoss.pairwise` for why the network's own floor is not enough.
 
 Ablations of the paper: `objective="gaussian"` (σ² = β/α, no inverse-gamma mixing),
 `objective="sisnr"` (negative SI-SNR, no uncertainty), `pit="per_exit"` (each exit its own
