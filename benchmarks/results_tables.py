@@ -24,7 +24,8 @@ def _regret(row: dict, targets: list[str]) -> str:
 def tables(s: dict) -> str:
     exits, last = s["exits"], s["exits"][-1]
     targets = list(last["regret_db"])
-    lines = [f"{s['dataset']} {s['split']}, {s['utterances']} mixtures ({s['audio_seconds']:.0f} s)", "",
+    subset = f" ({s['subset']})" if s.get("subset") else ""
+    lines = [f"{s['dataset']} {s['split']}{subset}, {s['utterances']} mixtures ({s['audio_seconds']:.0f} s)", "",
              "| exit | SI-SNRi | GMAC/s | RTF |", "|---|---|---|---|"]
     for e in exits:
         lines.append(f"| {e['exit']} | {e['si_snri']:.2f} | {e['gmacs_per_second']:.2f} | {e['rtf']:.3f} |")

@@ -27,7 +27,7 @@ def test_evaluate_json_files_and_figures(checkpoint, tmp_path, capsys):
                "--segment", "1", "--context", "0.25"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["utterances"] == 3
+    assert summary["utterances"] == 3 and summary["split"] == "test" and summary["subset"] is None
     assert [e["exit"] for e in summary["exits"]] == [1, 2, 3]
     for e in summary["exits"]:
         for key in ("si_snri", "sdri", "pesq", "stoi", "gmacs_per_second", "rtf", "regret_db"):

@@ -81,7 +81,7 @@ def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: 
             save_model(args.save_calibrated, model, cfg, {**extra, "recalibration": fitted.to_dict()})
     with tqdm(total=n, desc="evaluate", unit="utt", disable=None) as bar:
         result = evaluate(separator, items, options, recal, fitted, progress=bar.update)
-    summary = {"model": str(args.model), "dataset": args.dataset, "split": args.split,
+    summary = {"model": str(args.model), "dataset": args.dataset, "split": args.split, "subset": args.subset,
                "recalibration": recal.to_dict(), "fitted_recalibration": fitted and fitted.to_dict(),
                **result.summary}
     write_outputs(out, summary, result, targets, options.confidence, fitted or recal)
