@@ -34,8 +34,9 @@ def test_default_separates_the_first_test_mixtures():
     """A quality floor, so that a broken checkpoint fails: mean SI-SNRi at exit 3 over the first
     5 built-in test mixtures (speakers aligned to the references) must reach 3 dB.
 
-    Measured (CPU): the shipped model gives 0.69 / 2.81 / 0.87 / 10.93 / 11.53 dB, mean 5.37
-    (docs/results.md: ~5 dB over the first 100). Broken models on the test list before issue 13
+    Measured (CPU): the shipped model (campaign session 3) gives -2.42 / 2.90 / 1.67 / 8.30 / 11.08 dB,
+    mean 4.31 (the model before it: 0.69 / 2.81 / 0.87 / 10.93 / 11.53, mean 5.37; over the first 100
+    the new one is ahead, 5.04 against 4.50 dB, docs/results.md). Broken models on the test list before issue 13
     added held-out speakers (where the shipped model gave a mean of 6.25): weights
     shuffled within each tensor -0.59 dB; re-initialised 0.00 dB (a fresh model outputs
     mixture / 2); re-initialised with random synthesis filters -0.20 dB; every weight perturbed by
