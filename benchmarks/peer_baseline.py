@@ -7,8 +7,8 @@ and BatchStream), with Asteroid's own recipe: Adam, permutation-invariant negati
 (PITLossWrapper), gradient-norm clip 5. Training stops after `--minutes` of wall time, validation
 included, as a PRESS run with `train.max_minutes` does. Every `--val-minutes` it logs the SI-SNRi
 on the fixed validation set of a PRESS run with `data.val_options` (the same items, cut the same
-way), and at the end the score of realval.py (recorded speech of the validation split, each
-mixture whole), the number recipe_comparison.py reports for PRESS.
+way), and at the end the scores of realval.py (recorded speech of the validation and of the test
+split, each mixture whole), the numbers recipe_comparison.py reports for PRESS.
 
 A killed run resumes from `OUT/last.pt` (model, optimiser, step, minutes, batch position; loaded
 with weights_only). Asteroid is not a PRESS dependency (see peers.py for its virtual environment):
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--val-examples", type=int, default=60, help="items of the in-training validation set")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (Asteroid's recipes: 1e-3)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--limit", type=int, default=200, help="validation mixtures of the final score")
+    parser.add_argument("--limit", type=int, default=200, help="mixtures of each final score")
     args = parser.parse_args()
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
@@ -116,10 +116,11 @@ def main() -> None:
             save()
     save()
     model.eval()
-    final = score(lambda mixture: [model(mixture)], args.limit)
+    final = {split: score(lambda mixture: [model(mixture)], args.limit, split)[0] for split in ("val", "test")}
     macs = measure_macs(args.model, 4.0)   # peers.py's one counter for every model
     result = {"model": args.model, "steps": step, "minutes": seconds / 60, "gmac_per_s": macs["gmacs"],
-              "params_m": macs["params"] / 1e6, "si_snri": final[0]}
+              "params_m": macs["params"] / 1e6, "si_snri": final["val"],
+              "si_snri_test": final["test"]}
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
 

@@ -3,7 +3,7 @@
 Every candidate is trained from scratch for the same wall time (`train.max_minutes`, validation and
 checkpoints included) with the same recipe (AdamW at 1e-3 after 100 warm-up steps, 2 s crops,
 batches of 4, no fine-tuning: only the architecture differs), on the same corpus, then scored by
-realval.py on the validation split's recorded speech. Its curve is the in-training validation on the
+realval.py on the recorded speech of the validation split (and, to report, of the test split). Its curve is the in-training validation on the
 validation split's recorded speech (`data.val_options={subset: real}`) against crop-stage minutes.
 
     default   the shipped architecture: 3 exits after 2, 4, 6 decoder blocks
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="corpus folder (data.root), e.g. press data synth --full")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--limit", type=int, default=200, help="validation mixtures of the final score")
+    parser.add_argument("--limit", type=int, default=200, help="mixtures of each final score")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--peer", type=Path, default=None, help="a peer_baseline.py run folder to show beside them")
     args = parser.parse_args()
@@ -105,7 +105,8 @@ def main() -> None:
         run = args.out / name
         train(name, run, args)
         if name not in results:
-            results[name] = {"si_snri": score(press_separator(str(run / "last.safetensors")), args.limit),
+            separate = press_separator(str(run / "last.safetensors"))
+            results[name] = {"si_snri": score(separate, args.limit), "si_snri_test": score(separate, args.limit, "test"),
                              "gmacs": gmacs(run), "curve": curve(run)}
             done.write_text(json.dumps(results, indent=1))
     peer = None
@@ -116,13 +117,14 @@ def main() -> None:
         peer["curve"] = ([float(r["minutes"]) for r in rows], [float(r["val_si_snri"]) for r in rows])
     plot(results, peer, args.out / "curves.png")
     print(f"\n{args.minutes:g} minutes each at {args.threads} thread(s); SI-SNRi (dB) on {args.limit} validation "
-          "mixtures of recorded speech, each exit; GMAC/s per second of audio at each exit")
-    print(f"{'model':<14}{'SI-SNRi per exit':<34}{'GMAC/s per exit'}")
+          "and test mixtures of recorded speech, each exit; GMAC/s per second of audio at each exit")
+    print(f"{'model':<14}{'SI-SNRi per exit, val':<30}{'SI-SNRi per exit, test':<30}{'GMAC/s per exit'}")
     for name, r in results.items():
-        scores, costs = " / ".join(f"{v:.2f}" for v in r["si_snri"]), " / ".join(f"{g:.2f}" for g in r["gmacs"])
-        print(f"{name:<14}{scores:<34}{costs}")
+        val, test = (" / ".join(f"{v:.2f}" for v in r[key]) for key in ("si_snri", "si_snri_test"))
+        print(f"{name:<14}{val:<30}{test:<30}{' / '.join(f'{g:.2f}' for g in r['gmacs'])}")
     if peer is not None:
-        print(f"{peer['model']:<14}{peer['si_snri']:<34.2f}{peer['gmac_per_s']:.2f}  ({peer['steps']} steps)")
+        print(f"{peer['model']:<14}{peer['si_snri']:<30.2f}{peer['si_snri_test']:<30.2f}{peer['gmac_per_s']:.2f}"
+              f"  ({peer['steps']} steps)")
     print(f"curves: {args.out / 'curves.png'}")
 
 
