@@ -1,11 +1,11 @@
 """SI-SNRi and GMAC/s against the compute segment's length and context, to choose the defaults.
 
     python benchmarks/segment_length.py [MODEL] [--limit 20] [--segments 0.25,0.5,1,2,4]
-                                        [--contexts 0.25,0.5] [--targets 15,20] [--subset real]
+                                        [--contexts 0.25,0.5] [--targets 15,20] [--subset real] [--split val]
 
 MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
 checks that the script runs: the numbers mean something for a trained model). On the first
---limit utterances of the built-in test split, each (segment, context) pair with context at most
+--limit utterances of a built-in split (--split: choose defaults on `val`, report on `test`), each (segment, context) pair with context at most
 half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
 context costs and what too little context loses) and of dynamic inference at each target with
 p = --confidence (what a finer segment saves). Lengths are rounded to whole likelihood blocks.
@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--targets", default="15,20")
     p.add_argument("--confidence", type=float, default=0.9)
     p.add_argument("--subset", default=None, help="builtin subset: all, real or tts")
+    p.add_argument("--split", default="test", choices=("val", "test"), help="builtin split (default test)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -38,9 +39,9 @@ def main() -> None:
 
     model = load(args.model)
     targets = tuple(float(v) for v in args.targets.split(","))
-    items = list(dataset_items("builtin", None, "test", model, args.subset, args.limit)[0])
+    items = list(dataset_items("builtin", None, args.split, model, args.subset, args.limit)[0])
     head = " ".join(f"{'t=' + format(t, 'g'):>15}" for t in targets)
-    print(f"{args.model}: {len(items)} builtin test utterances; SI-SNRi dB / GMAC/s")
+    print(f"{args.model}: {len(items)} builtin {args.split} utterances; SI-SNRi dB / GMAC/s")
     print(f"{'segment':>8} {'context':>8} {'last exit':>15} {head}")
     for seg in (float(v) for v in args.segments.split(",")):
         for ctx in (float(v) for v in args.contexts.split(",")):
