@@ -16,6 +16,7 @@ permutation of least error over the whole mixture.
 from __future__ import annotations
 
 import argparse
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def main() -> None:
     print(f"α at exit {args.exit or 'last'}, first {args.limit} mixtures of {args.split}"
           f" ({args.subset}): share of blocks with α < {COLLAPSED}, median α")
     print(f"{'reference block energy':<24}{'blocks':>8}" + "".join(f"  {w[-40:]:>40}" for w in args.weights))
-    for lo, hi in zip(EDGES_DB[:-1], EDGES_DB[1:]):
+    for lo, hi in pairwise(EDGES_DB):
         name = (f"below {hi:g} dB" if lo == -np.inf else f"{lo:g} dB and above" if hi == np.inf
                 else f"{lo:g} … {hi:g} dB")
         cells, n = [], 0
