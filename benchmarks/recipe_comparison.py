@@ -3,8 +3,8 @@
 Every candidate is trained from scratch for the same wall time (`train.max_minutes`, validation and
 checkpoints included) with the same recipe (AdamW at 1e-3 after 100 warm-up steps, 2 s crops,
 batches of 4, no fine-tuning: only the architecture differs), on the same corpus, then scored by
-realval.py on the recorded speech of the validation split (and, to report, of the test split). Its curve is the in-training validation on the
-validation split's recorded speech (`data.val_options={subset: real}`) against crop-stage minutes.
+realval.py on the recorded speech of the validation split (and, to report, of the test split). Its
+curve is the in-training validation on the validation split's recorded speech (`data.val_options={subset: real}`) against crop-stage minutes.
 
     default   the shipped architecture: 3 exits after 2, 4, 6 decoder blocks
     deep4     default's blocks, 8 decoder blocks and 4 exits: the first exit is a smaller share

@@ -5,8 +5,8 @@
 
 MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
 checks that the script runs: the numbers mean something for a trained model). On the first
---limit utterances of a built-in split (--split: choose defaults on `val`, report on `test`), each (segment, context) pair with context at most
-half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
+--limit utterances of a built-in split (--split: choose defaults on `val`, report on `test`), each
+(segment, context) pair with context at most half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
 context costs and what too little context loses) and of dynamic inference at each target with
 p = --confidence (what a finer segment saves). Lengths are rounded to whole likelihood blocks.
 """
