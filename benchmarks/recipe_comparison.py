@@ -9,6 +9,7 @@ curve is the in-training validation on the validation split's recorded speech (`
     default   the shipped architecture: 3 exits after 2, 4, 6 decoder blocks
     deep4     default's blocks, 8 decoder blocks and 4 exits: the first exit is a smaller share
     press4-s  the paper's small model (4 exits, 12 decoder blocks, patch 4)
+    wide      default with twice the width (D = 128): 3.5x the parameters, just under Conv-TasNet's GMAC/s
 
 A peer trained by peer_baseline.py at the same budget can be drawn beside them (`--peer DIR`).
 
@@ -35,6 +36,7 @@ CANDIDATES = {
     "default": ("default", ["train.val_every=100"]),
     "deep4": ("default", ["model.n_dec_blocks=8", "model.n_exits=4", "train.val_every=80"]),
     "press4-s": ("press4-s", ["train.val_every=15"]),
+    "wide": ("default", ["model.dim=128", "train.val_every=40"]),
 }
 RECIPE = ["train.crop_seconds=2.0", "train.batch_size=4", "train.lr=1e-3", "train.warmup_steps=100",
           "train.steps=1000000", "train.final_lr_ratio=0.05", "train.log_every=5", "train.ckpt_every=50",

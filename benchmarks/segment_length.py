@@ -2,6 +2,7 @@
 
     python benchmarks/segment_length.py [MODEL] [--limit 20] [--segments 0.25,0.5,1,2,4]
                                         [--contexts 0.25,0.5] [--targets 15,20] [--subset real] [--split val]
+                                        [--long N]
 
 MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
 checks that the script runs: the numbers mean something for a trained model). On the first
@@ -9,17 +10,48 @@ checks that the script runs: the numbers mean something for a trained model). On
 (segment, context) pair with context at most half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
 context costs and what too little context loses) and of dynamic inference at each target with
 p = --confidence (what a finer segment saves). Lengths are rounded to whole likelihood blocks.
+
+Mixtures shorter than one window (segment + 2 x context) run whole, so on short mixtures a long
+segment measures whole-input inference rather than stitching. --long N checks the segments as a
+long recording cuts them: every N consecutive mixtures become one input (sources concatenated
+too), separated at the last exit, each utterance scored by SI-SNRi on its own span of the output
+(speakers aligned per utterance, as budget_policies.py does); GMAC/s are over the long inputs.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
-from press.evaluation.evaluate import Options, evaluate
+from press.evaluation.evaluate import Options, evaluate, utterance_quality
 from press.evaluation.report import dataset_items
+from press.inference.policies import Static
 from press.inference.runner import Separator
+from press.io.streaming import ArrayReader
+
+
+def long_inputs(items: list[dict], n: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Every n consecutive items as one group of (mixture (N,), sources (S, N)) pairs."""
+    pairs = [(it["mixture"].numpy().astype(np.float32), it["sources"].numpy().astype(np.float32)) for it in items]
+    return [pairs[i:i + n] for i in range(0, len(pairs), n)]
+
+
+def score_long(separator: Separator, groups: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[float, float]:
+    """(mean SI-SNRi over utterances, GMAC/s over all inputs) at the last exit, groups end to end."""
+    sr, scores, macs, seconds = separator.model.cfg.sample_rate, [], 0.0, 0.0
+    for group in groups:
+        x = np.concatenate([m for m, _ in group])
+        res = separator.run(ArrayReader(x), Static(separator.model.n_exits))
+        macs += res.gmacs_per_second * res.seconds
+        seconds += res.seconds
+        start = 0
+        for m, s in group:
+            span = res.sources[:, start:start + len(m)]
+            scores.append(utterance_quality(span, s, m, sr, full=False)["si_snri"])
+            start += len(m)
+    return float(np.mean(scores)), macs / seconds
 
 
 def main() -> None:
@@ -33,6 +65,7 @@ def main() -> None:
     p.add_argument("--subset", default=None, help="builtin subset: all, real or tts")
     p.add_argument("--split", default="test", choices=("val", "test"), help="builtin split (default test)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--long", type=int, default=0, help="mixtures end to end per input (0: each on its own)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from overhead import load  # same model loading as the overhead benchmark
@@ -40,6 +73,17 @@ def main() -> None:
     model = load(args.model)
     targets = tuple(float(v) for v in args.targets.split(","))
     items = list(dataset_items("builtin", None, args.split, model, args.subset, args.limit)[0])
+    if args.long:
+        groups = long_inputs(items, args.long)
+        seconds = sum(len(m) for g in groups for m, _ in g) / model.cfg.sample_rate / len(groups)
+        print(f"{args.model}: {len(items)} builtin {args.split} utterances as {len(groups)} inputs of "
+              f"{seconds:.0f} s on average; last exit, SI-SNRi dB / GMAC/s")
+        for seg in (float(v) for v in args.segments.split(",")):
+            for ctx in (float(v) for v in args.contexts.split(",")):
+                if 2 * ctx <= seg:
+                    db, gm = score_long(Separator(model, segment=seg, context=ctx), groups)
+                    print(f"{seg:>8g} {ctx:>8g} {db:>7.2f} / {gm:<5.2f}", flush=True)
+        return
     head = " ".join(f"{'t=' + format(t, 'g'):>15}" for t in targets)
     print(f"{args.model}: {len(items)} builtin {args.split} utterances; SI-SNRi dB / GMAC/s")
     print(f"{'segment':>8} {'context':>8} {'last exit':>15} {head}")
