@@ -24,8 +24,9 @@ import argparse
 
 import numpy as np
 import torch
+from budget_policies import quality  # per-utterance spans of long inputs, scored as budget mode's are
 
-from press.evaluation.evaluate import Options, evaluate, utterance_quality
+from press.evaluation.evaluate import Options, evaluate
 from press.evaluation.report import dataset_items
 from press.inference.policies import Static
 from press.inference.runner import Separator
@@ -40,18 +41,13 @@ def long_inputs(items: list[dict], n: int) -> list[list[tuple[np.ndarray, np.nda
 
 def score_long(separator: Separator, groups: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[float, float]:
     """(mean SI-SNRi over utterances, GMAC/s over all inputs) at the last exit, groups end to end."""
-    sr, scores, macs, seconds = separator.model.cfg.sample_rate, [], 0.0, 0.0
+    outputs, macs, seconds = [], 0.0, 0.0
     for group in groups:
-        x = np.concatenate([m for m, _ in group])
-        res = separator.run(ArrayReader(x), Static(separator.model.n_exits))
+        res = separator.run(ArrayReader(np.concatenate([m for m, _ in group])), Static(separator.model.n_exits))
+        outputs.append(res.sources)
         macs += res.gmacs_per_second * res.seconds
         seconds += res.seconds
-        start = 0
-        for m, s in group:
-            span = res.sources[:, start:start + len(m)]
-            scores.append(utterance_quality(span, s, m, sr, full=False)["si_snri"])
-            start += len(m)
-    return float(np.mean(scores)), macs / seconds
+    return quality(outputs, groups, separator.model.cfg.sample_rate), macs / seconds
 
 
 def main() -> None:
