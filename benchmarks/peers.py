@@ -20,6 +20,9 @@ do not mix:
   * achieved GMAC/s = counted MACs / forward time, and its fraction of the float32 matmul peak measured
     in this same run at the same thread count (benchmarks/model_speed.py's matmul_gmacs, best of 1024²
     and 2048² square matmuls, measured before and after the models; the higher is used).
+  * memory: every worker first calls press.allocator.keep_freed_memory, as the `press` command does
+    (freed activations are reused from the heap instead of faulted in again from the kernel); it helps
+    every model, so all of them get it. `--malloc system` keeps glibc's default for all of them.
   * training: one step = forward, negative SI-SNR (fixed source order; for PRESS the mean over all
     exits), backward; no optimiser. Best of `--train-steps` after one warm-up step, on
     `--train-batch` x `--train-seconds`; audio-seconds per second and the peak resident memory the
@@ -163,6 +166,10 @@ def measure_train(name: str, batch: int, seconds: float, threads: int, steps: in
 
 def run_worker(args: argparse.Namespace) -> dict:
     kind = args.worker
+    if args.malloc == "kept":
+        from press.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if kind == "peak":
         return measure_peak(args.threads[0])
     if kind == "macs":
@@ -177,7 +184,7 @@ def in_subprocess(args: argparse.Namespace, kind: str, model: str = "", threads:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--model", model,
            "--threads", str(threads or args.threads[0]), "--seconds", str(args.seconds),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--train-batch", str(args.train_batch),
-           "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps)]
+           "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps), "--malloc", args.malloc]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
@@ -220,6 +227,8 @@ def main() -> None:
     p.add_argument("--train-batch", type=int, default=4)
     p.add_argument("--train-seconds", type=float, default=2.0)
     p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--malloc", choices=("kept", "system"), default="kept",
+                   help="kept: press.allocator.keep_freed_memory in every worker (default); system: glibc's default")
     p.add_argument("--worker", choices=("peak", "macs", "rtf", "train"), help=argparse.SUPPRESS)
     p.add_argument("--model", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -237,7 +246,7 @@ def main() -> None:
         import asteroid
 
         print(f"asteroid {asteroid.__version__}", end=", ")
-    print(f"torch {torch.__version__}, python {sys.executable}")
+    print(f"torch {torch.__version__}, python {sys.executable}, malloc {args.malloc}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} CPUs; {args.seconds:g} s of {SAMPLE_RATE} Hz audio", flush=True)
 

@@ -1,7 +1,7 @@
 """Where PRESS spends its time and memory: torch.profiler over inference and one training step.
 
     python benchmarks/profile_ops.py [--configs default press4-s] [--seconds 4] [--threads 2]
-                                     [--top 12] [--train-batch 1] [--train-seconds 4]
+                                     [--top 12] [--train-batch 1] [--train-seconds 4] [--malloc kept|system]
 
 Inference: one forward pass through every exit (begin + every advance, as `press separate` runs
 the last exit) on `--seconds` of random audio, after a warm-up. Training: one step exactly as the
@@ -74,9 +74,15 @@ def main() -> None:
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--train-batch", type=int, default=1)
     p.add_argument("--train-seconds", type=float, default=4.0)
+    p.add_argument("--malloc", choices=("kept", "system"), default="kept",
+                   help="kept: freed memory stays in the process, as the `press` command runs (press.allocator)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    if args.malloc == "kept":
+        from press.allocator import keep_freed_memory
+
+        keep_freed_memory()
     for name in args.configs:
         inference(name, args.seconds, args.top)
         training(name, args.train_batch, args.train_seconds, args.top)

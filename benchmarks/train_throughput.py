@@ -15,11 +15,13 @@ are shared and differ: read the ratios, not the absolute times. On a loaded mach
 swings by 2x from one minute to the next; `--threads 1 --clock cpu` times each step by the
 process's own CPU time, which other jobs barely move. `--set key=value` overrides this tree's
 config only (e.g. `train.checkpoint_blocks=true`), so an option REF does not have can be measured
-against it.
+against it. Each code runs with the memory policy its own `press train` had: this tree keeps freed
+memory in the process (press.allocator; `--malloc system` measures it without), a REF from before
+that module ran on glibc's default.
 
 Run:  python benchmarks/train_throughput.py [--configs default press4-s] [--steps 3] [--rounds 2]
       [--against REF|none] [--set train.checkpoint_blocks=true] [--device cpu|cuda] [--threads 2] [--clock wall|cpu]
-      [--amp off|bf16] [--compile]
+      [--amp off|bf16] [--compile] [--malloc kept|system]
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_: bool, overrides: list[str],
-            clock: str) -> dict:
+            clock: str, malloc: str) -> dict:
     import resource
 
     import torch
 
     import press
+    try:
+        from press.allocator import keep_freed_memory
+    except ImportError:          # a REF from before press.allocator: glibc's default, as its `press train` ran
+        keep_freed_memory = None
+    kept = malloc == "kept" and keep_freed_memory is not None and keep_freed_memory()
     from press.model import PressNet, load_config, model_config
     from press.prob.likelihood import PressLoss
     from press.training.config import resolve_config
@@ -92,13 +99,14 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"config": name, "code": str(Path(press.__file__).parents[1]), "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "batch": f"{batch} x {seconds:g} s", "s_per_step": elapsed, "steps_per_s": 1 / elapsed,
-            "audio_s_per_s": batch * seconds / elapsed, "peak_gib": peak / 2**30}
+            "audio_s_per_s": batch * seconds / elapsed, "peak_gib": peak / 2**30, "malloc": "kept" if kept else "system"}
 
 
 def run_one(tree: Path, name: str, args: argparse.Namespace, overrides: list[str]) -> dict:
     """One measurement of `tree`'s code by this script, in a fresh process."""
     cmd = [sys.executable, __file__, "--one", name, "--device", args.device, "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--threads", str(args.threads), "--amp", args.amp, "--clock", args.clock]
+           "--warmup", str(args.warmup), "--threads", str(args.threads), "--amp", args.amp, "--clock", args.clock,
+           "--malloc", args.malloc]
     cmd += ["--compile"] if args.compile else []
     cmd += [a for o in overrides for a in ("--set", o)]
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -121,7 +129,7 @@ def remove(path: Path) -> None:
 
 def row(label: str, r: dict) -> str:
     return (f"{label:<22}{r['device']:>7}{r['params_m']:>8.2f}M{r['batch']:>11}{r['s_per_step']:>9.3f}"
-            f"{r['steps_per_s']:>9.2f}{r['audio_s_per_s']:>11.2f}{r['peak_gib']:>10.2f}")
+            f"{r['steps_per_s']:>9.2f}{r['audio_s_per_s']:>11.2f}{r['peak_gib']:>10.2f}  {r.get('malloc', 'system')}")
 
 
 def main() -> None:
@@ -140,6 +148,8 @@ def main() -> None:
                         help="config override for this tree only (repeatable)")
     parser.add_argument("--against", default="merge-base",
                         help="commit to measure beside this tree: a ref, merge-base (with main) or none")
+    parser.add_argument("--malloc", choices=("kept", "system"), default="kept",
+                        help="this tree's memory policy: kept (press.allocator, as `press train`) or glibc's default")
     parser.add_argument("--one", help=argparse.SUPPRESS)   # internal: measure one config, print JSON
     args = parser.parse_args()
     if args.device == "auto":
@@ -151,7 +161,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         print(json.dumps(measure(args.one, args.device, args.steps, args.warmup, args.amp, args.compile, args.set,
-                                 args.clock)))
+                                 args.clock, args.malloc)))
         return
     ref = args.against
     if ref == "merge-base":
@@ -159,7 +169,7 @@ def main() -> None:
                              check=True).stdout.strip()
     ref_tree = None if ref == "none" else checkout(ref)
     print(f"{'config':<22}{'device':>7}{'params':>9}{'batch':>11}{'s/step':>9}{'steps/s':>9}{'audio s/s':>11}"
-          f"{'peak GiB':>10}", flush=True)
+          f"{'peak GiB':>10}  malloc", flush=True)
     try:
         for name in args.configs:
             best: dict[str, dict] = {}

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from press.allocator import keep_freed_memory
 from press.errors import PressError
 
 # (name, module, one-line help)
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         torch = None
     if torch is not None:
         torch.set_flush_denormal(True)
+    keep_freed_memory()   # activations are reused from the heap, not faulted in again every step
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except PressError as err:
