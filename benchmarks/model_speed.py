@@ -1,13 +1,14 @@
 """Forward time, real-time factor and achieved GMAC/s per exit, next to this machine's matmul speed.
 
     python benchmarks/model_speed.py [--config press4-s] [--seconds 4] [--threads 2] [--repeats 5]
-                                     [--malloc kept|system]
+                                     [--malloc kept|system] [--compile]
 
 Per exit k: the wall time of running the model to exit k (begin + k advances, every earlier exit's
 heads included, as dynamic inference pays), its real-time factor (time / audio duration), and the
 MACs it did per second of wall time. The float32 matmul throughput of the same machine and thread
 count makes model efficiency a ratio to the hardware. Memory is kept by the process as the `press` command
-keeps it (press.allocator); `--malloc system` measures glibc's default instead.
+keeps it (press.allocator); `--malloc system` measures glibc's default instead. `--compile` times the model after
+`PressNet.compile_inference` (inductor; the compiling passes are warm-ups, not timed).
 """
 
 from __future__ import annotations
@@ -38,16 +39,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--malloc", choices=("kept", "system"), default="kept")
+    p.add_argument("--compile", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.malloc == "kept":
         keep_freed_memory()
     model = PressNet(model_config(load_config(args.config))).eval()
+    if args.compile:
+        model.compile_inference()
     costs = exit_costs(model)
     x = torch.randn(1, round(args.seconds * model.cfg.sample_rate))
     times = [[] for _ in range(model.n_exits)]
     with torch.inference_mode():
-        model(x)  # warm-up
+        model(x)  # warm-up (and, with --compile, compilation)
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             state = model.begin(x)
@@ -56,7 +60,7 @@ def main() -> None:
                 times[k].append(time.perf_counter() - t0)
     peak = matmul_gmacs()
     print(f"{args.config}: {args.seconds:g} s of {model.cfg.sample_rate} Hz audio, {args.threads} threads, "
-          f"median of {args.repeats}, malloc {args.malloc}")
+          f"median of {args.repeats}, malloc {args.malloc}{', compiled' if args.compile else ''}")
     print(f"machine float32 matmul: {peak:.1f} GMAC/s")
     print(f"{'exit':>4} {'GMAC/s audio':>12} {'time (s)':>9} {'RTF':>7} {'achieved GMAC/s':>16} {'of matmul':>9}")
     for k, c in enumerate(costs):

@@ -11,8 +11,9 @@ freed block is reused by the next allocation that fits. The price is that the pr
 peak memory until it exits, which a separator or a trainer that reaches that peak every step holds
 anyway.
 
-The `press` command line calls it once at start; a program that uses the library calls it itself.
-It changes the whole process and cannot be undone, so the library never calls it on import.
+The `press` command line calls it at start and `press.load` when it loads a model; a program that
+builds models itself calls it when it wants it. It changes the whole process and cannot be undone,
+so importing press never calls it.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from press.allocator import keep_freed_memory
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.inference.plan import SegmentPlan
@@ -53,6 +54,12 @@ class Press:
         self.recalibration = Recalibration.from_dict(stored) if stored else Recalibration()
         self._budget_mixtures: list[np.ndarray] | None = None
         self._budget_calibrations: dict[tuple[int, int], BudgetCalibration] = {}
+
+    def compile(self) -> Press:
+        """torch.compile the network (`PressNet.compile_inference`): the first separation pays tens of
+        seconds of compilation on a CPU, later ones run faster (docs/results.md). Returns self."""
+        self.model.compile_inference()
+        return self
 
     @property
     def sample_rate(self) -> int:
@@ -192,10 +199,12 @@ def load(model: str | os.PathLike = "default", device: str | torch.device | None
 
     `device`: "cpu", "cuda", "cuda:N" or None / "auto" (a GPU when torch sees one, else the CPU).
     Turns on torch's flush-denormal mode (process-wide): near-silent input otherwise drives the
-    recurrent states into denormal floats that CPUs process many times slower.
+    recurrent states into denormal floats that CPUs process many times slower. Also process-wide,
+    `press.allocator.keep_freed_memory`: freed activations are reused, not faulted in again per call.
     """
     from press.model.pretrained import load as load_checkpoint
 
     torch.set_flush_denormal(True)
+    keep_freed_memory()
     net, cfg, extra = load_checkpoint(model, device=resolve_device(device))
     return Press(net, str(cfg.model.get("name", model)), extra)

@@ -153,3 +153,25 @@ def test_long_input_is_streamed_a_window_at_a_time(ckpt, tmp_path, monkeypatch):
     assert len(rep["segments"]) == 120
     assert max(reads) <= window and max(writes) <= window and sum(writes) == 120 * SR
     assert sf.info(tmp_path / "o1.wav").frames == 120 * 16000
+
+
+def test_cli_compile_flag(ckpt, tmp_path, capsys, monkeypatch):
+    """`--compile` compiles the network before separating (dynamo's `eager` backend stands in for
+    inductor, which takes minutes on a CPU) and gives the uncompiled run's sources; with the ONNX
+    backend it is an error, not ignored."""
+    from press.model import PressNet
+
+    compiled = []
+    plain = PressNet.compile_inference
+    monkeypatch.setattr(PressNet, "compile_inference",
+                        lambda self: (compiled.append(self), plain(self, backend="eager"))[1])
+    wav = tmp_path / "x.wav"
+    sf.write(wav, speechlike(3.0), SR)
+    for flags, out in (([], "plain"), (["--compile"], "compiled")):
+        assert main(["separate", str(ckpt), str(wav), "--out", str(tmp_path / out), "--exit", "2", *flags]) == 0
+    assert len(compiled) == 1
+    for name in ("x_s1.wav", "x_s2.wav"):
+        np.testing.assert_allclose(sf.read(tmp_path / "compiled" / name)[0], sf.read(tmp_path / "plain" / name)[0],
+                                   atol=1e-4)
+    assert main(["separate", str(ckpt), str(wav), "--out", str(tmp_path / "o"), "--backend", "onnx", "--compile"]) == 2
+    assert "--compile applies to --backend torch" in capsys.readouterr().err

@@ -109,6 +109,19 @@ class PressNet(nn.Module):
             if isinstance(module, Block):
                 module.checkpoint = on
 
+    def compile_inference(self, **options) -> None:
+        """`torch.compile` the two fixed-depth pieces inference runs, `begin_padded` and `step`, in
+        place (`options` go to torch.compile).
+
+        The segment runner feeds windows of one length, so each exit compiles once, and once more
+        with a dynamic batch size when a last batch or early exits shrink the batch; the first call
+        of each takes tens of seconds on a CPU, which a long input or a server pays back. Outputs
+        equal eager's to float rounding (tests/test_inference_compile.py); what it gains is
+        measured in docs/results.md.
+        """
+        self.begin_padded = torch.compile(self.begin_padded, **options)
+        self.step = torch.compile(self.step, **options)
+
     @property
     def n_exits(self) -> int:
         return self.cfg.n_exits
