@@ -237,3 +237,37 @@ def test_checkpointed_blocks_give_the_same_gradients():
     assert all(g is not None for g in grads[1])
     for plain, recomputed in zip(*grads):
         torch.testing.assert_close(recomputed, plain, rtol=0, atol=0)
+
+
+def test_blocks_compute_their_written_formulas():
+    """The fused element-wise forms in press.model.blocks (addcmul for the gate, the RNN input and
+    LayerScale) against the formulas as written in the docstrings, op by op, padding included."""
+    from press.model.blocks import Block
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 50, 16)
+    mask = torch.ones(2, 1, 50, 1)
+    mask[1, :, 37:] = 0
+    block = Block("R", 16, rnn_hidden=24, conv_hidden=16, conv_kernel=5, ffn_hidden=32, heads=2, ls_init=0.3,
+                  chunk=8).eval()
+    rnn = block.mixer
+    with torch.no_grad():
+        block.ls1.gamma.uniform_(0.1, 1.0)
+        block.ls2.gamma.uniform_(0.1, 1.0)
+        y = block.norm1(x).reshape(4, 50, 16)
+        m = mask.expand(2, 2, 50, 1).reshape(4, 50, 1)
+        v, f, g = rnn.proj_in(y).chunk(3, dim=-1)
+        a = torch.sigmoid(f) * m + (1.0 - m)
+        b = (1.0 - a) * v
+        h = torch.zeros(4, 50, 24)
+        half = 12
+        for t in range(50):                       # first half forward in time, second half backward
+            prev = h[:, t - 1, :half] if t else 0.0
+            h[:, t, :half] = a[:, t, :half] * prev + b[:, t, :half]
+        for t in reversed(range(50)):
+            prev = h[:, t + 1, half:] if t < 49 else 0.0
+            h[:, t, half:] = a[:, t, half:] * prev + b[:, t, half:]
+        mixed = rnn.proj_out(h * torch.nn.functional.silu(g)).reshape(2, 2, 50, 16)
+        ref = x + block.ls1.gamma * mixed
+        ref = (ref + block.ls2.gamma * block.mlp(block.norm2(ref))) * mask
+        torch.testing.assert_close(block(x, mask), ref, rtol=1e-5, atol=1e-6)

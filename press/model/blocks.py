@@ -79,13 +79,13 @@ class LinearRNN(nn.Module):
             rows = slice(self.hidden, 2 * self.hidden)
             with torch.autocast(x.device.type, enabled=False):
                 f = F.linear(x.float(), self.proj_in.weight[rows].float(), self.proj_in.bias[rows].float())
-        a = torch.sigmoid(f) * mask + (1.0 - mask)           # padded frames: a = 1, input 0
+        a = torch.addcmul(1.0 - mask, torch.sigmoid(f), mask)  # padded frames: a = 1, input 0
         return v, a, g
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
         v, a, g = self.gates(x, mask)                        # (N, T, H) each
-        h = self.scan(a, (1.0 - a) * v)
+        h = self.scan(a, torch.addcmul(v, a, v, value=-1.0))  # (1 - a) v in one pass
         return self.proj_out(h * F.silu(g))
 
 
@@ -154,12 +154,14 @@ class SwiGLU(nn.Module):
 
 
 class LayerScale(nn.Module):
+    """A learned per-channel gain on a residual branch: `residual + gamma * x`."""
+
     def __init__(self, dim: int, init: float) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), init))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma
+    def forward(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(residual, x, self.gamma)   # one pass over the stream, not two
 
 
 class Block(nn.Module):
@@ -204,6 +206,6 @@ class Block(nn.Module):
             B, S, T, D = y.shape
             m = mask.expand(B, S, T, 1).reshape(B * S, T, 1)
             y = self.mixer(y.reshape(B * S, T, D), m).reshape(B, S, T, D)
-        x = x + self.ls1(y)
-        x = x + self.ls2(self.mlp(self.norm2(x)))
+        x = self.ls1(x, y)
+        x = self.ls2(x, self.mlp(self.norm2(x)))
         return x * mask
