@@ -45,11 +45,13 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
     import torch
 
     import press
-    try:
+    # a REF from before press.allocator ran on glibc's default, as its `press train` did (look in its own
+    # tree: an editable install of this tree would otherwise serve `press.allocator` to REF's package)
+    kept = False
+    if malloc == "kept" and (Path(press.__file__).parent / "allocator.py").is_file():
         from press.allocator import keep_freed_memory
-    except ImportError:          # a REF from before press.allocator: glibc's default, as its `press train` ran
-        keep_freed_memory = None
-    kept = malloc == "kept" and keep_freed_memory is not None and keep_freed_memory()
+
+        kept = keep_freed_memory()
     from press.model import PressNet, load_config, model_config
     from press.prob.likelihood import PressLoss
     from press.training.config import resolve_config
