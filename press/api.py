@@ -57,7 +57,8 @@ class Press:
 
     def compile(self) -> Press:
         """torch.compile the network (`PressNet.compile_inference`): the first separation pays tens of
-        seconds of compilation on a CPU, later ones run faster (docs/results.md). Returns self."""
+        seconds of compilation on a CPU; later ones are faster for some models and machines, not all
+        (docs/results.md). Returns self."""
         self.model.compile_inference()
         return self
 

@@ -49,8 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (--backend onnx)")
     add_device_argument(p)
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network first (--backend torch): tens of seconds once, then faster; "
-                        "for long inputs and many files")
+                   help="torch.compile the network first (--backend torch): tens of seconds once; faster for "
+                        "some models and machines, slower for others (docs/results.md)")
 
 
 def run(args: argparse.Namespace) -> int:
