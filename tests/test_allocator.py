@@ -14,7 +14,7 @@ from press.allocator import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 x = torch.ones(16 * 2**20)          # 64 MiB: above glibc's largest mmap threshold
 faults = []
-for _ in range(8):                  # a "forward pass" of three such activations, repeated
+for _ in range(16):                 # a "forward pass" of three such activations, repeated
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     y = x * 2.0
     z = torch.sigmoid(y)
@@ -37,9 +37,11 @@ def test_freed_tensor_memory_is_reused_without_page_faults():
     assert kept["kept"] is True
     # glibc's default: every activation is a fresh mapping, all of its pages faulted in again
     assert min(system["faults"][1:]) > 2 * PAGES
-    # kept: the first passes fault the heap in (and settle how its blocks are laid out); later
-    # passes reuse it
-    assert max(kept["faults"][-3:]) < PAGES // 50
+    # kept: the first passes fault the heap in and grow it until its free blocks fit the pattern
+    # (how many passes that takes varies from run to run: 1 to 5 of 16 here); then passes reuse it
+    later_kept, later_system = kept["faults"][1:], system["faults"][1:]
+    assert sum(later_kept) < sum(later_system) / 3
+    assert sorted(later_kept)[len(later_kept) // 2] < PAGES // 50     # most passes fault nothing in
 
 
 def test_calling_it_again_is_harmless():
