@@ -18,13 +18,21 @@ Separator = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
 @torch.no_grad()
-def score(separate: Separator, limit: int = 200, split: str = "val") -> list[float]:
+def score(separate: Separator, limit: int = 200, split: str = "val", recipe=None, seed: int = 7) -> list[float]:
     """Mean SI-SNRi (dB, best source order) per output over the first `limit` mixtures of recorded
-    speech of `split` (validation; "test" only to report a model already chosen)."""
+    speech of `split` (validation; "test" only to report a model already chosen).
+
+    With `recipe` (a `press.data.augment.Recipe`), the same mixtures go through its simulated rooms
+    and channels first (drawn from `seed`) and are scored against its targets: robustness to the
+    recordings users make, which the clean held-out splits do not test.
+    """
     from press.data import get_dataset
+    from press.data.augment import Acoustics
     from press.evaluation.metrics import aligned_si_snri
 
     data = get_dataset("builtin", split=split, subset="real", num_examples=limit)
+    if recipe is not None:
+        data = Acoustics(data, recipe, seed=seed)
     scores = []
     for i in range(len(data)):
         item = data[i]
