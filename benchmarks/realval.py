@@ -13,12 +13,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from press.data.augment import Acoustics, Recipe
+
 # mixture (1, L) -> one (1, S, L) estimate per output (a PRESS exit, or the one output of a peer)
 Separator = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
 @torch.no_grad()
-def score(separate: Separator, limit: int = 200, split: str = "val", recipe=None, seed: int = 7) -> list[float]:
+def score(separate: Separator, limit: int = 200, split: str = "val", recipe: Recipe | None = None,
+          seed: int = 7) -> list[float]:
     """Mean SI-SNRi (dB, best source order) per output over the first `limit` mixtures of recorded
     speech of `split` (validation; "test" only to report a model already chosen).
 
@@ -27,7 +30,6 @@ def score(separate: Separator, limit: int = 200, split: str = "val", recipe=None
     recordings users make, which the clean held-out splits do not test.
     """
     from press.data import get_dataset
-    from press.data.augment import Acoustics
     from press.evaluation.metrics import aligned_si_snri
 
     data = get_dataset("builtin", split=split, subset="real", num_examples=limit)
