@@ -51,6 +51,10 @@ def test_unknown_section_and_wrong_types_are_clear_errors():
         resolve_config(load_config("tiny", ["loss.pit=each"]))
     with pytest.raises(PressError, match=r"unknown config key model\.dimm: did you mean model\.dim\?"):
         model_config(load_config("tiny", ["model.dimm=8"]))
+    with pytest.raises(PressError, match=r"finetune\.trainable must be one of all, heads, got 'trunk'"):
+        resolve_config(load_config("tiny", ["finetune.trainable=trunk"]))
+    with pytest.raises(PressError, match=r"train\.steps and finetune\.steps are both 0"):
+        resolve_config(load_config("tiny", ["train.steps=0", "finetune.steps=0"]))
     # corpus keywords are free-form (the corpus checks them), and a resolved config resolves to itself
     cfg = resolve_config(load_config("tiny", ["data.options.epoch_size=12"]))
     assert cfg.data.options.epoch_size == 12 and resolve_config(cfg) == cfg

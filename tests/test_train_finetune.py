@@ -62,3 +62,56 @@ def test_ranks_share_every_global_batch_without_gaps():
     assert shards == [([7, 9], True), ([3], True)]
     # a rank left without items recomputes the first one, with zero weight
     assert shard([5], 1, 2) == ([5], False) and shard([5], 0, 2) == ([5], True)
+
+
+def test_heads_only_finetuning_moves_only_the_variance_heads(tmp_path):
+    """`finetune.trainable=heads` from trained weights with no crop stage: every parameter outside the
+    inverse-gamma heads ends bit-identical to where it started (AdamW neither steps nor decays it),
+    the heads move, and a run killed mid-stage and resumed keeps the trunk frozen too."""
+    from safetensors.torch import load_file
+    from test_train_resume import Killed, kill_at
+
+    from press.training.loop import train
+
+    start = tmp_path / "start"
+    train(tiny_run_config("train.steps=4", "finetune.steps=0"), start, device="cpu", progress=False)
+    init = load_file(start / "last.safetensors")
+    cfg = tiny_run_config("train.steps=0", "finetune.steps=6", "finetune.trainable=heads", "finetune.lr=1e-2",
+                          "train.ckpt_every=2", f"train.init={start / 'last.safetensors'}")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(cfg, straight, device="cpu", progress=False)
+    try:
+        train(cfg, killed, device="cpu", progress=False, on_step=kill_at(5))
+    except Killed:
+        pass
+    train(cfg, killed, resume=True, device="cpu", progress=False)
+    for run in (straight, killed):
+        after = load_file(run / "last.safetensors")
+        assert after.keys() == init.keys()
+        heads = [k for k in init if k.startswith("ig_heads.")]
+        assert heads and len(heads) < len(init)
+        for k in init:
+            if k in heads:
+                continue
+            assert torch.equal(after[k], init[k]), k
+        assert all(not torch.equal(after[k], init[k]) for k in heads if k.endswith("weight"))
+    assert all(torch.equal(a, b) for a, b in zip(load_file(straight / "last.safetensors").values(),
+                                                  load_file(killed / "last.safetensors").values()))
+
+
+def test_all_parameters_move_in_the_papers_finetuning(tmp_path):
+    """The default (`finetune.trainable=all`) still trains the whole network: the contrast that makes the
+    test above mean something."""
+    from safetensors.torch import load_file
+
+    from press.training.loop import train
+
+    start = tmp_path / "start"
+    train(tiny_run_config("train.steps=4", "finetune.steps=0"), start, device="cpu", progress=False)
+    init = load_file(start / "last.safetensors")
+    run = tmp_path / "all"
+    train(tiny_run_config("train.steps=0", "finetune.steps=3", "finetune.lr=1e-2",
+                          f"train.init={start / 'last.safetensors'}"), run, device="cpu", progress=False)
+    after = load_file(run / "last.safetensors")
+    assert not torch.equal(after["encoder_head.analysis.weight"], init["encoder_head.analysis.weight"])
+    assert not torch.equal(after["groups.0.0.mixer.proj_in.weight"], init["groups.0.0.mixer.proj_in.weight"])

@@ -25,6 +25,7 @@ from press.model.config import ModelConfig, typed_merge
 from press.prob.likelihood import Objective, PitMode
 
 AMP_MODES = ("auto", "bf16", "off")
+FINETUNE_TRAINABLE = ("all", "heads")
 
 
 def _require(checks: list[tuple[bool, str]]) -> None:
@@ -67,7 +68,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 5000
     final_lr_ratio: float = 0.0         # the cosine ends at lr * final_lr_ratio
-    steps: int = 4_000_000              # crop-stage steps; fine-tuning steps come after them
+    steps: int = 4_000_000              # crop-stage steps (0: fine-tune only); fine-tuning steps come after them
     grad_clip: float = 1.0
     log_every: int = 10
     val_every: int = 1000
@@ -84,9 +85,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require([(self.amp in AMP_MODES, f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")]
                  + [(getattr(self, k) >= 1, f"train.{k} must be >= 1, got {getattr(self, k)}")
-                    for k in ("steps", "batch_size", "val_every", "ckpt_every", "log_every")]
+                    for k in ("batch_size", "val_every", "ckpt_every", "log_every")]
                  + [(getattr(self, k) >= 0, f"train.{k} must be >= 0, got {getattr(self, k)}")
-                    for k in ("lr", "weight_decay", "warmup_steps", "final_lr_ratio", "num_workers")]
+                    for k in ("steps", "lr", "weight_decay", "warmup_steps", "final_lr_ratio", "num_workers")]
                  + [(self.crop_seconds > 0, f"train.crop_seconds must be > 0, got {self.crop_seconds}"),
                     (self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}"),
                     (self.max_minutes is None or self.max_minutes > 0,
@@ -107,10 +108,15 @@ class FinetuneConfig:
     max_seconds: float = 20.0           # utterances longer than this are cut to a random span of it
     batch_size: int = 4
     max_batch_seconds: float = 40.0     # cap on padded audio per batch (items x longest item)
+    # [ours] which parameters the stage trains: "all" (the paper), or "heads": only the inverse-gamma
+    # heads, so that calibration is fitted to full-length audio while the separation stays exactly as it was
+    trainable: str = "all"
 
     def __post_init__(self) -> None:
-        _require([(getattr(self, k) >= 0, f"finetune.{k} must be >= 0, got {getattr(self, k)}")
-                  for k in ("steps", "lr", "warmup_steps", "final_lr_ratio")]
+        _require([(self.trainable in FINETUNE_TRAINABLE,
+                   f"finetune.trainable must be one of {', '.join(FINETUNE_TRAINABLE)}, got {self.trainable!r}")]
+                 + [(getattr(self, k) >= 0, f"finetune.{k} must be >= 0, got {getattr(self, k)}")
+                    for k in ("steps", "lr", "warmup_steps", "final_lr_ratio")]
                  + [(self.batch_size >= 1, f"finetune.batch_size must be >= 1, got {self.batch_size}")]
                  + [(getattr(self, k) > 0, f"finetune.{k} must be > 0, got {getattr(self, k)}")
                     for k in ("max_seconds", "max_batch_seconds")])
@@ -184,4 +190,6 @@ def resolve_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
         train["amp"] = "bf16" if train["amp"] else "off"
     merged = typed_merge(RunConfig, plain)
     OmegaConf.to_object(merged)  # runs every section's __post_init__ checks
+    if int(merged.train.steps) + int(merged.finetune.steps) < 1:
+        raise PressError("train.steps and finetune.steps are both 0: there is nothing to train")
     return merged

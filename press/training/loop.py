@@ -168,7 +168,7 @@ class Trainer:
         # wall time it has taken so far, across resumes
         self.crop_steps: Optional[int] = None
         self.crop_seconds = 0.0
-        stage, position = "train", Position()
+        stage, position = stage_at(cfg, 0)[0], Position()   # "finetune" when train.steps=0
         if resume:
             state = load_state(run_dir / "last.state.pt")
             try:
@@ -184,11 +184,7 @@ class Trainer:
             restore_rng(state["rng"], dev)
         self.train_set = build_dataset(cfg, "train")
         self.val_loader = val_loader(cfg, dist.rank, dist.world)
-        self.stream = self._stream(stage, position)
-        net: torch.nn.Module = self.model
-        if dist.world > 1:
-            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[dev] if dev.type == "cuda" else None)
-        self.net = torch.compile(net) if bool(cfg.train.compile) else net
+        self._enter(stage, position)
         self.records = None
         if dist.is_main:
             self.records = RunRecords(run_dir, cfg, self.model.n_exits, self.step, dist.world, str(dev),
@@ -205,10 +201,28 @@ class Trainer:
                              "only a model of the same architecture can be continued")
         self.model.load_state_dict(source.state_dict())
 
-    def _stream(self, stage: str, position: Position) -> BatchStream:
+    def _enter(self, stage: str, position: Position) -> None:
+        """Begin (or resume inside) a stage: the parameters it updates, its batches from `position`, and
+        the network that runs them.
+
+        `finetune.trainable=heads` freezes everything but the inverse-gamma heads for the fine-tuning
+        stage: the separation stays exactly as the crop stage left it and only the predicted error
+        distributions learn full-length audio. Frozen parameters get no gradient, so AdamW neither
+        moves nor decays them, and backward stops at the heads' inputs. DDP registers the parameters
+        that need gradients when it is built, so the network is wrapped again for every stage.
+        """
         self.stage = stage
-        return BatchStream(StagePlan(self.cfg, stage, self.train_set), position, self.dist.rank, self.dist.world,
-                           int(self.cfg.train.num_workers), pin_memory=self.dist.device.type == "cuda")
+        heads_only = stage == "finetune" and str(self.cfg.finetune.trainable) == "heads"
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(not heads_only or name.startswith("ig_heads."))
+        self.stream = BatchStream(StagePlan(self.cfg, stage, self.train_set), position, self.dist.rank,
+                                  self.dist.world, int(self.cfg.train.num_workers),
+                                  pin_memory=self.dist.device.type == "cuda")
+        dev = self.dist.device
+        net: torch.nn.Module = self.model
+        if self.dist.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[dev] if dev.type == "cuda" else None)
+        self.net = torch.compile(net) if bool(self.cfg.train.compile) else net
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step on the next global batch; returns the rank-summed statistics
@@ -320,7 +334,7 @@ class Trainer:
             n_train, total = self.crop_steps or int(cfg.train.steps), total_steps(cfg, self.crop_steps)
             next_stage = stage_at(cfg, self.step, self.crop_steps)[0] if self.step < total else self.stage
             if next_stage != self.stage:
-                self.stream = self._stream(next_stage, Position())
+                self._enter(next_stage, Position())
             row: dict[str, Any] = {}
             if self.step % int(cfg.train.log_every) == 0 or self.step == total:
                 w = self.window.cpu()   # the one host sync of a logged step
