@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from tiny_training import OVERRIDES, tiny_run_config
@@ -21,11 +22,15 @@ EXTRA = ["train.steps=4", "finetune.steps=4", "finetune.max_seconds=5.0", "finet
          "train.ckpt_every=2", "train.val_every=8"]
 
 
-def test_two_gloo_ranks_stay_in_sync_and_match_one_process(tmp_path):
+@pytest.mark.parametrize("trainable", ["all", "heads"])
+def test_two_gloo_ranks_stay_in_sync_and_match_one_process(tmp_path, trainable):
+    """`heads`: DDP is built again when fine-tuning freezes the trunk (it registers only parameters
+    that need gradients), and the ranks still agree with one process."""
+    extra = [*EXTRA, f"finetune.trainable={trainable}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "press.cli", "train", "tiny", "--out", str(tmp_path / "ddp"), "--device", "cpu", "--no-progress",
-           *OVERRIDES, *EXTRA]
+           *OVERRIDES, *extra]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished at step 8" in proc.stdout
@@ -34,7 +39,7 @@ def test_two_gloo_ranks_stay_in_sync_and_match_one_process(tmp_path):
     assert sync["step"] == 8 and sync["world_size"] == 2
     assert len(sync["weights_crc32"]) == 2 and len(set(sync["weights_crc32"])) == 1
 
-    train(tiny_run_config(*EXTRA), tmp_path / "one", device="cpu", progress=False)
+    train(tiny_run_config(*extra), tmp_path / "one", device="cpu", progress=False)
     two, one = load_file(tmp_path / "ddp" / "last.safetensors"), load_file(tmp_path / "one" / "last.safetensors")
     assert two.keys() == one.keys()
     for k in one:   # the same up to the order of floating-point sums
