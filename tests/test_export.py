@@ -24,6 +24,10 @@ from tests.conftest import tiny_config  # noqa: E402
 
 TOL = 1e-4
 TOL_DOUBLING = 1e-3   # relative to the peak: see _check_parity
+# P(exit-SNR >= t) of a block: the graph's float32 doubling scan (above) reaches the heads' inputs, and a
+# steep predicted distribution turns that into up to 1.02e-4 of probability with the session-8 weights
+# (0.74244 against 0.74254); exit decisions, compared exactly below, are thresholds at p ~ 0.5-0.99
+TOL_PROB = 3e-4
 
 
 def _export(net, path, **kw):
@@ -181,8 +185,8 @@ def test_default_onnx_report_blocks_match_torch(default_export, tmp_path) -> Non
         assert {k: g[k] for k in ("index", "segment", "exit")} == {k: r[k] for k in ("index", "segment", "exit")}
         assert g["start"] == pytest.approx(r["start"]) and g["end"] == pytest.approx(r["end"])
         for name in ("p_snr", "p_snri", "p_snr_ref"):
-            assert np.abs(np.subtract(g[name], r[name])).max() <= TOL, (g["index"], name)
-        assert abs(g["p_exit"] - r["p_exit"]) <= TOL
+            assert np.abs(np.subtract(g[name], r[name])).max() <= TOL_PROB, (g["index"], name)
+        assert abs(g["p_exit"] - r["p_exit"]) <= TOL_PROB
     short = _onnx_cli_report(path, x[:300], tmp_path)          # shorter than a block: padding dominates
     ref_short = model.separate(x[:300]).report
     assert short["padding_share"] == pytest.approx(ref_short["padding_share"]) and short["note"] == ref_short["note"]
