@@ -3,12 +3,15 @@ counts for nothing: loss and gradients of a padded batch are those of its items 
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from test_train_resume import Killed, kill_at
 from tiny_training import tiny_run_config
 
 from press.data.views import collate_padded
 from press.model import PressNet, model_config
 from press.prob.likelihood import PressLoss
 from press.training.data import StagePlan, build_dataset, shard
+from press.training.loop import train
 
 
 def test_finetune_batches_are_variable_length_buckets_within_the_caps():
@@ -65,20 +68,21 @@ def test_ranks_share_every_global_batch_without_gaps():
     assert shard([5], 1, 2) == ([5], False) and shard([5], 0, 2) == ([5], True)
 
 
-def test_heads_only_finetuning_moves_only_the_variance_heads(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Weights a few crop steps in, to fine-tune from."""
+    run = tmp_path_factory.mktemp("start")
+    train(tiny_run_config("train.steps=4", "finetune.steps=0"), run, device="cpu", progress=False)
+    return run / "last.safetensors"
+
+
+def test_heads_only_finetuning_moves_only_the_variance_heads(trained, tmp_path):
     """`finetune.trainable=heads` from trained weights with no crop stage: every parameter outside the
     inverse-gamma heads ends bit-identical to where it started (AdamW neither steps nor decays it),
     the heads move, and a run killed mid-stage and resumed keeps the trunk frozen too."""
-    from safetensors.torch import load_file
-    from test_train_resume import Killed, kill_at
-
-    from press.training.loop import train
-
-    start = tmp_path / "start"
-    train(tiny_run_config("train.steps=4", "finetune.steps=0"), start, device="cpu", progress=False)
-    init = load_file(start / "last.safetensors")
+    init = load_file(trained)
     cfg = tiny_run_config("train.steps=0", "finetune.steps=6", "finetune.trainable=heads", "finetune.lr=1e-2",
-                          "train.ckpt_every=2", f"train.init={start / 'last.safetensors'}")
+                          "train.ckpt_every=2", f"train.init={trained}")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     train(cfg, straight, device="cpu", progress=False)
     with pytest.raises(Killed):
@@ -98,19 +102,13 @@ def test_heads_only_finetuning_moves_only_the_variance_heads(tmp_path):
                                                   load_file(killed / "last.safetensors").values()))
 
 
-def test_all_parameters_move_in_the_papers_finetuning(tmp_path):
+def test_all_parameters_move_in_the_papers_finetuning(trained, tmp_path):
     """The default (`finetune.trainable=all`) still trains the whole network: the contrast that makes the
     test above mean something."""
-    from safetensors.torch import load_file
-
-    from press.training.loop import train
-
-    start = tmp_path / "start"
-    train(tiny_run_config("train.steps=4", "finetune.steps=0"), start, device="cpu", progress=False)
-    init = load_file(start / "last.safetensors")
+    init = load_file(trained)
     run = tmp_path / "all"
-    train(tiny_run_config("train.steps=0", "finetune.steps=3", "finetune.lr=1e-2",
-                          f"train.init={start / 'last.safetensors'}"), run, device="cpu", progress=False)
+    train(tiny_run_config("train.steps=0", "finetune.steps=3", "finetune.lr=1e-2", f"train.init={trained}"),
+          run, device="cpu", progress=False)
     after = load_file(run / "last.safetensors")
     assert not torch.equal(after["encoder_head.analysis.weight"], init["encoder_head.analysis.weight"])
     assert not torch.equal(after["groups.0.0.mixer.proj_in.weight"], init["groups.0.0.mixer.proj_in.weight"])

@@ -213,8 +213,8 @@ class Trainer:
         """
         self.stage = stage
         heads_only = stage == "finetune" and str(self.cfg.finetune.trainable) == "heads"
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(not heads_only or name.startswith("ig_heads."))
+        self.model.requires_grad_(not heads_only)
+        self.model.ig_heads.requires_grad_(True)
         self.stream = BatchStream(StagePlan(self.cfg, stage, self.train_set), position, self.dist.rank,
                                   self.dist.world, int(self.cfg.train.num_workers),
                                   pin_memory=self.dist.device.type == "cuda")
