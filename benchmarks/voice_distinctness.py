@@ -14,6 +14,9 @@ identity resynthesis (what the vocoder alone changes). Reported:
     spectral centroid measured on the output, the envelope scaling relative to the source (a fresh
     WORLD analysis of the output), and the mean embedding similarity to the source talker.
 (c) the CPU cost of analysis and of each synthesised voice, in seconds per second of audio.
+(d) with `--probe`: one axis of VoiceShift at a time (F0, formants, intonation range, spectral tilt)
+    at several sizes, and each one's mean cosine to its source talker;
+    where it crosses the cosine of one unit of F0 (x1.25) is what sets that axis's DISTINCT_* unit.
 
 resemblyzer is not a PRESS dependency (it pulls librosa, numba and webrtcvad). Install it apart:
     python -m venv --system-site-packages /root/voices-venv
@@ -147,16 +150,51 @@ def identification(emb: dict[tuple[str, str], list[np.ndarray]]) -> None:
           f"correct; {taken_for_source} taken for their source (recording or its resynthesis).")
 
 
+# (d): the axes of VoiceShift, each alone at growing sizes. F0 x1.25 and formants x1.08 are one unit each.
+PROBES = {
+    "f0": [VoiceShift(r, 1.0) for r in (1.25, 1 / 1.25)],
+    "formant": [VoiceShift(1.0, r) for r in (1.08, 1 / 1.08)],
+    "f0_range": [VoiceShift(1.0, 1.0, f0_range=r) for r in (0.5, 0.7, 1.4, 2.0)],
+    "tilt_db": [VoiceShift(1.0, 1.0, tilt_db=t) for t in (-6.0, -3.0, 3.0, 6.0)],
+}
+
+
+def probe(data: dict[str, list[np.ndarray]], embed) -> None:
+    """(d): mean cosine to the source talker (other utterances) of single-axis shifts, over the talkers with
+    several utterances; the identity resynthesis is the floor any shift starts from."""
+    sims: dict[VoiceShift, list[float]] = defaultdict(list)
+    for utts in data.values():
+        if len(utts) < 2:
+            continue
+        analyses = [analyse(x, SR) for x in utts]
+        real = [embed(x) for x in utts]
+        for shift in [IDENTITY] + [s for shifts in PROBES.values() for s in shifts]:
+            out = [embed(synthesise(a, shift)) for a in analyses]
+            sims[shift] += [float(np.dot(e, r)) for i, e in enumerate(out) for j, r in enumerate(real) if i != j]
+    print("\n| axis | shift | cosine to source (mean of talkers' other utterances) |\n|---|---|---|")
+    print(f"| none | identity resynthesis | {np.mean(sims[IDENTITY]):.3f} |")
+    for axis, shifts in PROBES.items():
+        for s in shifts:
+            value = {"f0": s.f0_ratio, "formant": s.formant_ratio}.get(axis, getattr(s, axis, None))
+            print(f"| {axis} | {value:.3g} | {np.mean(sims[s]):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voices", type=int, default=6, help="transformed voices per talker")
     parser.add_argument("--utterances", type=int, default=4, help="utterances per talker")
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe", action="store_true", help="only (d): each VoiceShift axis alone (needs resemblyzer)")
     args = parser.parse_args()
     embed = load_encoder()
 
     data = talkers(args.utterances, args.min_seconds)
+    if args.probe:
+        if embed is None:
+            raise SystemExit("--probe needs resemblyzer (see above)")
+        probe(data, embed)
+        return
     cost = defaultdict(float)
     audio_s = {"analysis": 0.0, "synthesis": 0.0, "dio": 0.0}
     emb: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)

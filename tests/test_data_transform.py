@@ -16,7 +16,11 @@ import scipy.signal
 
 from press.data.builtin import CORPUS_DIR, load_manifest
 from press.data.transform import (
+    DISTINCT_F0,
+    DISTINCT_TILT_DB,
+    F0_RANGE_LIMITS,
     FORMANT_RATIO_LIMITS,
+    TILT_LIMITS_DB,
     IDENTITY,
     VoiceShift,
     WorldAnalysis,
@@ -126,6 +130,41 @@ def test_formants_move_by_the_ratio_and_f0_stays(utterance, analysis, ratio):
     assert (moved - 1) * (ratio - 1) > 0 and abs(math.log(moved)) > 0.3 * abs(math.log(ratio))
 
 
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_intonation_range_scales_f0_excursions_and_keeps_the_median(analysis, scale):
+    """The spread of log F0 (interquartile range, robust to a few octave errors) scales by `f0_range`."""
+    again = analyse(synthesise(analysis, VoiceShift(1.0, 1.0, f0_range=scale)), SR, f0_method="dio")
+    identity = analyse(synthesise(analysis, IDENTITY), SR, f0_method="dio")
+
+    def spread(a: WorldAnalysis) -> float:
+        q1, q3 = np.percentile(np.log(a.f0[a.f0 > 0]), [25, 75])
+        return float(q3 - q1)
+
+    assert spread(again) / spread(identity) == pytest.approx(scale, rel=0.15)
+    assert _f0_ratio(analysis, again) == pytest.approx(1.0, abs=0.03)
+
+
+@pytest.mark.parametrize("tilt", [-4.0, 4.0])
+def test_tilt_changes_the_spectral_slope_by_its_db_per_octave(utterance, analysis, tilt):
+    """Band levels of the output minus the identity resynthesis's: a line of `tilt` dB per octave (the
+    overall level is put back to the input's RMS, so only the slope is compared)."""
+    f, p_out = scipy.signal.welch(synthesise(analysis, VoiceShift(1.0, 1.0, tilt_db=tilt)), SR, nperseg=512)
+    _, p_ref = scipy.signal.welch(synthesise(analysis, IDENTITY), SR, nperseg=512)
+    edges = np.geomspace(250, 3200, 9)    # from above the tilt's floor to below the band edge
+    diff = _bands_db(f, p_out, edges) - _bands_db(f, p_ref, edges)
+    octaves = np.log2(np.sqrt(edges[:-1] * edges[1:]))
+    slope = np.polyfit(octaves, diff, 1)[0]
+    assert slope == pytest.approx(tilt, abs=0.5)
+
+
+def test_distance_counts_every_axis_in_its_own_unit():
+    assert VoiceShift(1.25, 1.0).distance(IDENTITY) == pytest.approx(1.0)
+    assert VoiceShift(1.0, 1.0, tilt_db=DISTINCT_TILT_DB).distance(IDENTITY) == pytest.approx(1.0)
+    assert VoiceShift(1.0, 1.0, f0_range=2.0).distance(VoiceShift(1.0, 1.0, f0_range=0.5)) == pytest.approx(2.0)
+    both = VoiceShift(math.exp(DISTINCT_F0), 1.0, tilt_db=DISTINCT_TILT_DB)
+    assert both.distance(IDENTITY) == pytest.approx(math.sqrt(2))
+
+
 def test_16khz_voice_keeps_rate_length_and_moves_f0(utterance):
     x16 = resample(utterance, SR, 16000)
     a = analyse(x16, 16000, f0_method="dio")
@@ -145,6 +184,8 @@ def test_drawn_shifts_are_seeded_distinct_plausible_and_correlated():
         assert all(s.distance(t) >= 1.0 for t in shifts[i + 1:])
         assert 85 <= 190 * s.f0_ratio <= 255
         assert FORMANT_RATIO_LIMITS[0] <= s.formant_ratio <= FORMANT_RATIO_LIMITS[1]
+        assert F0_RANGE_LIMITS[0] <= s.f0_range <= F0_RANGE_LIMITS[1]
+        assert TILT_LIMITS_DB[0] <= s.tilt_db <= TILT_LIMITS_DB[1]
     log_f0 = np.log([s.f0_ratio for s in shifts])
     log_formant = np.log([s.formant_ratio for s in shifts])
     assert np.corrcoef(log_f0, log_formant)[0, 1] > 0.5
@@ -152,7 +193,7 @@ def test_drawn_shifts_are_seeded_distinct_plausible_and_correlated():
     assert np.median([s.f0_ratio for s in draw_shifts(100.0, 8, seed=0)]) > 1
     assert np.median([s.f0_ratio for s in draw_shifts(240.0, 8, seed=0)]) < 1
     with pytest.raises(PressError, match="distinct voices fit"):
-        draw_shifts(190.0, 200, seed=0)
+        draw_shifts(190.0, 400, seed=0)
     with pytest.raises(PressError, match="adult F0"):
         draw_shifts(600.0, 1, seed=0)
 

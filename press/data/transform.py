@@ -50,6 +50,10 @@ ADULT_F0_HZ = (85.0, 255.0)
 # the vocoder's artefacts grow with the shift.
 F0_RATIO_LIMITS = (0.5, 2.0)
 FORMANT_RATIO_LIMITS = (1 / 1.2, 1.2)
+# Intonation from half to twice the source's excursions (one unit either way), and a tilt of up to 1.5
+# units: at 6 dB/octave the embedding moved further (cosine 0.68-0.78) than most pairs of real talkers.
+F0_RANGE_LIMITS = (0.5, 2.0)
+TILT_LIMITS_DB = (-4.5, 4.5)
 # Across speakers, log formant ratio follows log F0 ratio with slope about log(1.17)/log(1.85) ~ 0.25
 # (both move together between the sexes), with a spread of about 5 % of vocal-tract length within a
 # sex, where F0 and tract length are nearly independent.
@@ -62,24 +66,47 @@ FORMANT_SPREAD = 0.05
 # resynthesis is (0.88-0.91): the same talker under two names, and a degenerate mixture partner.
 DISTINCT_F0 = math.log(1.25)
 DISTINCT_FORMANT = math.log(1.08)
+# The same for the intonation range and the spectral tilt, each where it moved the embedding as far from the
+# source as one unit of F0 did (`voice_distinctness.py --probe`: cosine 0.83-0.86 for F0 x1.25 or x0.8;
+# intonation x2 0.85 and x0.5 0.87; tilt -3 dB/octave 0.80 and +3 0.86). Two axes the probe found the
+# embedding deaf to were left out: breathiness (aperiodicity raised up to 3x in dB: 0.890-0.892, the
+# identity resynthesis's 0.892) and speaking rate (x0.8-1.25: 0.868-0.896), which training's speed
+# augmentation varies anyway.
+DISTINCT_F0_RANGE = math.log(2.0)
+DISTINCT_TILT_DB = 3.0
+# The tilt pivots around this frequency, and below the floor it is held, so the lowest bins stay put.
+TILT_PIVOT_HZ = 1000.0
+TILT_FLOOR_HZ = 100.0
 
 
 @dataclass(frozen=True)
 class VoiceShift:
-    """How a new voice differs from its source: F0 times `f0_ratio`, formant frequencies times `formant_ratio`.
+    """How a new voice differs from its source.
 
-    formant_ratio > 1 is a shorter vocal tract (formants up), < 1 a longer one.
+    F0 times `f0_ratio`, formant frequencies times `formant_ratio` (> 1 is a shorter vocal tract,
+    formants up; < 1 a longer one). Two more axes that speaker embeddings measure as other talkers
+    (docs/data.md): `f0_range` scales the intonation (log-F0 excursions around the utterance's median:
+    < 1 monotonous, > 1 lively) and `tilt_db` tilts the spectral envelope by that many dB per octave
+    around 1 kHz (voice quality: negative soft and dark, positive pressed and bright).
     """
 
     f0_ratio: float
     formant_ratio: float
+    f0_range: float = 1.0
+    tilt_db: float = 0.0
+
+    def _coords(self) -> tuple[float, ...]:
+        """The shift in units of DISTINCT_*: one unit along any axis is the smallest change counted as another talker."""
+        return (
+            math.log(self.f0_ratio) / DISTINCT_F0,
+            math.log(self.formant_ratio) / DISTINCT_FORMANT,
+            math.log(self.f0_range) / DISTINCT_F0_RANGE,
+            self.tilt_db / DISTINCT_TILT_DB,
+        )
 
     def distance(self, other: VoiceShift) -> float:
         """How far apart two voices are, in units of the smallest difference counted as another talker."""
-        return math.hypot(
-            math.log(self.f0_ratio / other.f0_ratio) / DISTINCT_F0,
-            math.log(self.formant_ratio / other.formant_ratio) / DISTINCT_FORMANT,
-        )
+        return math.dist(self._coords(), other._coords())
 
 
 IDENTITY = VoiceShift(1.0, 1.0)
@@ -175,20 +202,30 @@ def _warp(env: np.ndarray, ratio: float, edge_bin: float, log: bool) -> np.ndarr
 def synthesise(analysis: WorldAnalysis, shift: VoiceShift = IDENTITY) -> np.ndarray:
     """The analysed utterance spoken by the voice `shift` makes: float32, the input's length, rate and RMS.
 
-    F0 is scaled on voiced frames; the spectral envelope and the aperiodicity are both warped by
-    `formant_ratio` (vocal-tract-length change), so that the voicing bands move with the formants.
-    The identity shift is a plain WORLD resynthesis. Not clipped: the RMS matches the input's, and
-    the peak may differ by a few dB.
+    F0 is scaled on voiced frames (and its excursions around the median by `f0_range`); the spectral
+    envelope and the aperiodicity are both warped by `formant_ratio` (vocal-tract-length change), so
+    that the voicing bands move with the formants; the envelope is then tilted (`tilt_db`). The
+    identity shift is a plain WORLD resynthesis. Not clipped: the RMS matches the input's, and the
+    peak may differ by a few dB.
     """
-    if not (shift.f0_ratio > 0 and shift.formant_ratio > 0):
+    if not all(v > 0 for v in (shift.f0_ratio, shift.formant_ratio, shift.f0_range)):
         raise PressError(f"voice shift ratios must be positive, got {shift}")
     f0 = analysis.f0 * shift.f0_ratio
+    if shift.f0_range != 1.0:
+        voiced = f0 > 0
+        log_f0 = np.log(f0[voiced])
+        median = np.median(log_f0)
+        f0[voiced] = np.exp(median + shift.f0_range * (log_f0 - median))
     sp, ap = analysis.sp, analysis.ap
     if shift.formant_ratio != 1.0:
         edge_bin = BAND_EDGE * analysis.sample_rate / analysis.world_rate * (sp.shape[-1] - 1)
         sp = _warp(sp, shift.formant_ratio, edge_bin, log=True)
         ap = _warp(ap, shift.formant_ratio, edge_bin, log=False)
-    y = pyworld.synthesize(f0, sp, ap, analysis.world_rate, analysis.frame_period)
+    if shift.tilt_db != 0.0:
+        freqs = np.linspace(0.0, analysis.world_rate / 2, sp.shape[-1])
+        octaves = np.log2(np.maximum(freqs, TILT_FLOOR_HZ) / TILT_PIVOT_HZ)
+        sp = sp * 10.0 ** (shift.tilt_db * octaves / 10.0)          # power envelope: dB / 10
+    y = pyworld.synthesize(f0, np.ascontiguousarray(sp), ap, analysis.world_rate, analysis.frame_period)
     y = resample(y, analysis.world_rate, analysis.sample_rate).astype(np.float64)
     y = np.pad(y[: analysis.n_samples], (0, max(0, analysis.n_samples - y.size)))
     rms = float(np.sqrt(np.mean(y**2)))
@@ -200,11 +237,12 @@ def draw_shifts(source_f0: float, n: int, seed: int, max_tries: int = 10_000) ->
 
     The target median F0 is log-uniform over adult speech (ADULT_F0_HZ, within F0_RATIO_LIMITS of
     the source); the formant ratio follows the F0 ratio as across real speakers (FORMANT_F0_SLOPE in
-    log, FORMANT_SPREAD of independent spread) and stays within FORMANT_RATIO_LIMITS. Every shift is
-    at least one unit (`VoiceShift.distance`) from the source and from every other shift, so no two
-    names hide one voice. About 8-14 voices fit around a talker; the first k of n drawn voices are
-    the voices drawn for k, so asking for more keeps the earlier ones. Raises PressError when `n`
-    such voices do not fit.
+    log, FORMANT_SPREAD of independent spread) and stays within FORMANT_RATIO_LIMITS; the intonation
+    range is log-uniform in F0_RANGE_LIMITS and the spectral tilt uniform in TILT_LIMITS_DB. Every
+    shift is at least one unit (`VoiceShift.distance`) from the source and from every other shift, so
+    no two names hide one voice. About 30 voices fit around a talker (8-14 in F0 and formants alone);
+    the first k of n drawn voices are the voices drawn for k, so asking for more keeps the earlier
+    ones. Raises PressError when `n` such voices do not fit.
     """
     if n < 0:
         raise PressError(f"number of voices must be >= 0, got {n}")
@@ -221,7 +259,8 @@ def draw_shifts(source_f0: float, n: int, seed: int, max_tries: int = 10_000) ->
             return shifts
         log_f0 = rng.uniform(lo, hi)
         log_formant = FORMANT_F0_SLOPE * log_f0 + rng.normal(0.0, FORMANT_SPREAD)
-        shift = VoiceShift(math.exp(log_f0), math.exp(log_formant))
+        f0_range = math.exp(rng.uniform(*np.log(F0_RANGE_LIMITS)))
+        shift = VoiceShift(math.exp(log_f0), math.exp(log_formant), f0_range, float(rng.uniform(*TILT_LIMITS_DB)))
         if not FORMANT_RATIO_LIMITS[0] <= shift.formant_ratio <= FORMANT_RATIO_LIMITS[1]:
             continue
         if all(shift.distance(other) >= 1.0 for other in (IDENTITY, *shifts)):
