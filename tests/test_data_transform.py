@@ -184,8 +184,7 @@ def test_drawn_shifts_are_seeded_distinct_plausible_and_correlated():
         assert all(s.distance(t) >= 1.0 for t in shifts[i + 1:])
         assert 85 <= 190 * s.f0_ratio <= 255
         assert FORMANT_RATIO_LIMITS[0] <= s.formant_ratio <= FORMANT_RATIO_LIMITS[1]
-        assert F0_RANGE_LIMITS[0] <= s.f0_range <= F0_RANGE_LIMITS[1]
-        assert TILT_LIMITS_DB[0] <= s.tilt_db <= TILT_LIMITS_DB[1]
+        assert s.f0_range == 1.0 and s.tilt_db == 0.0    # the training corpus's draw: F0 and formants only
     log_f0 = np.log([s.f0_ratio for s in shifts])
     log_formant = np.log([s.formant_ratio for s in shifts])
     assert np.corrcoef(log_f0, log_formant)[0, 1] > 0.5
@@ -193,9 +192,21 @@ def test_drawn_shifts_are_seeded_distinct_plausible_and_correlated():
     assert np.median([s.f0_ratio for s in draw_shifts(100.0, 8, seed=0)]) > 1
     assert np.median([s.f0_ratio for s in draw_shifts(240.0, 8, seed=0)]) < 1
     with pytest.raises(PressError, match="distinct voices fit"):
-        draw_shifts(190.0, 400, seed=0)
+        draw_shifts(190.0, 200, seed=0)
     with pytest.raises(PressError, match="adult F0"):
         draw_shifts(600.0, 1, seed=0)
+
+
+def test_range_and_tilt_fit_many_more_distinct_voices():
+    with pytest.raises(PressError, match="distinct voices fit"):
+        draw_shifts(190.0, 20, seed=0)
+    shifts = draw_shifts(190.0, 40, seed=0, range_and_tilt=True)
+    assert draw_shifts(190.0, 10, seed=0, range_and_tilt=True) == shifts[:10]
+    for i, s in enumerate(shifts):
+        assert s.distance(IDENTITY) >= 1.0 and all(s.distance(t) >= 1.0 for t in shifts[i + 1:])
+        assert F0_RANGE_LIMITS[0] <= s.f0_range <= F0_RANGE_LIMITS[1]
+        assert TILT_LIMITS_DB[0] <= s.tilt_db <= TILT_LIMITS_DB[1]
+    assert np.std([s.tilt_db for s in shifts]) > 1.5 and np.std(np.log([s.f0_range for s in shifts])) > 0.2
 
 
 @pytest.mark.parametrize(
