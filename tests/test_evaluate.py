@@ -84,6 +84,10 @@ def test_stored_recalibration_drives_the_dynamic_exits(checkpoint, tmp_path, cap
         summaries[beta_scale] = json.loads(capsys.readouterr().out)
         assert summaries[beta_scale]["recalibration"] == recal
     sure, doubtful = summaries[1e-6], summaries[1e6]
+    # calibration of the probabilities the exits were decided by, beside the raw heads'
+    assert set(sure["calibration"]) == set(doubtful["calibration"]) == {"raw", "stored"}
+    assert sure["calibration"]["raw"] == doubtful["calibration"]["raw"]
+    assert sure["calibration"]["stored"]["exits"][0]["crps_db"] != doubtful["calibration"]["stored"]["exits"][0]["crps_db"]
     gmacs = [e["gmacs_per_second"] for e in sure["exits"]]
     assert [d["exit_shares"] for d in sure["dynamic"]] == [[1.0, 0.0, 0.0]] * 4
     assert [d["exit_shares"] for d in doubtful["dynamic"]] == [[0.0, 0.0, 1.0]] * 4

@@ -189,7 +189,9 @@ def evaluate(separator: Separator, items: Iterable[dict], options: Options,
     """Run the evaluation over `items` ({"mixture", "sources", "id"}); see the module docstring.
 
     Dynamic decisions use `recalibration` (the model's own, identity if it has none); calibration
-    is reported raw ("raw"), and after `fitted` ("recalibrated") when one was fitted.
+    is reported raw ("raw"), with the model's own recalibration ("stored") when it has one, since
+    those are the probabilities its exits are decided by, and after `fitted` ("recalibrated") when
+    one was fitted.
     """
     sr = separator.model.cfg.sample_rate
     totals: dict[tuple, PointTotals] = defaultdict(PointTotals)
@@ -205,6 +207,8 @@ def evaluate(separator: Separator, items: Iterable[dict], options: Options,
         audio += a.seconds
         example = example or a
         calibration.add(a, "raw", Recalibration(), options.targets)
+        if recalibration != Recalibration():
+            calibration.add(a, "stored", recalibration, options.targets)
         if fitted is not None:
             calibration.add(a, "recalibrated", fitted, options.targets)
         row = {"id": item["id"], "seconds": round(a.seconds, 3)}
