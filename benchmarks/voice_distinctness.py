@@ -175,7 +175,7 @@ def probe(data: dict[str, list[np.ndarray]], embed) -> None:
     print(f"| none | identity resynthesis | {np.mean(sims[IDENTITY]):.3f} |")
     for axis, shifts in PROBES.items():
         for s in shifts:
-            value = {"f0": s.f0_ratio, "formant": s.formant_ratio}.get(axis, getattr(s, axis, None))
+            value = getattr(s, {"f0": "f0_ratio", "formant": "formant_ratio"}.get(axis, axis))
             print(f"| {axis} | {value:.3g} | {np.mean(sims[s]):.3f} |")
 
 

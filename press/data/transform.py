@@ -247,8 +247,9 @@ def draw_shifts(
     voices are the voices drawn for k, so asking for more keeps the earlier ones. Raises PressError
     when `n` such voices do not fit.
 
-    The training corpus draws F0 and formants only: 252 voices drawn with range and tilt lowered
-    validation on unseen recorded talkers where 126 without them had raised it (docs/data.md).
+    The training corpus draws F0 and formants only: 252 voices drawn with range and tilt, and 168
+    with range alone, lowered validation on unseen recorded talkers where 126 without them had
+    raised it (docs/data.md).
     """
     if n < 0:
         raise PressError(f"number of voices must be >= 0, got {n}")
