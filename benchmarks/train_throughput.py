@@ -15,9 +15,11 @@ are shared and differ: read the ratios, not the absolute times. On a loaded mach
 swings by 2x from one minute to the next; `--threads 1 --clock cpu` times each step by the
 process's own CPU time, which other jobs barely move. `--set key=value` overrides this tree's
 config only (e.g. `train.checkpoint_blocks=true`), so an option REF does not have can be measured
-against it. Each code runs with the memory policy its own `press train` had: this tree keeps freed
-memory in the process (press.allocator; `--malloc system` measures it without), a REF from before
-that module ran on glibc's default.
+against it; `--amp` and `--compile` are this tree's too, REF training as its `press train` did by
+default (float32, eager): the speed a user had before against the speed they can have now. Each
+code runs with the memory policy its own `press train` had: this tree keeps freed memory in the
+process (press.allocator; `--malloc system` measures it without), a REF from before that module ran
+on glibc's default.
 
 Run:  python benchmarks/train_throughput.py [--configs default press4-s] [--steps 3] [--rounds 2]
       [--against REF|none] [--set train.checkpoint_blocks=true] [--device cpu|cuda] [--threads 2] [--clock wall|cpu]
@@ -104,12 +106,12 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
             "audio_s_per_s": batch * seconds / elapsed, "peak_gib": peak / 2**30, "malloc": "kept" if kept else "system"}
 
 
-def run_one(tree: Path, name: str, args: argparse.Namespace, overrides: list[str]) -> dict:
-    """One measurement of `tree`'s code by this script, in a fresh process."""
+def run_one(tree: Path, name: str, args: argparse.Namespace, overrides: list[str], options: bool) -> dict:
+    """One measurement of `tree`'s code by this script, in a fresh process (with --amp and --compile if `options`)."""
     cmd = [sys.executable, __file__, "--one", name, "--device", args.device, "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--threads", str(args.threads), "--amp", args.amp, "--clock", args.clock,
-           "--malloc", args.malloc]
-    cmd += ["--compile"] if args.compile else []
+           "--warmup", str(args.warmup), "--threads", str(args.threads), "--amp", args.amp if options else "off",
+           "--clock", args.clock, "--malloc", args.malloc]
+    cmd += ["--compile"] if args.compile and options else []
     cmd += [a for o in overrides for a in ("--set", o)]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree, check=False)
@@ -130,7 +132,7 @@ def remove(path: Path) -> None:
 
 
 def row(label: str, r: dict) -> str:
-    return (f"{label:<22}{r['device']:>7}{r['params_m']:>8.2f}M{r['batch']:>11}{r['s_per_step']:>9.3f}"
+    return (f"{label:<30}{r['device']:>7}{r['params_m']:>8.2f}M{r['batch']:>11}{r['s_per_step']:>9.3f}"
             f"{r['steps_per_s']:>9.2f}{r['audio_s_per_s']:>11.2f}{r['peak_gib']:>10.2f}  {r.get('malloc', 'system')}")
 
 
@@ -170,7 +172,7 @@ def main() -> None:
         ref = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
     ref_tree = None if ref == "none" else checkout(ref)
-    print(f"{'config':<22}{'device':>7}{'params':>9}{'batch':>11}{'s/step':>9}{'steps/s':>9}{'audio s/s':>11}"
+    print(f"{'config':<30}{'device':>7}{'params':>9}{'batch':>11}{'s/step':>9}{'steps/s':>9}{'audio s/s':>11}"
           f"{'peak GiB':>10}  malloc", flush=True)
     try:
         for name in args.configs:
@@ -178,8 +180,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 sides = [("this", ROOT, args.set)] + ([("ref", ref_tree, [])] if ref_tree else [])
                 for side, tree, overrides in sides:
-                    r = run_one(tree, name, args, overrides)
-                    print(row(f"{name} ({side})", r), flush=True)
+                    r = run_one(tree, name, args, overrides, options=side == "this")
+                    extra = [o for o, on in (("bf16", args.amp == "bf16"), ("compiled", args.compile)) if on and side == "this"]
+                    print(row(f"{name} ({', '.join([side, *extra])})", r), flush=True)
                     if side not in best or r["audio_s_per_s"] > best[side]["audio_s_per_s"]:
                         best[side] = r
             if ref_tree:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +212,25 @@ def test_training_augmentations_change_train_items_only():
         b = get_dataset("builtin", split=split)
         for i in (0, 7, 99):
             assert a[i]["id"] == b[i]["id"] and torch.equal(a[i]["mixture"], b[i]["mixture"])
-    for bad in ({"speed": (1.2, 0.9)}, {"speed": (0.1, 1.0)}, {"real_weight": 0.0}):
+    for bad in ({"speed": (1.2, 0.9)}, {"speed": (0.1, 1.0)}, {"real_weight": 0.0}, {"real_cap_seconds": 0.0}):
         with pytest.raises(PressError):
             get_dataset("builtin", split="train", **bad)
+
+
+def test_recorded_speakers_drawn_by_their_capped_seconds():
+    """real_cap_seconds shares the recorded speakers' draws by their speech up to the cap: the four
+    codec2 talkers (one 2-5 s clip each) are drawn far less than the Asterisk voices (5-10 minutes
+    each), while recorded speech keeps its share of all draws."""
+    def counts(**options) -> Counter:
+        ds = get_dataset("builtin", split="train", epoch_size=1000, real_weight=3.0, **options)
+        return Counter(uid.rsplit("-", 1)[0] for i in range(1000) for uid in ds._layout(i)[3])
+
+    uniform, capped = counts(), counts(real_cap_seconds=60.0)
+    recorded = lambda c: sum(v for k, v in c.items() if k.startswith("real-"))  # noqa: E731
+    assert abs(recorded(capped) - recorded(uniform)) < 0.15 * recorded(uniform)
+    tiny = lambda c: sum(v for k, v in c.items() if k.startswith("real-codec2"))  # noqa: E731
+    assert tiny(capped) < tiny(uniform) / 4
+    assert capped["real-allison"] > 1.4 * uniform["real-allison"]
+    # a cap longer than every speaker's speech draws in proportion to the seconds themselves
+    by_seconds = counts(real_cap_seconds=1e6)
+    assert by_seconds["real-allison"] > 1.4 * by_seconds["real-june-fr"]

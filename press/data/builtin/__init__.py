@@ -71,7 +71,10 @@ class BuiltinMixtures(Dataset):
     `speed=(lo, hi)` plays each utterance at a random speed in that range (pitch and formants move
     with it: new voices from the same talkers), and `real_weight=w` makes every recorded speaker w
     times as likely to be drawn as a TTS one (recorded speech is what users separate; the corpus
-    has far fewer recorded speakers than synthetic ones).
+    has far fewer recorded speakers than synthetic ones). `real_cap_seconds=c` shares the recorded
+    speakers' draws (still w times a TTS speaker's on average) in proportion to their seconds of
+    speech up to c: otherwise a talker who owns one 2-second clip is drawn as often as one with 45
+    minutes, and the network hears that clip in a mixture every few hundred items.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class BuiltinMixtures(Dataset):
         seed: int = 0,
         speed: tuple[float, float] | None = None,
         real_weight: float = 1.0,
+        real_cap_seconds: float | None = None,
     ):
         for what, value, options in (
             ("split", split, ("train", "val", "test")),
@@ -101,6 +105,8 @@ class BuiltinMixtures(Dataset):
             raise PressError(f"builtin: speed must be a range (lo, hi) within 0.5..2.0, got {speed!r}")
         if not real_weight > 0:
             raise PressError(f"builtin: real_weight must be positive, got {real_weight!r}")
+        if real_cap_seconds is not None and not real_cap_seconds > 0:
+            raise PressError(f"builtin: real_cap_seconds must be positive, got {real_cap_seconds!r}")
         if task == "separate" and n_src not in (2, 3):
             raise PressError(f"builtin: n_src must be 2 or 3 for task='separate', got {n_src}")
         self.root = Path(root or CORPUS_DIR).expanduser()
@@ -123,12 +129,16 @@ class BuiltinMixtures(Dataset):
         train = split == "train"
         self._speed = tuple(map(float, speed)) if speed is not None and train else None
         kinds = {r["speaker"]: r["kind"] for r in chosen}
+        seconds = defaultdict(float)
+        for r in chosen:
+            seconds[r["speaker"]] += r["seconds"]
         if train:
-            weights = np.array([real_weight if kinds[n] == "real" else 1.0 for n in self._speaker_names])
+            real = np.array([kinds[n] == "real" for n in self._speaker_names])
+            weights = np.where(real, real_weight, 1.0)
+            if real_cap_seconds is not None and real.any():
+                capped = np.array([min(seconds[n], real_cap_seconds) for n in self._speaker_names])[real]
+                weights[real] = real_weight * real.sum() * capped / capped.sum()
         else:
-            seconds = defaultdict(float)
-            for r in chosen:
-                seconds[r["speaker"]] += r["seconds"]
             weights = np.array([min(seconds[n], HELD_OUT_CAP_SECONDS) for n in self._speaker_names])
         self._speaker_p = weights / weights.sum() if np.any(weights != weights[0]) else None
         if len(self._speaker_names) < self._n_talkers:
