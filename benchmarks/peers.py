@@ -1,7 +1,7 @@
 """PRESS beside Asteroid's Conv-TasNet, DPRNN-TasNet and SuDoRM-RF, measured in one run.
 
     /root/peers-venv/bin/python benchmarks/peers.py [--seconds 4] [--threads 2 1] [--repeats 5]
-        [--train-batch 4] [--train-seconds 2] [--train-steps 3] [--models ...]
+        [--train-batch 4] [--train-seconds 2] [--train-steps 3] [--models ...] [--compile]
 
 (run from the repository root with PYTHONPATH=$PWD). Asteroid is not a PRESS dependency: it lives in
 its own virtual environment that sees the system's torch (docs/results.md, "Peers", has the commands).
@@ -17,6 +17,7 @@ do not mix:
     with one MAC per channel and frame for the scan) is shown beside it.
   * real-time factor: forward only, under inference_mode, best of `--repeats` after `--warmup` passes,
     at each thread count of `--threads` (oneDNN on, as torch runs by default); PRESS runs every exit.
+    With `--compile`, every model is timed after torch.compile (inductor), the compiling pass untimed.
   * achieved GMAC/s = counted MACs / forward time, and its fraction of the float32 matmul peak measured
     in this same run at the same thread count (benchmarks/model_speed.py's matmul_gmacs, best of 1024²
     and 2048² square matmuls, measured before and after the models; the higher is used).
@@ -109,12 +110,18 @@ def measure_macs(name: str, seconds: float) -> dict:
     return result
 
 
-def measure_rtf(name: str, seconds: float, threads: int, warmup: int, repeats: int) -> dict:
-    """Best forward wall time over `repeats` passes after `warmup`, at `threads` torch threads."""
+def measure_rtf(name: str, seconds: float, threads: int, warmup: int, repeats: int, compile: bool) -> dict:
+    """Best forward wall time over `repeats` passes after `warmup`, at `threads` torch threads;
+    with `compile`, every model goes through inductor first (PRESS by its own `compile_inference`,
+    the peers by `torch.compile`), and the compiling pass is one of the warm-ups."""
     import torch
 
     torch.set_num_threads(threads)
     model = build(name)
+    if compile and name in PRESS_MODELS:
+        model.compile_inference()
+    elif compile:
+        model = torch.compile(model)
     x = torch.randn(1, round(seconds * SAMPLE_RATE))
     times = []
     with torch.inference_mode():
@@ -175,7 +182,8 @@ def run_worker(args: argparse.Namespace) -> dict:
     if kind == "macs":
         return measure_macs(args.model, args.seconds)
     if kind == "rtf":
-        return measure_rtf(args.model, args.seconds, args.threads[0], args.warmup, args.repeats)
+        return measure_rtf(args.model, args.seconds, args.threads[0], max(args.warmup, 1), args.repeats,
+                           args.compile)
     return measure_train(args.model, args.train_batch, args.train_seconds, args.threads[0], args.train_steps)
 
 
@@ -184,7 +192,7 @@ def in_subprocess(args: argparse.Namespace, kind: str, model: str = "", threads:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--model", model,
            "--threads", str(threads or args.threads[0]), "--seconds", str(args.seconds),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--train-batch", str(args.train_batch),
-           "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps), "--malloc", args.malloc]
+           "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps), "--malloc", args.malloc] + ["--compile"] * args.compile
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
@@ -229,6 +237,8 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--malloc", choices=("kept", "system"), default="kept",
                    help="kept: press.allocator.keep_freed_memory in every worker (default); system: glibc's default")
+    p.add_argument("--compile", action="store_true",
+                   help="time inference of every model after torch.compile (training stays eager)")
     p.add_argument("--worker", choices=("peak", "macs", "rtf", "train"), help=argparse.SUPPRESS)
     p.add_argument("--model", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -246,7 +256,8 @@ def main() -> None:
         import asteroid
 
         print(f"asteroid {asteroid.__version__}", end=", ")
-    print(f"torch {torch.__version__}, python {sys.executable}, malloc {args.malloc}")
+    print(f"torch {torch.__version__}, python {sys.executable}, malloc {args.malloc}"
+          f"{', inference compiled' if args.compile else ''}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} CPUs; {args.seconds:g} s of {SAMPLE_RATE} Hz audio", flush=True)
 

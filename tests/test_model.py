@@ -220,6 +220,30 @@ def test_rnn_time_constants_survive_bf16_autocast():
                                                                       # collapse onto 128 and 256
 
 
+def test_exit_heads_run_in_float32_under_bf16_autocast():
+    """Under bf16 autocast the trunk runs in bf16 but every exit's heads run in float32 on the
+    trunk's output: the estimate equals the float32 heads applied to that same output to float32
+    rounding, far closer than bf16 heads give (a bf16 mask and synthesis are off by ~2^-9)."""
+    model = PressNet(tiny_config()).eval()
+    with torch.no_grad():                          # synthesis starts at zero: give it a correction
+        for head in model.decoder_heads:
+            head.synthesis.weight.normal_(0.0, 0.3)
+    x = torch.randn(1, 1600)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        h, basis, wave, mask, scale = model.begin_padded(x, torch.tensor([1600]), x.std(-1))
+        h = model.groups[0][0](h, mask)
+        got = model.heads(0, h, basis, wave, mask)
+        bf16_estimate = model.decoder_heads[0](h, basis, wave)
+        assert model.decoder_heads[0].mask(h).dtype == torch.bfloat16       # autocast is on
+    assert all(t.dtype == torch.float32 for t in got)
+    with torch.no_grad():
+        ref = model.heads(0, h.float(), basis.float(), wave.float(), mask.float())
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+    bf16_error = (bf16_estimate.float() - ref[0]).abs().max()
+    assert bf16_error > 100 * (got[0] - ref[0]).abs().max()
+
+
 def test_checkpointed_blocks_give_the_same_gradients():
     # training loss of a padded batch through every exit, with and without recomputing each block
     from press.prob.likelihood import PressLoss

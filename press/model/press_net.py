@@ -192,8 +192,8 @@ class PressNet(nn.Module):
         for block in self.groups[i]:
             h = block(h, mask)
         s = scale[:, None, None]
-        estimate = self.decoder_heads[i](h, basis, wave) * s
-        a_raw, b_raw = self.ig_heads[i](h, mask)                           # (B, S, nb)
+        estimate, a_raw, b_raw = self.heads(i, h, basis, wave, mask)
+        estimate = estimate * s
         a_sum = b_sum = None
         if self.cfg.cumulative:
             a_sum = a_raw if alpha_sum is None else alpha_sum + a_raw
@@ -203,6 +203,22 @@ class PressNet(nn.Module):
             alpha, beta = a_raw, b_raw
         beta = beta + alpha * VARIANCE_FLOOR
         return estimate, alpha, beta * s.pow(2), h, a_sum, b_sum
+
+    def heads(self, i: int, h: torch.Tensor, basis: torch.Tensor, wave: torch.Tensor, mask: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exit i's heads: estimate (B, S, Lp) in level-normalised units, raw alpha, beta (B, S, nb).
+
+        Under autocast they run in float32, on a float32 copy of h: the trunk tolerates bf16, but
+        the heads make what the likelihood scores block by block, and a bf16 mask and synthesis
+        round the waveform by 2^-9 of its level, above the error of quiet blocks. In bf16 they
+        shortened the last exit's gradients and cost its quality (docs/results.md, speed work).
+        """
+        if torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False):
+                return self.heads(i, h.float(), basis.float(), wave.float(), mask.float())
+        estimate = self.decoder_heads[i](h, basis, wave)                   # (B, S, Lp)
+        a_raw, b_raw = self.ig_heads[i](h, mask)                           # (B, S, nb)
+        return estimate, a_raw, b_raw
 
     def forward(self, mixture: torch.Tensor, lengths: torch.Tensor | None = None,
                 n_exits: int | None = None) -> list[ExitOutput]:
