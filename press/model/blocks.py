@@ -115,6 +115,11 @@ class SpeakerMix(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         # q, k, v: (B, T, heads, S, dh)
+        if torch.is_autocast_enabled(q.device.type):
+            # float32 costs nothing at 2 S MACs per output value, and it keeps torch.compile's
+            # low-precision attention fusion, written for rank-4 tensors, off this rank-5 one
+            with torch.autocast(q.device.type, enabled=False):
+                return self.forward(q.float(), k.float(), v.float())
         w = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])              # (B, T, h, S, S)
         return w.softmax(dim=-1) @ v
 
