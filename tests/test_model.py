@@ -244,22 +244,6 @@ def test_exit_heads_run_in_float32_under_bf16_autocast():
     assert bf16_error > 100 * (got[0] - ref[0]).abs().max()
 
 
-def test_speaker_mix_stays_float32_under_autocast():
-    """The cross-speaker attention runs in float32 under bf16 autocast: inductor's bf16 attention
-    fusion (torch 2.13) rewrites `softmax(q k^T / sqrt(d)).to(bf16) @ v` for rank-4 tensors and
-    fails on this rank-5 one, which stopped compiled bf16 inference (docs/results.md)."""
-    from press.model.blocks import SpeakerMix
-
-    q, k, v = torch.randn(3, 2, 5, 4, 2, 8).unbind(0)                # (B, T, heads, S, dh) each
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = SpeakerMix()(q, k, v)
-        bf16 = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), -1).to(torch.bfloat16) @ v
-    assert got.dtype == torch.float32 and bf16.dtype == torch.bfloat16
-    ref = SpeakerMix()(q, k, v)
-    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
-    assert (bf16.float() - ref).abs().max() > 1e-4
-
-
 def test_checkpointed_blocks_give_the_same_gradients():
     # training loss of a padded batch through every exit, with and without recomputing each block
     from press.prob.likelihood import PressLoss

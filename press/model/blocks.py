@@ -108,20 +108,18 @@ class LongConv(nn.Module):
 class SpeakerMix(nn.Module):
     """softmax(q k^T / sqrt(d)) v across the S streams at each frame and head.
 
-    Written as two plain matmuls rather than a fused attention kernel: S is tiny (2-3), matmuls
-    are exact, export-friendly, and visible to every MAC counter (fused CPU attention kernels
-    count as zero in torch's FlopCounterMode).
+    Written as broadcast products and sums, not matmuls: S is 2 or 3, so each "matrix" is S x S
+    and a batched matmul of millions of them gains nothing, and torch.compile's inductor rewrites
+    the matmul form of attention into a fused kernel written for rank-4 tensors, which on this
+    rank-5 one computed wrong outputs in float32 (torch 2.13) and failed to build under bf16
+    (tests/test_compile_attention.py). Press's own counter counts its MACs (`macs`);
+    FlopCounterMode, which counts matmuls only, misses these 2 S per output value.
     """
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         # q, k, v: (B, T, heads, S, dh)
-        if torch.is_autocast_enabled(q.device.type):
-            # float32 costs nothing at 2 S MACs per output value, and it keeps torch.compile's
-            # low-precision attention fusion, written for rank-4 tensors, off this rank-5 one
-            with torch.autocast(q.device.type, enabled=False):
-                return self.forward(q.float(), k.float(), v.float())
-        w = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])              # (B, T, h, S, S)
-        return w.softmax(dim=-1) @ v
+        w = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) / math.sqrt(q.shape[-1])  # (B, T, h, S, S)
+        return (w.softmax(dim=-1).unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)         # (B, T, h, S, dh)
 
     @staticmethod
     def macs(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:

@@ -213,7 +213,7 @@ class PressNet(nn.Module):
         round the waveform by 2^-9 of its level, above the error of quiet blocks. In bf16 they
         shortened the last exit's gradients and cost its quality (docs/results.md, speed work).
         """
-        if torch.is_autocast_enabled(h.device.type):
+        if h.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(h.device.type):  # not meta
             with torch.autocast(h.device.type, enabled=False):
                 return self.heads(i, h.float(), basis.float(), wave.float(), mask.float())
         estimate = self.decoder_heads[i](h, basis, wave)                   # (B, S, Lp)
