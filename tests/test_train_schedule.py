@@ -34,6 +34,26 @@ def test_amp_off_and_on_read_as_yaml_booleans_are_understood():
     assert resolve_config(load_config("tiny", ["train.amp=true"])).train.amp == "bf16"
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_amp_auto_is_bf16_exactly_on_cpus_with_bf16_instructions(monkeypatch, fast):
+    """`auto` follows the CPU's bf16 instructions (AVX-512 bf16 or AMX); `bf16` and `off` do not."""
+    import torch
+
+    from press.training import loop
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: fast)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+
+    def precision(amp: str) -> str:
+        return loop.precision_for(resolve_config(load_config("tiny", [f"train.amp={amp}"])), cpu)
+
+    assert precision("auto") == ("bf16" if fast else "float32")
+    assert precision("bf16") == "bf16" and precision("off") == "float32"
+    with loop.autocast_for(resolve_config(load_config("tiny")), cpu)():
+        assert torch.is_autocast_enabled("cpu") == fast
+
+
 def test_bad_training_values_are_refused():
     with pytest.raises(PressError, match="train.amp"):
         resolve_config(load_config("tiny", ["train.amp=fp8"]))

@@ -74,7 +74,7 @@ class TrainConfig:
     val_every: int = 1000
     ckpt_every: int = 1000
     num_workers: int = 0                # DataLoader workers per rank
-    amp: str = "auto"                   # auto: bf16 autocast on GPUs that have it, off on CPUs | bf16 | off
+    amp: str = "auto"                   # auto: bf16 autocast where bf16 is fast (GPUs, CPUs with AVX-512 bf16 / AMX) | bf16 | off
     compile: bool = False               # torch.compile the network
     checkpoint_blocks: bool = False     # recompute each block's forward in backward: far less memory, ~1/3 more time
     tensorboard: bool = True

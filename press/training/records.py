@@ -39,7 +39,7 @@ class RunRecords:
     """CSV + TensorBoard + PNG of the curves, and the config and provenance of the run."""
 
     def __init__(self, run_dir: Path, cfg: DictConfig, n_exits: int, start_step: int, world: int, device: str,
-                 tensorboard: bool = True):
+                 precision: str = "float32", tensorboard: bool = True):
         self.dir = run_dir
         self.n_exits = n_exits
         self.csv_path = run_dir / "log.csv"
@@ -48,7 +48,7 @@ class RunRecords:
         self.fields = (["step", "stage", "crop_minutes", "lr", "loss", "si_snr", "grad_norm", "val_loss"]
                        + [f"val_si_snri_{i + 1}" for i in range(n_exits)])
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        self._write_provenance(start_step, world, device)
+        self._write_provenance(start_step, world, device, precision)
         self._truncate_csv(start_step)
         self.tb = None
         if tensorboard:
@@ -56,13 +56,14 @@ class RunRecords:
 
             self.tb = SummaryWriter(str(self.tb_dir), purge_step=start_step + 1 if start_step else None)
 
-    def _write_provenance(self, start_step: int, world: int, device: str) -> None:
+    def _write_provenance(self, start_step: int, world: int, device: str, precision: str) -> None:
         path = self.dir / "run.json"
         info = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
         info.update(press_version=__version__, git_commit=git_commit(), torch=torch.__version__,
                     python=platform.python_version())
         info["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from_step": start_step,
-                                 "world_size": world, "device": device, "host": platform.node()})
+                                 "world_size": world, "device": device, "precision": precision,
+                                 "host": platform.node()})
         path.write_text(json.dumps(info, indent=2) + "\n")
 
     def _truncate_csv(self, start_step: int) -> None:
