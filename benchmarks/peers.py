@@ -12,9 +12,9 @@ do not mix:
   * MACs: one counter for all models, torch.utils.flop_counter.FlopCounterMode (MACs = FLOPs / 2), on
     one forward pass of `--seconds` of 8 kHz audio. oneDNN is switched off while counting, because the
     fused oneDNN LSTM (aten.mkldnn_rnn_layer) has no FLOP formula and counts zero; without oneDNN the
-    LSTM runs as plain matmuls that the counter sees. Element-wise work (norms, gates, PRESS's scan) is
-    not counted by it. For PRESS, `press info`'s own count (press.model.compute.exit_costs, all exits,
-    with one MAC per channel and frame for the scan) is shown beside it.
+    LSTM runs as plain matmuls that the counter sees. Element-wise work (norms, gates, PRESS's scan and
+    S x S attention) is not counted by it. For PRESS, `press info`'s own count (press.model.compute.
+    exit_costs, all exits, with one MAC per channel and frame for the scan) is shown beside it.
   * real-time factor: forward only, under inference_mode, best of `--repeats` after `--warmup` passes,
     at each thread count of `--threads` (oneDNN on, as torch runs by default); PRESS runs every exit.
     With `--compile`, every model is timed after torch.compile (inductor), the compiling pass untimed.
@@ -276,7 +276,8 @@ def main() -> None:
               f"{after[t]:.1f} after; {peaks[t]:.1f} used")
     print_table(args, models, results, peaks)
     print(f"\nGMAC per s of audio: FlopCounterMode with oneDNN off (in brackets for PRESS: press info, which "
-          f"also counts the scan's element-wise recurrence). Training: {args.train_batch} x {args.train_seconds:g} s, "
+          f"also counts the element-wise scan recurrence and attention products). "
+          f"Training: {args.train_batch} x {args.train_seconds:g} s, "
           f"{args.threads[0]} threads, forward + SI-SNR + backward, best of {args.train_steps}; "
           f"'peak +GiB' is the ru_maxrss the step adds.")
     for name in models:
