@@ -29,6 +29,7 @@ Run:  python benchmarks/train_throughput.py [--configs default press4-s] [--step
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -57,7 +58,7 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
     from press.model import PressNet, load_config, model_config
     from press.prob.likelihood import PressLoss
     from press.training.config import resolve_config
-    from press.training.loop import autocast_for, float_outputs, make_optimizer
+    from press.training.loop import float_outputs, make_optimizer
 
     cfg = resolve_config(load_config(name, [f"train.amp={amp}", *overrides]))
     dev = torch.device(device)
@@ -70,7 +71,13 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
     net = torch.compile(model) if compile_ else model
     optimizer = make_optimizer(model, cfg)
     loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
-    amp_ctx = autocast_for(cfg, dev)
+    try:                                            # the tree's own choice, as its `press train` makes it
+        from press.training.loop import precision_for
+        precision = precision_for(cfg, dev)
+    except ImportError:                             # a REF from before it: float32 unless bf16 is asked
+        precision = "bf16" if amp == "bf16" else "float32"
+    amp_ctx = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if precision == "bf16"
+               else contextlib.nullcontext)
     batch, seconds = int(cfg.train.batch_size), float(cfg.train.crop_seconds)
     n = int(seconds * int(cfg.model.sample_rate))
     sources = torch.randn(batch, int(cfg.model.n_src), n, device=dev) * torch.rand(batch, int(cfg.model.n_src), 1, device=dev)

@@ -50,7 +50,7 @@ def test_amp_auto_is_bf16_exactly_on_cpus_with_bf16_instructions(monkeypatch, fa
 
     assert precision("auto") == ("bf16" if fast else "float32")
     assert precision("bf16") == "bf16" and precision("off") == "float32"
-    with loop.autocast_for(resolve_config(load_config("tiny")), cpu)():
+    with loop.autocast_for(loop.precision_for(resolve_config(load_config("tiny")), cpu), cpu)():
         assert torch.is_autocast_enabled("cpu") == fast
 
 

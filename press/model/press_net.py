@@ -116,8 +116,9 @@ class PressNet(nn.Module):
         The segment runner feeds windows of one length, so each exit compiles once, and once more
         with a dynamic batch size when a last batch or early exits shrink the batch; the first call
         of each takes tens of seconds on a CPU. Outputs equal eager's to float rounding
-        (tests/test_inference_compile.py; inductor itself: tests/test_compile_attention.py); whether it is faster depends on the model and the
-        machine (docs/results.md), so nothing compiles unless asked.
+        (tests/test_inference_compile.py; inductor itself: tests/test_compile_attention.py);
+        whether it is faster depends on the model and the machine (docs/results.md), so nothing
+        compiles unless asked.
         """
         self.begin_padded = torch.compile(self.begin_padded, **options)
         self.step = torch.compile(self.step, **options)

@@ -90,9 +90,9 @@ def precision_for(cfg: DictConfig, device: torch.device) -> str:
     return "bf16" if mode == "bf16" or (mode == "auto" and has_fast_bf16(device)) else "float32"
 
 
-def autocast_for(cfg: DictConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A fresh autocast context per forward pass, or a null one in float32."""
-    if precision_for(cfg, device) == "float32":
+def autocast_for(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A fresh autocast context per forward pass for `precision_for`'s answer (null in float32)."""
+    if precision == "float32":
         return contextlib.nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
@@ -175,7 +175,8 @@ class Trainer:
         self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
                                  float(cfg.loss.sisnr_weight))
         self.optimizer = make_optimizer(self.model, cfg)
-        self.amp = autocast_for(cfg, dev)
+        self.precision = precision_for(cfg, dev)
+        self.amp = autocast_for(self.precision, dev)
         self.step, self.best_val = 0, math.inf
         # training statistics summed since the last logged row, on the device so that a step needs
         # no host sync (kept in checkpoints, so that a resumed run logs the same averages as an
@@ -205,7 +206,7 @@ class Trainer:
         self.records = None
         if dist.is_main:
             self.records = RunRecords(run_dir, cfg, self.model.n_exits, self.step, dist.world, str(dev),
-                                      precision_for(cfg, dev), tensorboard=bool(cfg.train.tensorboard))
+                                      self.precision, tensorboard=bool(cfg.train.tensorboard))
 
     def _start_from(self, path: Path) -> None:
         """Start from the weights of an earlier model (`train.init`): a longer schedule, new data or
@@ -332,7 +333,7 @@ class Trainer:
                        f"full-length fine-tuning steps (from step {self.step}); validation every "
                        f"{int(cfg.train.val_every)} steps and at the end, on {len(self.val_loader.dataset)} items "
                        f"of at most {float(cfg.data.val_max_seconds):g} s; "
-                       f"{precision_for(cfg, self.dist.device)} on {self.dist.device}")
+                       f"{self.precision} on {self.dist.device}")
             bar = tqdm(total=total_steps(cfg, self.crop_steps), initial=self.step, desc="press train",
                        dynamic_ncols=True)
         self.model.train()
