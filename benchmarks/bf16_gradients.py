@@ -1,10 +1,9 @@
 """One training batch's gradients under bf16 autocast against float32, per layer group.
 
-bf16 training of the shipped model on a CPU with bf16 instructions lost 0.4 dB at its last exit
-(docs/results.md, campaign session 10) although bf16 inference matched float32. This prints, for
-each group of parameters, the cosine between the bf16 and float32 gradients of the same batch and
-the ratio of their norms: a direction kept but a norm shrunk points at rounding that hides part of
-the error the likelihood sees, not at noise.
+What bf16 autocast does to training before a run is spent on it: for each group of parameters, the
+cosine between the bf16 and float32 gradients of the same batch and the ratio of their norms. A
+direction kept but a norm shrunk points at rounding that hides part of the error the likelihood
+sees, not at noise (docs/results.md, speed work, session 11: the exits' heads, now float32).
 
     python benchmarks/bf16_gradients.py [--weights default] [--batch 4] [--seconds 2] [--heads float32|bf16]
 

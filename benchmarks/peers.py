@@ -192,7 +192,8 @@ def in_subprocess(args: argparse.Namespace, kind: str, model: str = "", threads:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--model", model,
            "--threads", str(threads or args.threads[0]), "--seconds", str(args.seconds),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--train-batch", str(args.train_batch),
-           "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps), "--malloc", args.malloc] + ["--compile"] * args.compile
+           "--train-seconds", str(args.train_seconds), "--train-steps", str(args.train_steps),
+           "--malloc", args.malloc, *(["--compile"] if args.compile else [])]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
