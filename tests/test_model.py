@@ -206,7 +206,7 @@ def test_rnn_time_constants_survive_bf16_autocast():
     x, mask = torch.zeros(1, 4, 16), torch.ones(1, 4, 1)
     tau = torch.logspace(math.log10(2.0), math.log10(500.0), 32).repeat(2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _, a, _ = rnn.gates(x, mask)
+        _, a, _ = rnn.gates(x, rnn.proj_in(x), mask)
         out = rnn(torch.randn(1, 4, 16), mask)
     assert a.dtype == torch.float32 and out.dtype == torch.bfloat16   # the rest still runs in bf16
     measured = 1.0 / (1.0 - a[0, 0].double())

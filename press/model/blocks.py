@@ -20,6 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from press.model import kernels
+from press.model.kernels.linear_rnn import linear_rnn
 from press.model.scan import fixed_depth_scan, scan
 
 
@@ -52,7 +54,12 @@ class Scan(nn.Module):
 
 
 class LinearRNN(nn.Module):
-    """h_t = a_t h_{t-1} + (1 - a_t) v_t,  y = W_out (h * silu(g)); a, v, g from the input."""
+    """h_t = a_t h_{t-1} + (1 - a_t) v_t,  y = W_out (h * silu(g)); a, v, g from the input.
+
+    On a CPU in float32 or float64 everything between the two projections runs as one compiled
+    kernel (`press.model.kernels`, a pass over memory instead of about ten); elsewhere (GPU, bf16
+    autocast, the ONNX export, kernels off) as the PyTorch code below, which computes the same.
+    """
 
     def __init__(self, dim: int, hidden: int, chunk: int) -> None:
         super().__init__()
@@ -67,14 +74,15 @@ class LinearRNN(nn.Module):
         with torch.no_grad():
             self.proj_in.bias[hidden:2 * hidden] = torch.logit(1.0 - 1.0 / tau)
 
-    def gates(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Value v, forget gate a and output gate g, each (N, T, H), from x (N, T, D).
+    def gates(self, x: torch.Tensor, p: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value v, forget gate a and output gate g, each (N, T, H), from x (N, T, D) and its
+        in-projection p (N, T, 3H).
 
         The forget gate is computed in float32 even under bf16 autocast: near 1, bf16 has a
         spacing of 2^-8, so the initial time constants of 183, 303 and 500 frames would all round
         to 256 and a gate that rounds to exactly 1 would freeze its channel.
         """
-        v, f, g = self.proj_in(x).chunk(3, dim=-1)
+        v, f, g = p.chunk(3, dim=-1)
         if f.dtype != torch.float32:                         # autocast (or a low-precision model)
             rows = slice(self.hidden, 2 * self.hidden)
             with torch.autocast(x.device.type, enabled=False):
@@ -84,7 +92,10 @@ class LinearRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
-        v, a, g = self.gates(x, mask)                        # (N, T, H) each
+        p = self.proj_in(x)                                  # (N, T, 3H)
+        if self.scan.export_steps is None and kernels.usable(p):
+            return self.proj_out(linear_rnn(p, mask, self.hidden // 2))
+        v, a, g = self.gates(x, p, mask)                     # (N, T, H) each
         h = self.scan(a, torch.addcmul(v, a, v, value=-1.0))  # (1 - a) v in one pass
         return self.proj_out(h * F.silu(g))
 

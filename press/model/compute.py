@@ -21,6 +21,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from press.model import kernels
 from press.model.press_net import PressNet
 
 
@@ -34,7 +35,11 @@ def _module_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
 
 @contextmanager
 def count_macs(model: nn.Module) -> Iterator[dict[nn.Module, int]]:
-    """Within the block, every counted module's MACs accumulate in the yielded dict."""
+    """Within the block, every counted module's MACs accumulate in the yielded dict.
+
+    The model runs its PyTorch code inside the block (`kernels.disabled`): the compiled linear-RNN
+    kernel does a block's scan without calling its `Scan` module, which the hooks count.
+    """
     totals: dict[nn.Module, int] = defaultdict(int)
     handles = []
     for m in model.modules():
@@ -42,7 +47,8 @@ def count_macs(model: nn.Module) -> Iterator[dict[nn.Module, int]]:
             handles.append(m.register_forward_hook(
                 lambda mod, inp, out: totals.__setitem__(mod, totals[mod] + _module_macs(mod, inp, out))))
     try:
-        yield totals
+        with kernels.disabled():
+            yield totals
     finally:
         for h in handles:
             h.remove()
