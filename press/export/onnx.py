@@ -34,7 +34,7 @@ from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.io.files import sha256_file
-from press.model import PressNet
+from press.model import PressNet, kernels
 from press.model.blocks import Scan
 from press.model.compute import exit_costs
 from press.model.heads import EncoderHead
@@ -129,7 +129,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
            "beta_sum": {0: "batch", 2: "blocks"}}
     torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
     graphs = []
-    with torch.no_grad():
+    with torch.no_grad(), kernels.disabled():   # the graph holds ONNX operators, not PRESS's compiled kernels
         state = _First(model)(mixture, lengths, scale)
         for k in range(1, cfg.n_exits + 1):
             path = out / f"exit_{k}.onnx"

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from press.model import kernels
+from press.model.kernels.glu_conv import glu_conv
 from press.model.kernels.linear_rnn import linear_rnn
 from press.model.scan import fixed_depth_scan, scan
 
@@ -93,7 +94,7 @@ class LinearRNN(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
         p = self.proj_in(x)                                  # (N, T, 3H)
-        if self.scan.export_steps is None and kernels.usable(p):
+        if kernels.usable(p):
             return self.proj_out(linear_rnn(p, mask, self.hidden // 2))
         v, a, g = self.gates(x, p, mask)                     # (N, T, H) each
         h = self.scan(a, torch.addcmul(v, a, v, value=-1.0))  # (1 - a) v in one pass
@@ -101,7 +102,11 @@ class LinearRNN(nn.Module):
 
 
 class LongConv(nn.Module):
-    """GLU in-projection -> long depthwise conv over time -> SiLU -> out-projection."""
+    """GLU in-projection -> long depthwise conv over time -> SiLU -> out-projection.
+
+    On a CPU in float32 or float64 the GLU, the convolution and the SiLU run as one compiled kernel
+    in the (N, T, E) layout (`press.model.kernels`); elsewhere as the PyTorch code below.
+    """
 
     def __init__(self, dim: int, hidden: int, kernel: int) -> None:
         super().__init__()
@@ -111,7 +116,10 @@ class LongConv(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
-        u = F.glu(self.proj_in(x), dim=-1) * mask            # (N, T, E), zero in padding
+        q = self.proj_in(x)                                  # (N, T, 2E)
+        if kernels.usable(q) and self.conv.kernel_size[0] % 2 == 1 and q.dtype == self.conv.weight.dtype:
+            return self.proj_out(glu_conv(q, mask, self.conv.weight, self.conv.bias))
+        u = F.glu(q, dim=-1) * mask                          # (N, T, E), zero in padding
         u = self.conv(u.transpose(1, 2)).transpose(1, 2)
         return self.proj_out(F.silu(u))
 

@@ -3,9 +3,12 @@
 Eager PyTorch runs the linear-RNN mixer as a string of element-wise kernels and a chunked scan,
 each a full pass over (N, T, H) tensors, so the blocks that should be bound by their matrix
 products are bound by memory traffic instead. `linear_rnn.cpp` does the gates, the recurrence and
-the output gate in one pass (and its backward in one pass the other way). It is compiled once per
-machine kind into torch's extension cache (`TORCH_EXTENSIONS_DIR`, ~10 s, needs a C++ compiler),
-for the vector instructions torch itself uses on this CPU.
+the output gate in one pass (and its backward in one pass the other way); `glu_conv.cpp` does the
+long-convolution mixer's GLU, depthwise convolution and SiLU without leaving the (N, T, E) layout,
+where oneDNN's depthwise convolution needs two transposes and runs far below the machine's speed at
+PRESS's shapes. They are compiled once per machine kind into torch's extension cache
+(`TORCH_EXTENSIONS_DIR`, ~20 s, needs a C++ compiler), for the vector instructions torch itself
+uses on this CPU.
 
 `PRESS_KERNELS=0` in the environment turns the kernels off, and without a compiler they are off
 with one warning: every caller then runs the PyTorch code they replace, which computes the same
@@ -24,7 +27,7 @@ from typing import Iterator
 
 import torch
 
-SOURCE = Path(__file__).with_name("linear_rnn.cpp")
+SOURCES = sorted(Path(__file__).parent.glob("*.cpp"))   # one library: linear_rnn.cpp, glu_conv.cpp
 
 # the vector instruction sets torch's own CPU kernels are built for, as ATen's vector headers name them
 _FLAGS = {
@@ -59,9 +62,9 @@ def _load() -> bool:
     except OSError:
         built = False
     if not built:
-        print(f"press: compiling the CPU kernels for this machine ({cap}, once, ~10 s) ...", file=sys.stderr)
+        print(f"press: compiling the CPU kernels for this machine ({cap}, once, ~20 s) ...", file=sys.stderr)
     try:
-        cpp_extension.load(name=name, sources=[str(SOURCE)], is_python_module=False,
+        cpp_extension.load(name=name, sources=[str(p) for p in SOURCES], is_python_module=False,
                            extra_cflags=["-O3", "-fopenmp", *_FLAGS.get(cap, [])], extra_ldflags=["-fopenmp"])
     except Exception as err:  # no compiler, no ninja, a read-only cache: the PyTorch code still runs
         warnings.warn(f"PRESS's CPU kernels could not be built ({type(err).__name__}: {str(err).strip()[:200]}); "

@@ -168,7 +168,7 @@ at::Tensor linear_rnn_backward(const at::Tensor& p, const at::Tensor& mask, cons
 
 }  // namespace
 
-TORCH_LIBRARY(press_kernels, m) {
+TORCH_LIBRARY_FRAGMENT(press_kernels, m) {
   m.def("linear_rnn_forward(Tensor p, Tensor mask, int split, bool keep_state) -> (Tensor, Tensor)");
   m.def("linear_rnn_backward(Tensor p, Tensor mask, Tensor h, Tensor dy, int split) -> Tensor");
 }
