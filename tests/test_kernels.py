@@ -35,22 +35,24 @@ def test_linear_rnn_matches_pytorch_forward_and_backward(hidden: int, split: int
     torch.manual_seed(0)
     N, T = 3, 41
     p = torch.randn(N, T, 3 * hidden, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3 * hidden, dtype=torch.float64, requires_grad=True)
     mask = _padded_mask(N, T, torch.float64)
     dy = torch.randn(N, T, hidden, dtype=torch.float64)
 
-    def eager(p: torch.Tensor) -> torch.Tensor:
+    def eager(p: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         from press.model.scan import scan
 
-        v, f, g = p.chunk(3, dim=-1)
+        v, f, g = (p + bias).chunk(3, dim=-1)
         a = torch.addcmul(1.0 - mask, torch.sigmoid(f), mask)
         return scan(a, torch.addcmul(v, a, v, value=-1.0), split) * torch.nn.functional.silu(g)
 
-    y_ref = eager(p)
-    (g_ref,) = torch.autograd.grad(y_ref, p, dy)
-    y = linear_rnn(p, mask, split)
-    (g,) = torch.autograd.grad(y, p, dy)
+    y_ref = eager(p, bias)
+    g_ref, gb_ref = torch.autograd.grad(y_ref, (p, bias), dy)
+    y = linear_rnn(p, bias, mask, split)
+    g, gb = torch.autograd.grad(y, (p, bias), dy)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gb, gb_ref, rtol=1e-12, atol=1e-12)
     vf = slice(0, 2 * hidden)                   # padded frames' inputs (v, f) get no gradient
     assert g[1, T - 7:, vf].abs().sum() == 0 and g[2, :3, vf].abs().sum() == 0
 
@@ -58,8 +60,9 @@ def test_linear_rnn_matches_pytorch_forward_and_backward(hidden: int, split: int
 def test_linear_rnn_gradcheck() -> None:
     torch.manual_seed(1)
     p = torch.randn(2, 9, 3 * 6, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3 * 6, dtype=torch.float64, requires_grad=True)
     mask = torch.ones(2, 9, 1, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda p: linear_rnn(p, mask, 4), (p,))
+    assert torch.autograd.gradcheck(lambda p, b: linear_rnn(p, b, mask, 4), (p, bias))
 
 
 def test_linear_rnn_block_equals_the_pytorch_block_in_float32() -> None:
@@ -91,7 +94,7 @@ def test_linear_rnn_leaves_autocast_and_other_dtypes_to_pytorch() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert rnn(x, mask).dtype == torch.bfloat16     # the eager path, which keeps the gate in float32
     with torch.no_grad():
-        y = linear_rnn(rnn.proj_in(x), mask, 8)
+        y = linear_rnn(rnn.proj_in(x), rnn.proj_in.bias, mask, 8)
     assert y.shape == (1, 20, 16) and torch.isfinite(y).all()
 
 
@@ -168,3 +171,23 @@ def test_long_conv_block_equals_the_pytorch_block_in_float32() -> None:
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
     for name in grads:
         torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_swiglu_matches_pytorch_and_gradcheck() -> None:
+    from press.model.blocks import SwiGLU
+    from press.model.kernels.swiglu import swiglu
+
+    torch.manual_seed(6)
+    q = torch.randn(3, 11, 2 * 37, dtype=torch.float64, requires_grad=True)
+    dy = torch.randn(3, 11, 37, dtype=torch.float64)
+    a, b = q.chunk(2, dim=-1)
+    ref = torch.nn.functional.silu(a) * b
+    torch.testing.assert_close(swiglu(q), ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.autograd.grad(swiglu(q), q, dy)[0], torch.autograd.grad(ref, q, dy)[0],
+                               rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(swiglu, (q[:1, :3].detach().requires_grad_(),))
+    mlp = SwiGLU(16, 40)
+    x = torch.randn(2, 30, 16)
+    with kernels.disabled():
+        y_ref = mlp(x)
+    torch.testing.assert_close(mlp(x), y_ref, rtol=1e-5, atol=1e-6)

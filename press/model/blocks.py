@@ -23,6 +23,7 @@ import torch.utils.checkpoint
 from press.model import kernels
 from press.model.kernels.glu_conv import glu_conv
 from press.model.kernels.linear_rnn import linear_rnn
+from press.model.kernels.swiglu import swiglu
 from press.model.scan import fixed_depth_scan, scan
 
 
@@ -93,10 +94,10 @@ class LinearRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
-        p = self.proj_in(x)                                  # (N, T, 3H)
-        if kernels.usable(p):
-            return self.proj_out(linear_rnn(p, mask, self.hidden // 2))
-        v, a, g = self.gates(x, p, mask)                     # (N, T, H) each
+        if kernels.usable(x) and not torch.is_autocast_enabled(x.device.type):
+            p = F.linear(x, self.proj_in.weight)             # (N, T, 3H); the kernel adds the bias
+            return self.proj_out(linear_rnn(p, self.proj_in.bias, mask, self.hidden // 2))
+        v, a, g = self.gates(x, self.proj_in(x), mask)       # (N, T, H) each
         h = self.scan(a, torch.addcmul(v, a, v, value=-1.0))  # (1 - a) v in one pass
         return self.proj_out(h * F.silu(g))
 
@@ -165,13 +166,18 @@ class SpeakerAttention(nn.Module):
 
 
 class SwiGLU(nn.Module):
+    """W_out (silu(a) * b), [a | b] = W_in x; the gate as one compiled kernel where it can run."""
+
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.proj_in = nn.Linear(dim, 2 * hidden)
         self.proj_out = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.proj_in(x).chunk(2, dim=-1)
+        q = self.proj_in(x)
+        if kernels.usable(q):
+            return self.proj_out(swiglu(q))
+        a, b = q.chunk(2, dim=-1)
         return self.proj_out(F.silu(a) * b)
 
 

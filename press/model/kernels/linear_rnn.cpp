@@ -1,6 +1,8 @@
 // PRESS-Net's linear-RNN mixer in one pass over memory, forward and backward, on the CPU.
 //
-// From the in-projection P = [v | f | g] (N, T, 3H) and the frame mask m (N, T, 1):
+// From the in-projection before its bias, P (N, T, 3H), its bias (3H) ([v | f | g] = P + bias: adding
+// it here saves the pass over P that addmm spends copying it into the output), and the frame mask
+// m (N, T, 1):
 //   a_t = m_t sigmoid(f_t) + 1 - m_t                  (padded frames: a = 1, input 0)
 //   h_t = a_t h_{t-1} + (1 - a_t) v_t                 (channels [0, split) forward in time,
 //                                                      [split, H) backward: h_{t+1} there)
@@ -9,7 +11,8 @@
 // (N, T, H) tensors; here every channel walks its frames once, vectorised across channels.
 // The backward pass walks them once the other way:
 //   delta_t = dy_t silu(g_t) + a_{t+1} delta_{t+1}    (a_{t-1} delta_{t-1} for backward channels)
-//   dv = delta (1 - a),  df = delta (h_prev - v) m sigmoid'(f),  dg = dy h silu'(g).
+//   dv = delta (1 - a),  df = delta (h_prev - v) m sigmoid'(f),  dg = dy h silu'(g),
+// and the bias's gradient, the sum of [dv | df | dg] over frames, per sequence.
 // Mirrors press.model.blocks.LinearRNN term by term; tests/test_kernels.py holds it to that code.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -17,6 +20,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -61,8 +65,10 @@ std::vector<Span> spans(int64_t N, int64_t H, int64_t split) {
   return out;
 }
 
-void check(const at::Tensor& p, const at::Tensor& mask, int64_t split) {
+void check(const at::Tensor& p, const at::Tensor& bias, const at::Tensor& mask, int64_t split) {
   TORCH_CHECK(p.device().is_cpu() && p.dim() == 3 && p.size(2) % 3 == 0, "linear_rnn: P must be (N, T, 3H) on the CPU");
+  TORCH_CHECK(bias.is_contiguous() && bias.dim() == 1 && bias.size(0) == p.size(2) && bias.scalar_type() == p.scalar_type(),
+              "linear_rnn: bias must be (3H,) of P's dtype");
   TORCH_CHECK(p.is_contiguous() && mask.is_contiguous(), "linear_rnn: P and mask must be contiguous");
   TORCH_CHECK(mask.scalar_type() == p.scalar_type() && mask.dim() == 3 && mask.size(0) == p.size(0) &&
               mask.size(1) == p.size(1) && mask.size(2) == 1, "linear_rnn: mask must be (N, T, 1) of P's dtype");
@@ -70,8 +76,8 @@ void check(const at::Tensor& p, const at::Tensor& mask, int64_t split) {
 }
 
 template <typename scalar_t>
-void forward_kernel(const scalar_t* P, const scalar_t* M, scalar_t* Y, scalar_t* Hs, int64_t N, int64_t T,
-                    int64_t H, int64_t split) {
+void forward_kernel(const scalar_t* P, const scalar_t* B, const scalar_t* M, scalar_t* Y, scalar_t* Hs, int64_t N,
+                    int64_t T, int64_t H, int64_t split) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const auto tasks = spans(N, H, split);
@@ -89,7 +95,9 @@ void forward_kernel(const scalar_t* P, const scalar_t* M, scalar_t* Y, scalar_t*
         const Vec m(M[row]), one_m = Vec(1) - m;
         for (int64_t j = 0; j < width; j += W) {
           const int64_t c = std::min(W, width - j);
-          const Vec v = Vec::loadu(p + j, c), f = Vec::loadu(p + H + j, c), g = Vec::loadu(p + 2 * H + j, c);
+          const scalar_t* b = B + s.c0 + j;
+          const Vec v = Vec::loadu(p + j, c) + Vec::loadu(b, c), f = Vec::loadu(p + H + j, c) + Vec::loadu(b + H, c),
+                    g = Vec::loadu(p + 2 * H + j, c) + Vec::loadu(b + 2 * H, c);
           const Vec a = at::vec::fmadd(m, sigmoid(f), one_m);
           const Vec h = at::vec::fmadd(a, Vec::loadu(state + j, c) - v, v);   // a h + (1 - a) v
           h.store(state + j, c);
@@ -102,8 +110,8 @@ void forward_kernel(const scalar_t* P, const scalar_t* M, scalar_t* Y, scalar_t*
 }
 
 template <typename scalar_t>
-void backward_kernel(const scalar_t* P, const scalar_t* M, const scalar_t* Hs, const scalar_t* dY, scalar_t* dP,
-                     int64_t N, int64_t T, int64_t H, int64_t split) {
+void backward_kernel(const scalar_t* P, const scalar_t* B, const scalar_t* M, const scalar_t* Hs, const scalar_t* dY,
+                     scalar_t* dP, scalar_t* dB, int64_t N, int64_t T, int64_t H, int64_t split) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const auto tasks = spans(N, H, split);
@@ -113,6 +121,7 @@ void backward_kernel(const scalar_t* P, const scalar_t* M, const scalar_t* Hs, c
       const Span s = tasks[k];
       const int64_t width = s.c1 - s.c0;
       std::fill(carry, carry + width, scalar_t(0));
+      scalar_t* db = dB + s.n * 3 * H + s.c0;            // this sequence's bias gradient, zero-initialised
       for (int64_t step = T - 1; step >= 0; --step) {   // the scan's own order, backwards
         const int64_t t = s.reverse ? T - 1 - step : step;
         const int64_t row = s.n * T + t;
@@ -123,15 +132,22 @@ void backward_kernel(const scalar_t* P, const scalar_t* M, const scalar_t* Hs, c
         const Vec one(1), m(M[row]), one_m = one - m;
         for (int64_t j = 0; j < width; j += W) {
           const int64_t c = std::min(W, width - j);
-          const Vec v = Vec::loadu(p + j, c), f = Vec::loadu(p + H + j, c), g = Vec::loadu(p + 2 * H + j, c);
+          const scalar_t* b = B + s.c0 + j;
+          const Vec v = Vec::loadu(p + j, c) + Vec::loadu(b, c), f = Vec::loadu(p + H + j, c) + Vec::loadu(b + H, c),
+                    g = Vec::loadu(p + 2 * H + j, c) + Vec::loadu(b + 2 * H, c);
           const Vec dy = Vec::loadu(dY + row * H + s.c0 + j, c), h = Vec::loadu(Hs + row * H + s.c0 + j, c);
           const Vec h_prev = first ? Vec(0) : Vec::loadu(Hs + prev_row * H + s.c0 + j, c);
           const Vec sf = sigmoid(f), sg = sigmoid(g);
           const Vec a = at::vec::fmadd(m, sf, one_m);
           const Vec delta = at::vec::fmadd(dy * g, sg, Vec::loadu(carry + j, c));
-          (delta * (one - a)).store(dp + j, c);
-          (delta * (h_prev - v) * m * sf * (one - sf)).store(dp + H + j, c);
-          (dy * h * sg * at::vec::fmadd(g, one - sg, one)).store(dp + 2 * H + j, c);
+          const Vec dv = delta * (one - a), df = delta * (h_prev - v) * m * sf * (one - sf),
+                    dg = dy * h * sg * at::vec::fmadd(g, one - sg, one);
+          dv.store(dp + j, c);
+          df.store(dp + H + j, c);
+          dg.store(dp + 2 * H + j, c);
+          (Vec::loadu(db + j, c) + dv).store(db + j, c);
+          (Vec::loadu(db + H + j, c) + df).store(db + H + j, c);
+          (Vec::loadu(db + 2 * H + j, c) + dg).store(db + 2 * H + j, c);
           (a * delta).store(carry + j, c);
         }
       }
@@ -139,38 +155,41 @@ void backward_kernel(const scalar_t* P, const scalar_t* M, const scalar_t* Hs, c
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> linear_rnn_forward(const at::Tensor& p, const at::Tensor& mask, int64_t split,
-                                                      bool keep_state) {
-  check(p, mask, split);
+std::tuple<at::Tensor, at::Tensor> linear_rnn_forward(const at::Tensor& p, const at::Tensor& bias, const at::Tensor& mask,
+                                                      int64_t split, bool keep_state) {
+  check(p, bias, mask, split);
   const int64_t N = p.size(0), T = p.size(1), H = p.size(2) / 3;
   at::Tensor y = at::empty({N, T, H}, p.options());
   at::Tensor h = keep_state ? at::empty({N, T, H}, p.options()) : at::empty({0}, p.options());
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "linear_rnn_forward", [&] {
-    forward_kernel<scalar_t>(p.const_data_ptr<scalar_t>(), mask.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(),
+    forward_kernel<scalar_t>(p.const_data_ptr<scalar_t>(), bias.const_data_ptr<scalar_t>(), mask.const_data_ptr<scalar_t>(),
+                             y.mutable_data_ptr<scalar_t>(),
                              keep_state ? h.mutable_data_ptr<scalar_t>() : nullptr, N, T, H, split);
   });
   return {y, h};
 }
 
-at::Tensor linear_rnn_backward(const at::Tensor& p, const at::Tensor& mask, const at::Tensor& h, const at::Tensor& dy,
-                               int64_t split) {
-  check(p, mask, split);
+std::tuple<at::Tensor, at::Tensor> linear_rnn_backward(const at::Tensor& p, const at::Tensor& bias, const at::Tensor& mask,
+                                                       const at::Tensor& h, const at::Tensor& dy, int64_t split) {
+  check(p, bias, mask, split);
   const int64_t N = p.size(0), T = p.size(1), H = p.size(2) / 3;
   TORCH_CHECK(h.is_contiguous() && dy.is_contiguous() && h.sizes() == dy.sizes() && h.size(0) == N &&
               h.size(1) == T && h.size(2) == H, "linear_rnn: h and dy must be contiguous (N, T, H)");
   at::Tensor dp = at::empty_like(p);
+  at::Tensor dbias = at::zeros({N, 3 * H}, p.options());
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "linear_rnn_backward", [&] {
-    backward_kernel<scalar_t>(p.const_data_ptr<scalar_t>(), mask.const_data_ptr<scalar_t>(), h.const_data_ptr<scalar_t>(),
-                              dy.const_data_ptr<scalar_t>(), dp.mutable_data_ptr<scalar_t>(), N, T, H, split);
+    backward_kernel<scalar_t>(p.const_data_ptr<scalar_t>(), bias.const_data_ptr<scalar_t>(), mask.const_data_ptr<scalar_t>(),
+                              h.const_data_ptr<scalar_t>(), dy.const_data_ptr<scalar_t>(), dp.mutable_data_ptr<scalar_t>(),
+                              dbias.mutable_data_ptr<scalar_t>(), N, T, H, split);
   });
-  return dp;
+  return {dp, dbias.sum(0)};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(press_kernels, m) {
-  m.def("linear_rnn_forward(Tensor p, Tensor mask, int split, bool keep_state) -> (Tensor, Tensor)");
-  m.def("linear_rnn_backward(Tensor p, Tensor mask, Tensor h, Tensor dy, int split) -> Tensor");
+  m.def("linear_rnn_forward(Tensor p, Tensor bias, Tensor mask, int split, bool keep_state) -> (Tensor, Tensor)");
+  m.def("linear_rnn_backward(Tensor p, Tensor bias, Tensor mask, Tensor h, Tensor dy, int split) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(press_kernels, CPU, m) {
