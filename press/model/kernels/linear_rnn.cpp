@@ -34,7 +34,13 @@ using at::vec::Vectorized;
 constexpr int64_t kBlock = 256;  // channels a task owns: a few cache lines per frame and stream
 constexpr int64_t kAhead = 8;   // frames: rows are 3H apart, too far for the hardware prefetcher to follow
 
-// Ask for v, f and g of a frame kAhead frames ahead (prefetching past the ends is harmless).
+// Ask for a row (prefetch_row) or for v, f and g of a frame (prefetch) kAhead frames ahead; prefetching
+// past the ends is harmless (a hint, never a fault).
+template <typename scalar_t>
+inline void prefetch_row(const scalar_t* p, int64_t width) {
+  for (int64_t j = 0; j < width; j += 64 / sizeof(scalar_t)) __builtin_prefetch(p + j);
+}
+
 template <typename scalar_t>
 inline void prefetch(const scalar_t* p, int64_t width, int64_t H) {
   for (int64_t j = 0; j < width; j += 64 / sizeof(scalar_t)) {
@@ -129,6 +135,10 @@ void backward_kernel(const scalar_t* P, const scalar_t* B, const scalar_t* M, co
         const int64_t prev_row = s.reverse ? row + 1 : row - 1;
         const scalar_t* p = P + row * 3 * H + s.c0;
         scalar_t* dp = dP + row * 3 * H + s.c0;
+        const int64_t ahead = s.reverse ? kAhead : -kAhead;   // the frame this walk reaches kAhead steps on
+        prefetch(p + ahead * 3 * H, width, H);
+        prefetch_row(Hs + (row + ahead) * H + s.c0, width);
+        prefetch_row(dY + (row + ahead) * H + s.c0, width);
         const Vec one(1), m(M[row]), one_m = one - m;
         for (int64_t j = 0; j < width; j += W) {
           const int64_t c = std::min(W, width - j);
