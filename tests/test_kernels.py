@@ -20,6 +20,12 @@ from press.prob.likelihood import PressLoss
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler: the kernels cannot be built")
 
 
+@pytest.fixture(autouse=True)
+def _loaded() -> None:
+    """The operators exist once the library is loaded: tests that call them directly load it first."""
+    kernels.available()
+
+
 def test_kernels_build_where_there_is_a_compiler() -> None:
     assert kernels.available()
 
@@ -228,3 +234,29 @@ def test_whole_network_and_its_gradients_equal_the_pytorch_code() -> None:
         with kernels.disabled():
             y_ref = net(x)[-1].estimate
     assert (y - y_ref).abs().max() <= 1e-4 * y_ref.abs().max()
+
+
+def test_rms_norm_matches_pytorch_and_gradcheck() -> None:
+    from press.model.blocks import RMSNorm
+    from press.model.kernels.rms_norm import rms_norm
+
+    torch.manual_seed(8)
+    for D in (64, 37):
+        x = torch.randn(5, 13, D, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(D, dtype=torch.float64, requires_grad=True)
+        dy = torch.randn(5, 13, D, dtype=torch.float64)
+        ref = torch.nn.functional.rms_norm(x, (D,), w, 1e-6)
+        got = rms_norm(x, w, 1e-6)
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+        for g, r in zip(torch.autograd.grad(got, (x, w), dy), torch.autograd.grad(ref, (x, w), dy)):
+            torch.testing.assert_close(g, r, rtol=1e-11, atol=1e-11)
+    assert torch.autograd.gradcheck(lambda x, w: rms_norm(x, w, 1e-6), (x[:2, :3].detach().requires_grad_(),
+                                                                       w.detach().requires_grad_()))
+    norm = RMSNorm(24)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(3, 50, 24)
+    with kernels.disabled():
+        ref = norm(x)
+    torch.testing.assert_close(norm(x), ref, rtol=1e-5, atol=1e-6)
+    assert norm.state_dict().keys() == torch.nn.RMSNorm(24).state_dict().keys()

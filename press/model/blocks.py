@@ -23,6 +23,7 @@ import torch.utils.checkpoint
 from press.model import kernels
 from press.model.kernels.glu_conv import glu_conv
 from press.model.kernels.linear_rnn import linear_rnn
+from press.model.kernels.rms_norm import rms_norm
 from press.model.kernels.swiglu import swiglu
 from press.model.scan import fixed_depth_scan, scan
 
@@ -181,6 +182,17 @@ class SwiGLU(nn.Module):
         return self.proj_out(F.silu(a) * b)
 
 
+class RMSNorm(nn.RMSNorm):
+    """nn.RMSNorm over the last dimension; one compiled kernel where it can run (CPU, float32 or
+    float64, no autocast), the PyTorch code elsewhere. Same parameters and state dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (kernels.usable(x) and self.weight is not None and len(self.normalized_shape) == 1
+                and x.dtype == self.weight.dtype and not torch.is_autocast_enabled(x.device.type)):
+            return rms_norm(x, self.weight, self.eps if self.eps is not None else torch.finfo(x.dtype).eps)
+        return super().forward(x)
+
+
 class LayerScale(nn.Module):
     """A learned per-channel gain on a residual branch: `residual + gamma * x`."""
 
@@ -205,7 +217,7 @@ class Block(nn.Module):
                  ffn_hidden: int, heads: int, ls_init: float, chunk: int) -> None:
         super().__init__()
         self.kind = kind
-        self.norm1 = nn.RMSNorm(dim)
+        self.norm1 = RMSNorm(dim)
         if kind == "R":
             self.mixer: nn.Module = LinearRNN(dim, rnn_hidden, chunk)
         elif kind == "C":
@@ -215,7 +227,7 @@ class Block(nn.Module):
         else:
             raise ValueError(f"unknown block kind {kind!r}")
         self.ls1 = LayerScale(dim, ls_init)
-        self.norm2 = nn.RMSNorm(dim)
+        self.norm2 = RMSNorm(dim)
         self.mlp = SwiGLU(dim, ffn_hidden)
         self.ls2 = LayerScale(dim, ls_init)
         self.checkpoint = False

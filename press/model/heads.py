@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from press.model.blocks import RMSNorm
+
 ALPHA_FLOOR = 1e-3   # alpha, beta > 0 strictly, whatever the network outputs
 BETA_FLOOR = 1e-8
 # [ours] The predicted error variance (the Student-t scale beta / alpha) never goes below -40 dB of
@@ -96,7 +98,7 @@ class DecoderHead(nn.Module):
     def __init__(self, dim: int, channels: int, kernel: int, patch: int) -> None:
         super().__init__()
         self.kernel, self.patch = kernel, patch
-        self.norm = nn.RMSNorm(dim)
+        self.norm = RMSNorm(dim)
         self.mask = nn.Linear(dim, patch * channels)
         self.synthesis = nn.Linear(channels, kernel, bias=False)   # a conv's K taps per channel
         nn.init.zeros_(self.synthesis.weight)
@@ -143,7 +145,7 @@ class InverseGammaHead(nn.Module):
     def __init__(self, dim: int, hidden: int, frames_per_block: int) -> None:
         super().__init__()
         self.fpb = frames_per_block
-        self.norm = nn.RMSNorm(dim)
+        self.norm = RMSNorm(dim)
         self.glu = nn.Linear(dim, 2 * hidden)
         self.snake = Snake(hidden)
         self.out = nn.Linear(hidden, 2)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from press.model.blocks import Block
+from press.model.blocks import Block, RMSNorm
 from press.model.config import ModelConfig
 from press.model.heads import VARIANCE_FLOOR, DecoderHead, EncoderHead, InverseGammaHead
 
@@ -91,7 +91,7 @@ class PressNet(nn.Module):
         dec_kinds = [cfg.dec_pattern[i % len(cfg.dec_pattern)] for i in range(cfg.n_dec_blocks)]
         self.encoder_head = EncoderHead(cfg.enc_channels, cfg.enc_kernel, cfg.patch, D)
         self.encoder = nn.ModuleList(Block(k, D, **enc_sizes) for k in enc_kinds)
-        self.split_norm = nn.RMSNorm(D)
+        self.split_norm = RMSNorm(D)
         self.split = nn.Linear(D, cfg.n_src * D)
         per = cfg.blocks_per_exit
         self.groups = nn.ModuleList(

@@ -6,7 +6,8 @@ products are bound by memory traffic instead. `linear_rnn.cpp` does the gates, t
 the output gate in one pass (and its backward in one pass the other way); `glu_conv.cpp` does the
 long-convolution mixer's GLU, depthwise convolution and SiLU without leaving the (N, T, E) layout,
 where oneDNN's depthwise convolution needs two transposes and runs far below the machine's speed at
-PRESS's shapes; `swiglu.cpp` does the channel MLP's gate silu(a) * b in one pass. They are compiled once per machine kind into torch's extension cache
+PRESS's shapes; `swiglu.cpp` does the channel MLP's gate silu(a) * b in one pass, and `rms_norm.cpp`
+the norms, forward and backward, one pass each. They are compiled once per machine kind into torch's extension cache
 (`TORCH_EXTENSIONS_DIR`, ~20 s, needs a C++ compiler), for the vector instructions torch itself
 uses on this CPU.
 
@@ -27,7 +28,7 @@ from typing import Iterator
 
 import torch
 
-SOURCES = sorted(Path(__file__).parent.glob("*.cpp"))   # one library: glu_conv, linear_rnn, swiglu
+SOURCES = sorted(Path(__file__).parent.glob("*.cpp"))   # one library: glu_conv, linear_rnn, rms_norm, swiglu
 
 # the vector instruction sets torch's own CPU kernels are built for, as ATen's vector headers name them
 _FLAGS = {
