@@ -259,4 +259,10 @@ def test_rms_norm_matches_pytorch_and_gradcheck() -> None:
     with kernels.disabled():
         ref = norm(x)
     torch.testing.assert_close(norm(x), ref, rtol=1e-5, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):          # the residual stream stays float32
+        got = norm(x)
+        with kernels.disabled():
+            ref = norm(x)
+    assert got.dtype == ref.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
     assert norm.state_dict().keys() == torch.nn.RMSNorm(24).state_dict().keys()

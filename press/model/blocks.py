@@ -184,11 +184,11 @@ class SwiGLU(nn.Module):
 
 class RMSNorm(nn.RMSNorm):
     """nn.RMSNorm over the last dimension; one compiled kernel where it can run (CPU, float32 or
-    float64, no autocast), the PyTorch code elsewhere. Same parameters and state dict."""
+    float64 input, as the residual stream is even under autocast, which leaves rms_norm in the
+    input's precision), the PyTorch code elsewhere. Same parameters and state dict."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (kernels.usable(x) and self.weight is not None and len(self.normalized_shape) == 1
-                and x.dtype == self.weight.dtype and not torch.is_autocast_enabled(x.device.type)):
+        if kernels.usable(x) and self.weight is not None and len(self.normalized_shape) == 1 and x.dtype == self.weight.dtype:
             return rms_norm(x, self.weight, self.eps if self.eps is not None else torch.finfo(x.dtype).eps)
         return super().forward(x)
 

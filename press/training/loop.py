@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from press.errors import PressError
-from press.model import PressNet, model_config
+from press.model import PressNet, kernels, model_config
 from press.model.checkpoint import load_model, save_model
 from press.model.pretrained import resolve
 from press.prob.likelihood import PressLoss
@@ -84,10 +84,16 @@ def has_fast_bf16(device: torch.device) -> bool:
 
 
 def precision_for(cfg: DictConfig, device: torch.device) -> str:
-    """"bf16" (autocast) or "float32": `amp: auto` is bf16 where `has_fast_bf16`; on a CPU with
-    AVX-512 bf16 it trained the shipped model at the float32 run's quality, faster (docs/results.md)."""
+    """"bf16" (autocast) or "float32". `amp: auto` is bf16 where `has_fast_bf16`, except for eager
+    training on a CPU that runs PRESS's compiled kernels: they work in float32 (autocast's bf16
+    tensors go to the PyTorch code instead), and float32 with them trained faster than eager bf16;
+    compiled, bf16 was faster again (docs/results.md, speed work, session 12). On a CPU with AVX-512
+    bf16, bf16 trained the shipped model at the float32 run's quality (session 11)."""
     mode = str(cfg.train.amp)
-    return "bf16" if mode == "bf16" or (mode == "auto" and has_fast_bf16(device)) else "float32"
+    if mode == "auto":
+        eager_cpu_kernels = device.type == "cpu" and not bool(cfg.train.compile) and kernels.available()
+        return "bf16" if has_fast_bf16(device) and not eager_cpu_kernels else "float32"
+    return "bf16" if mode == "bf16" else "float32"
 
 
 def autocast_for(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
