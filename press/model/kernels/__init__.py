@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ _FLAGS = {
 
 _state: dict[str, bool] = {}
 _off = [0]   # depth of `disabled()` blocks
+_lock = threading.Lock()   # one load per process, even when the first two calls come from two threads
 
 
 def _capability() -> str:
@@ -49,7 +51,9 @@ def _capability() -> str:
 def available() -> bool:
     """Whether the compiled kernels are loaded in this process (building them the first time)."""
     if "ok" not in _state:
-        _state["ok"] = os.environ.get("PRESS_KERNELS", "1") != "0" and _load()
+        with _lock:
+            if "ok" not in _state:
+                _state["ok"] = os.environ.get("PRESS_KERNELS", "1") != "0" and _load()
     return _state["ok"]
 
 
