@@ -74,26 +74,25 @@ def test_linear_rnn_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda p, b: linear_rnn(p, b, mask, 4), (p, bias))
 
 
-def test_linear_rnn_block_equals_the_pytorch_block_in_float32() -> None:
+def _block_against_pytorch(block: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> None:
     """The module, kernel on and off: outputs and every parameter's gradient to float32 rounding."""
-    torch.manual_seed(2)
-    rnn = LinearRNN(dim=24, hidden=96, chunk=8)
-    x = torch.randn(3, 500, 24)
-    mask = _padded_mask(3, 500, torch.float32)
     results = []
     for off in (False, True):
-        rnn.zero_grad()
-        if off:
-            with kernels.disabled():
-                y = rnn(x, mask)
-        else:
-            y = rnn(x, mask)
-        (y * torch.linspace(-1, 1, 24)).sum().backward()
-        results.append((y.detach(), {n: q.grad.clone() for n, q in rnn.named_parameters()}))
+        block.zero_grad()
+        with kernels.disabled() if off else torch.enable_grad():
+            y = block(x, mask)
+        (y * torch.linspace(-1, 1, y.shape[-1])).sum().backward()
+        results.append((y.detach(), {n: q.grad.clone() for n, q in block.named_parameters()}))
     (y, grads), (y_ref, grads_ref) = results
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
     for name in grads:
         torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_linear_rnn_block_equals_the_pytorch_block_in_float32() -> None:
+    torch.manual_seed(2)
+    _block_against_pytorch(LinearRNN(dim=24, hidden=96, chunk=8), torch.randn(3, 500, 24),
+                           _padded_mask(3, 500, torch.float32))
 
 
 def test_linear_rnn_leaves_autocast_and_other_dtypes_to_pytorch() -> None:
@@ -166,20 +165,8 @@ def test_long_conv_block_equals_the_pytorch_block_in_float32() -> None:
     from press.model.blocks import LongConv
 
     torch.manual_seed(5)
-    block = LongConv(dim=24, hidden=40, kernel=65)
-    x = torch.randn(3, 300, 24)
-    mask = _padded_mask(3, 300, torch.float32)
-    results = []
-    for off in (False, True):
-        block.zero_grad()
-        with kernels.disabled() if off else torch.enable_grad():
-            y = block(x, mask)
-        (y * torch.linspace(-1, 1, 24)).sum().backward()
-        results.append((y.detach(), {n: q.grad.clone() for n, q in block.named_parameters()}))
-    (y, grads), (y_ref, grads_ref) = results
-    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
-    for name in grads:
-        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-5, msg=name)
+    _block_against_pytorch(LongConv(dim=24, hidden=40, kernel=65), torch.randn(3, 300, 24),
+                           _padded_mask(3, 300, torch.float32))
 
 
 def test_swiglu_matches_pytorch_and_gradcheck() -> None:
