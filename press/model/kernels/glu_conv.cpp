@@ -20,6 +20,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include "vec_math.h"
+
 #include <algorithm>
 #include <tuple>
 #include <vector>
@@ -28,11 +30,7 @@ namespace {
 
 using at::vec::Vectorized;
 
-template <typename scalar_t>
-inline Vectorized<scalar_t> sigmoid(const Vectorized<scalar_t>& x) {
-  const Vectorized<scalar_t> one(1);
-  return one / (one + x.neg().exp());
-}
+using press_kernels::sigmoid;
 
 void check(const at::Tensor& q, const at::Tensor& mask, const at::Tensor& weight, const at::Tensor& bias) {
   TORCH_CHECK(q.device().is_cpu() && q.dim() == 3 && q.size(2) % 2 == 0 && q.is_contiguous(),

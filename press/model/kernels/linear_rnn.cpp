@@ -23,6 +23,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include "vec_math.h"
+
 #include <algorithm>
 #include <tuple>
 #include <vector>
@@ -50,11 +52,7 @@ inline void prefetch(const scalar_t* p, int64_t width, int64_t H) {
   }
 }
 
-template <typename scalar_t>
-inline Vectorized<scalar_t> sigmoid(const Vectorized<scalar_t>& x) {
-  const Vectorized<scalar_t> one(1);
-  return one / (one + x.neg().exp());
-}
+using press_kernels::sigmoid;
 
 // One task: channels [c0, c1) of sequence n, walked in the direction `reverse` says.
 struct Span {

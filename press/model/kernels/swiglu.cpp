@@ -10,6 +10,8 @@
 #include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
+#include "vec_math.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -17,11 +19,7 @@ namespace {
 
 using at::vec::Vectorized;
 
-template <typename scalar_t>
-inline Vectorized<scalar_t> sigmoid(const Vectorized<scalar_t>& x) {
-  const Vectorized<scalar_t> one(1);
-  return one / (one + x.neg().exp());
-}
+using press_kernels::sigmoid;
 
 void check(const at::Tensor& q) {
   TORCH_CHECK(q.device().is_cpu() && q.dim() >= 1 && q.size(-1) % 2 == 0 && q.is_contiguous(),
