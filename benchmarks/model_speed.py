@@ -12,7 +12,8 @@ keeps it (press.allocator); `--malloc system` measures glibc's default instead. 
 the model under bf16 autocast (the forget gates and the exits' heads stay float32) and prints the
 bf16 matmul throughput: a CPU with AVX-512 bf16 or AMX does twice the float32 rate or more. With
 either, it prints how far the last exit lies from eager float32's (SNR against it): a speed is only
-worth reporting for the same outputs.
+worth reporting for the same outputs. The header says whether PRESS's compiled CPU kernels ran
+(press.model.kernels); `PRESS_KERNELS=0 python benchmarks/model_speed.py ...` measures the PyTorch code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import torch
 
 from press.allocator import keep_freed_memory
-from press.model import PressNet, load_config, model_config
+from press.model import PressNet, kernels, load_config, model_config
 from press.model.compute import exit_costs
 from press.model.pretrained import load
 
@@ -76,7 +77,8 @@ def main() -> None:
     peak = matmul_gmacs()
     print(f"{args.config}: {args.seconds:g} s of {model.cfg.sample_rate} Hz audio, {args.threads} threads, "
           f"median of {args.repeats}, malloc {args.malloc}{', compiled' if args.compile else ''}"
-          f"{', bf16 autocast' if args.amp == 'bf16' else ''}")
+          f"{', bf16 autocast' if args.amp == 'bf16' else ''}, "
+          f"CPU kernels {'on' if kernels.available() else 'off (PRESS_KERNELS=0 or no compiler)'}")
     print(f"machine float32 matmul: {peak:.1f} GMAC/s")
     if args.amp == "bf16":
         print(f"machine bfloat16 matmul: {matmul_gmacs(dtype=torch.bfloat16):.1f} GMAC/s")
