@@ -253,3 +253,49 @@ def test_rms_norm_matches_pytorch_and_gradcheck() -> None:
     assert got.dtype == ref.dtype == torch.float32
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
     assert norm.state_dict().keys() == torch.nn.RMSNorm(24).state_dict().keys()
+
+
+def test_a_trace_never_builds_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile tracing a block before the kernels were loaded: no build inside the trace (a
+    graph break per block), one graph of the PyTorch code, the same outputs."""
+    from torch._dynamo.utils import counters
+
+    def no_build() -> bool:
+        raise AssertionError("the kernels were built inside a trace")
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(kernels, "_load", no_build)
+    torch._dynamo.reset()
+    counters.clear()
+    rnn = LinearRNN(dim=8, hidden=16, chunk=8)
+    x, mask = torch.randn(2, 30, 8), torch.ones(2, 30, 1)
+    y = torch.compile(rnn, backend="eager")(x, mask)
+    assert counters["stats"]["unique_graphs"] == 1
+    with kernels.disabled():
+        torch.testing.assert_close(y, rnn(x, mask))
+
+
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    """Bitwise the same outputs and gradients at one and at two threads: a run resumed on a machine
+    with another number of cores continues exactly (tests/test_train_resume.py)."""
+    from press.model.blocks import Block
+
+    torch.manual_seed(9)
+    blocks = [Block(kind, 32, rnn_hidden=64, conv_hidden=48, conv_kernel=17, ffn_hidden=64, heads=2,
+                    ls_init=0.1, chunk=8) for kind in "RC"]
+    x = torch.randn(2, 2, 1500, 32)
+    mask = torch.ones(2, 1, 1500, 1)
+    runs = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            for b in blocks:
+                b.zero_grad()
+            y = blocks[1](blocks[0](x, mask), mask)
+            y.square().sum().backward()
+            runs.append([y.detach()] + [p.grad.clone() for b in blocks for p in b.parameters()])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

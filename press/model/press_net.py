@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
+from press.model import kernels
 from press.model.blocks import Block, RMSNorm
 from press.model.config import ModelConfig
 from press.model.heads import VARIANCE_FLOOR, DecoderHead, EncoderHead, InverseGammaHead
@@ -120,6 +121,7 @@ class PressNet(nn.Module):
         whether it is faster depends on the model and the machine (docs/results.md), so nothing
         compiles unless asked.
         """
+        kernels.available()   # build/load the CPU kernels now, not inside the first trace
         self.begin_padded = torch.compile(self.begin_padded, **options)
         self.step = torch.compile(self.step, **options)
 

@@ -246,7 +246,10 @@ class Trainer:
         net: torch.nn.Module = self.model
         if self.dist.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[dev] if dev.type == "cuda" else None)
-        self.net = torch.compile(net) if bool(self.cfg.train.compile) else net
+        if bool(self.cfg.train.compile):
+            kernels.available()   # build/load the CPU kernels now, not inside the first trace
+            net = torch.compile(net)
+        self.net = net
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step on the next global batch; returns the rank-summed statistics

@@ -80,8 +80,14 @@ def _load() -> bool:
 
 
 def usable(p: torch.Tensor) -> bool:
-    """Whether a kernel can take this tensor: on the CPU, float32 or float64, and kernels loaded."""
-    return not _off[0] and p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and available()
+    """Whether a kernel can take this tensor: on the CPU, float32 or float64, and kernels loaded.
+
+    Inside a torch.compile trace it never builds or loads (a build is not traceable): it answers
+    with what is loaded, so code that compiles first thing calls `available()` before compiling
+    (PressNet.compile_inference and the trainer do)."""
+    if _off[0] or p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
+        return False
+    return _state.get("ok", False) if torch.compiler.is_compiling() else available()
 
 
 @contextmanager

@@ -125,7 +125,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> glu_conv_backward(const at::Tenso
   at::Tensor wflip = weight.reshape({E, K}).flip({1}).t().contiguous();        // (K, E), k -> K-1-k
   at::Tensor du = at::empty({N, T, E}, q.options());
   at::Tensor dq = at::empty_like(q);
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(N * T / 512, 4 * at::get_num_threads()));
+  // frames are cut into chunks by their number alone, never by the thread count, so that the weight
+  // gradient's sum runs in the same order on any machine (a run resumed elsewhere stays bit-identical)
+  const int64_t chunks = std::clamp<int64_t>(N * T / 512, 1, 256);
   at::Tensor dw_parts = at::zeros({chunks, K, E}, q.options());
   at::Tensor db_parts = at::zeros({chunks, E}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "glu_conv_backward", [&] {

@@ -69,7 +69,8 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_backward(const at::Tensor& x, const 
   const int64_t D = x.size(-1), rows = x.numel() / std::max<int64_t>(D, 1);
   TORCH_CHECK(dy.is_contiguous() && dy.sizes() == x.sizes() && r.numel() == rows, "rms_norm: dy must be x's shape");
   at::Tensor dx = at::empty_like(x);
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(rows / 256, 4 * at::get_num_threads()));
+  // chunks by the number of rows alone, not threads: the same summation order on any machine
+  const int64_t chunks = std::clamp<int64_t>(rows / 512, 1, 256);
   at::Tensor dw_parts = at::zeros({chunks, D}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_norm_backward", [&] {
     using Vec = Vectorized<scalar_t>;
