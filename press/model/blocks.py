@@ -59,9 +59,10 @@ class Scan(nn.Module):
 class LinearRNN(nn.Module):
     """h_t = a_t h_{t-1} + (1 - a_t) v_t,  y = W_out (h * silu(g)); a, v, g from the input.
 
-    On a CPU in float32 or float64 everything between the two projections runs as one compiled
-    kernel (`press.model.kernels`, a pass over memory instead of about ten); elsewhere (GPU, bf16
-    autocast, the ONNX export, kernels off) as the PyTorch code below, which computes the same.
+    On a CPU (float32 or float64 input, bf16 autocast included) everything between the two
+    projections runs as one compiled float32/float64 kernel (`press.model.kernels`, a pass over
+    memory instead of about ten); elsewhere (GPU, the ONNX export, kernels off) as the PyTorch code
+    below, which computes the same.
     """
 
     def __init__(self, dim: int, hidden: int, chunk: int) -> None:
@@ -77,27 +78,35 @@ class LinearRNN(nn.Module):
         with torch.no_grad():
             self.proj_in.bias[hidden:2 * hidden] = torch.logit(1.0 - 1.0 / tau)
 
-    def gates(self, x: torch.Tensor, p: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Value v, forget gate a and output gate g, each (N, T, H), from x (N, T, D) and its
-        in-projection p (N, T, 3H).
+    def forget_logits(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """The forget gate's logits f (N, T, H) in float32, recomputed from x (N, T, D) where the
+        in-projection ran in lower precision (bf16 autocast, or a low-precision model): near 1,
+        bf16 has a spacing of 2^-8, so the initial time constants of 183, 303 and 500 frames would
+        all round to 256 and a gate that rounds to exactly 1 would freeze its channel."""
+        if f.dtype == torch.float32:
+            return f
+        rows = slice(self.hidden, 2 * self.hidden)
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.proj_in.weight[rows].float(), self.proj_in.bias[rows].float())
 
-        The forget gate is computed in float32 even under bf16 autocast: near 1, bf16 has a
-        spacing of 2^-8, so the initial time constants of 183, 303 and 500 frames would all round
-        to 256 and a gate that rounds to exactly 1 would freeze its channel.
-        """
+    def gates(self, x: torch.Tensor, p: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value v, forget gate a (float32) and output gate g, each (N, T, H), from x (N, T, D) and
+        its in-projection p (N, T, 3H)."""
         v, f, g = p.chunk(3, dim=-1)
-        if f.dtype != torch.float32:                         # autocast (or a low-precision model)
-            rows = slice(self.hidden, 2 * self.hidden)
-            with torch.autocast(x.device.type, enabled=False):
-                f = F.linear(x.float(), self.proj_in.weight[rows].float(), self.proj_in.bias[rows].float())
-        a = torch.addcmul(1.0 - mask, torch.sigmoid(f), mask)  # padded frames: a = 1, input 0
+        a = torch.addcmul(1.0 - mask, torch.sigmoid(self.forget_logits(x, f)), mask)  # padded: a = 1, input 0
         return v, a, g
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
-        if kernels.usable(x) and not torch.is_autocast_enabled(x.device.type):
-            p = F.linear(x, self.proj_in.weight)             # (N, T, 3H); the kernel adds the bias
-            return self.proj_out(linear_rnn(p, self.proj_in.bias, mask, self.hidden // 2))
+        if kernels.usable(x):
+            if not torch.is_autocast_enabled(x.device.type):
+                p = F.linear(x, self.proj_in.weight)         # (N, T, 3H); the kernel adds the bias
+                return self.proj_out(linear_rnn(p, self.proj_in.bias, mask, self.hidden // 2))
+            # bf16 autocast: the projections stay in bf16, the kernel runs in float32 on their
+            # output, with the forget gate's logits from a float32 projection
+            v, f, g = self.proj_in(x).chunk(3, dim=-1)
+            p = torch.cat([v.float(), self.forget_logits(x, f), g.float()], dim=-1)
+            return self.proj_out(linear_rnn(p, p.new_zeros(p.shape[-1]), mask, self.hidden // 2))
         v, a, g = self.gates(x, self.proj_in(x), mask)       # (N, T, H) each
         h = self.scan(a, torch.addcmul(v, a, v, value=-1.0))  # (1 - a) v in one pass
         return self.proj_out(h * F.silu(g))
@@ -106,8 +115,9 @@ class LinearRNN(nn.Module):
 class LongConv(nn.Module):
     """GLU in-projection -> long depthwise conv over time -> SiLU -> out-projection.
 
-    On a CPU in float32 or float64 the GLU, the convolution and the SiLU run as one compiled kernel
-    in the (N, T, E) layout (`press.model.kernels`); elsewhere as the PyTorch code below.
+    On a CPU (float32 or float64 input, bf16 autocast included, whose bf16 projection the kernel
+    reads in float32) the GLU, the convolution and the SiLU run as one compiled kernel in the
+    (N, T, E) layout (`press.model.kernels`); elsewhere as the PyTorch code below.
     """
 
     def __init__(self, dim: int, hidden: int, kernel: int) -> None:
@@ -118,8 +128,9 @@ class LongConv(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x: (N, T, D), mask: (N, T, 1)
-        q = self.proj_in(x)                                  # (N, T, 2E)
-        if kernels.usable(q) and self.conv.kernel_size[0] % 2 == 1 and q.dtype == self.conv.weight.dtype:
+        q = self.proj_in(x)                                  # (N, T, 2E); bf16 under autocast
+        if kernels.usable(x) and self.conv.kernel_size[0] % 2 == 1 and x.dtype == self.conv.weight.dtype:
+            q = q.to(x.dtype)                                # the kernel works in the stream's precision
             return self.proj_out(glu_conv(q, mask, self.conv.weight, self.conv.bias))
         u = F.glu(q, dim=-1) * mask                          # (N, T, E), zero in padding
         u = self.conv(u.transpose(1, 2)).transpose(1, 2)
