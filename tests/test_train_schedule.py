@@ -35,28 +35,24 @@ def test_amp_off_and_on_read_as_yaml_booleans_are_understood():
 
 
 @pytest.mark.parametrize("fast", [True, False])
-@pytest.mark.parametrize("kernels_on", [True, False])
-def test_amp_auto_is_bf16_on_bf16_cpus_unless_eager_kernels_run_float32(monkeypatch, fast, kernels_on):
-    """`auto` follows the CPU's bf16 instructions (AVX-512 bf16 or AMX), except that eager training
-    with PRESS's float32 kernels stays float32 (compiled, bf16 again); `bf16` and `off` are as said."""
+def test_amp_auto_is_bf16_exactly_on_cpus_with_bf16_instructions(monkeypatch, fast):
+    """`auto` follows the CPU's bf16 instructions (AVX-512 bf16 or AMX), eager or compiled; `bf16`
+    and `off` do not."""
     import torch
 
-    from press.model import kernels
     from press.training import loop
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: fast)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    monkeypatch.setattr(kernels, "available", lambda: kernels_on)
     cpu = torch.device("cpu")
 
     def precision(amp: str, *more: str) -> str:
         return loop.precision_for(resolve_config(load_config("tiny", [f"train.amp={amp}", *more])), cpu)
 
-    assert precision("auto") == ("bf16" if fast and not kernels_on else "float32")
-    assert precision("auto", "train.compile=true") == ("bf16" if fast else "float32")
+    assert precision("auto") == precision("auto", "train.compile=true") == ("bf16" if fast else "float32")
     assert precision("bf16") == "bf16" and precision("off") == "float32"
     with loop.autocast_for(loop.precision_for(resolve_config(load_config("tiny")), cpu), cpu)():
-        assert torch.is_autocast_enabled("cpu") == (fast and not kernels_on)
+        assert torch.is_autocast_enabled("cpu") == fast
 
 
 def test_bad_training_values_are_refused():

@@ -84,16 +84,12 @@ def has_fast_bf16(device: torch.device) -> bool:
 
 
 def precision_for(cfg: DictConfig, device: torch.device) -> str:
-    """"bf16" (autocast) or "float32". `amp: auto` is bf16 where `has_fast_bf16`, except for eager
-    training on a CPU that runs PRESS's compiled kernels: they work in float32 (autocast's bf16
-    tensors go to the PyTorch code instead), and float32 with them trained faster than eager bf16;
-    compiled, bf16 was faster again (docs/results.md, speed work, session 12). On a CPU with AVX-512
-    bf16, bf16 trained the shipped model at the float32 run's quality (session 11)."""
+    """"bf16" (autocast) or "float32": `amp: auto` is bf16 where `has_fast_bf16`. On a CPU with
+    AVX-512 bf16 it trained the shipped model at the float32 run's quality (docs/results.md, speed
+    work, session 11), and with PRESS's CPU kernels, which run in float32 on the bf16 projections,
+    it is the fastest mode, eager or compiled (session 12)."""
     mode = str(cfg.train.amp)
-    if mode == "auto":
-        eager_cpu_kernels = device.type == "cpu" and not bool(cfg.train.compile) and kernels.available()
-        return "bf16" if has_fast_bf16(device) and not eager_cpu_kernels else "float32"
-    return "bf16" if mode == "bf16" else "float32"
+    return "bf16" if mode == "bf16" or (mode == "auto" and has_fast_bf16(device)) else "float32"
 
 
 def autocast_for(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:

@@ -13,7 +13,8 @@ uses on this CPU.
 
 `PRESS_KERNELS=0` in the environment turns the kernels off, and without a compiler they are off
 with one warning: every caller then runs the PyTorch code they replace, which computes the same
-values (tests/test_kernels.py holds the two to each other).
+values (tests/test_kernels.py holds the two to each other). The kernels work in float32 or float64;
+under bf16 autocast the blocks hand them their bf16 projections converted (press.model.blocks).
 """
 
 from __future__ import annotations
