@@ -32,7 +32,7 @@ using at::vec::Vectorized;
 
 using press_kernels::sigmoid;
 
-void check(const at::Tensor& q, const at::Tensor& mask, const at::Tensor& weight, const at::Tensor& bias) {
+void check(const at::Tensor& q, const at::Tensor& mask, const at::Tensor& weight) {
   TORCH_CHECK(q.device().is_cpu() && q.dim() == 3 && q.size(2) % 2 == 0 && q.is_contiguous(),
               "glu_conv: q must be a contiguous (N, T, 2E) CPU tensor");
   const int64_t E = q.size(2) / 2;
@@ -41,8 +41,6 @@ void check(const at::Tensor& q, const at::Tensor& mask, const at::Tensor& weight
               "glu_conv: mask must be (N, T, 1) of q's dtype");
   TORCH_CHECK(weight.dim() == 3 && weight.size(0) == E && weight.size(1) == 1 && weight.size(2) % 2 == 1 &&
               weight.scalar_type() == q.scalar_type(), "glu_conv: weight must be (E, 1, K), K odd, of q's dtype");
-  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == E && bias.scalar_type() == q.scalar_type(),
-              "glu_conv: bias must be (E,) of q's dtype");
 }
 
 // u = a sigmoid(b) m into rows [K/2, K/2 + T) of a zero-padded (N, T + K - 1, E) buffer.
@@ -91,8 +89,10 @@ void depthwise(const scalar_t* xp, const scalar_t* wt, const scalar_t* bias, int
 
 std::tuple<at::Tensor, at::Tensor> glu_conv_forward(const at::Tensor& q, const at::Tensor& mask, const at::Tensor& weight,
                                                     const at::Tensor& bias, bool keep_state) {
-  check(q, mask, weight, bias);
+  check(q, mask, weight);
   const int64_t N = q.size(0), T = q.size(1), E = q.size(2) / 2, K = weight.size(2);
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == E && bias.scalar_type() == q.scalar_type(),
+              "glu_conv: bias must be (E,) of q's dtype");
   at::Tensor up = at::zeros({N, T + K - 1, E}, q.options());
   at::Tensor wt = weight.reshape({E, K}).t().contiguous();                       // (K, E)
   at::Tensor b = bias.contiguous();
@@ -116,7 +116,7 @@ std::tuple<at::Tensor, at::Tensor> glu_conv_forward(const at::Tensor& q, const a
 std::tuple<at::Tensor, at::Tensor, at::Tensor> glu_conv_backward(const at::Tensor& q, const at::Tensor& mask,
                                                                  const at::Tensor& weight, const at::Tensor& s,
                                                                  const at::Tensor& dz) {
-  check(q, mask, weight, weight.new_zeros({q.size(2) / 2}));
+  check(q, mask, weight);
   const int64_t N = q.size(0), T = q.size(1), E = q.size(2) / 2, K = weight.size(2), pad = K / 2, Tp = T + K - 1;
   TORCH_CHECK(s.is_contiguous() && dz.is_contiguous() && s.sizes() == dz.sizes() && s.size(0) == N &&
               s.size(1) == T && s.size(2) == E, "glu_conv: s and dz must be contiguous (N, T, E)");
