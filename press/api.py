@@ -74,6 +74,12 @@ class Press:
     def n_exits(self) -> int:
         return self.model.n_exits
 
+    @property
+    def source_names(self) -> list[str]:
+        """What each output is: ["speech", "noise"] for an enhancement model, s1, s2, ... for speakers
+        (in no fixed order)."""
+        return self.model.cfg.source_names
+
     def calibrate_budget(self, mixtures: list[np.ndarray]) -> None:
         """Fit budget mode's threshold on these mixtures (1-D, at the model's rate) instead of the
         built-in corpus's first validation mixtures: audio like what the model will separate."""
@@ -120,7 +126,8 @@ class Press:
     def _report(self, result: SeparationResult, policy: ExitPolicy, target_db: float, confidence: float,
                 input_rate: int) -> dict[str, Any]:
         return {
-            "model": self.name, "model_sample_rate": self.sample_rate, "sample_rate": input_rate,
+            "model": self.name, "sources": self.source_names, "model_sample_rate": self.sample_rate,
+            "sample_rate": input_rate,
             "policy": type(policy).__name__.lower(), "target_db": target_db, "confidence": confidence,
             **({"budget_gmacs_per_second": policy.gmacs_per_second, "budget_threshold_db": policy.threshold_db}
                if isinstance(policy, Budget) else {}),
@@ -167,13 +174,14 @@ class Press:
             sources = np.pad(sources, ((0, 0), (0, len(x) - sources.shape[1])))
         return Separation(sources, rate, self._report(result, policy, target_db, confidence, rate))
 
-    def separate_file(self, path: str | os.PathLike, outputs: list[Path], target_db: float = 20.0,
+    def separate_file(self, path: str | os.PathLike, outputs: list[Path | None], target_db: float = 20.0,
                       confidence: float = 0.9, exit: int | None = None, budget: float | None = None,
                       channel: Channel = None, quantile: float = 1.0, progress: bool = False,
                       **separator_options) -> dict[str, Any]:
         """Stream `path` through the model into one file per source (at the input's rate).
 
-        Memory stays bounded whatever the length. Output files appear only when complete.
+        Memory stays bounded whatever the length. Output files appear only when complete. A source
+        whose path is None is not written.
         """
         from tqdm import tqdm
 

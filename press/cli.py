@@ -17,9 +17,11 @@ from press.errors import PressError
 # (name, module, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("info", "press.commands.info", "parameters and GMAC/s per exit of a model"),
-    ("data", "press.commands.data", "the built-in corpus: rebuild it (synth) or describe it (info)"),
+    ("data", "press.commands.data", "corpora: rebuild the built-in one (synth), render the recorded enhancement one "
+                                    "(noisy), describe (info)"),
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
+    ("enhance", "press.commands.enhance", "remove noise from speech (the shipped enhance model) at a quality target"),
     ("average", "press.commands.average", "average the weights of several checkpoints of one run (SWA)"),
     ("export", "press.commands.export", "export a model to ONNX graphs and a manifest for press.runtime"),
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),

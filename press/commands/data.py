@@ -1,4 +1,5 @@
-"""`press data`: rebuild the built-in corpus (`synth`) or describe what it holds (`info`)."""
+"""`press data`: rebuild the built-in corpus (`synth`), render the recorded enhancement corpus (`noisy`) or
+describe what the built-in corpus holds (`info`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "recorded and transformed voices; see docs/data.md)",
     )
     synth.add_argument("--jobs", type=int, default=1, help="render in this many processes (default 1)")
+    noisy = sub.add_parser(
+        "noisy", help="render the recorded enhancement corpus: 16 kHz speech and recorded noise from Debian packages"
+    )
+    noisy.add_argument("out_dir", metavar="OUT_DIR", help="folder to write speech/, noise/, speech.csv, noise.csv to")
+    noisy.add_argument(
+        "--root", default="/",
+        help="where the packages are installed (/) or extracted (dpkg-deb -x PKG.deb ROOT); default /",
+    )
+    noisy.add_argument("--noise-cap", type=float, default=60.0, help="seconds kept of each noise file (default 60)")
+    noisy.add_argument("--jobs", type=int, default=1, help="render in this many processes (default 1)")
     info = sub.add_parser("info", help="voices, utterances and hours per split of the built-in corpus")
     info.add_argument("--root", default=None, help="a `press data synth` output folder (default: the shipped corpus)")
 
@@ -48,6 +59,16 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "info":
         return _info(args.root)
     import time
+
+    if args.data_command == "noisy":
+        from press.data.noisy_render import render_noisy_corpus
+
+        start = time.perf_counter()
+        speech, noise = render_noisy_corpus(args.root, args.out_dir, jobs=args.jobs, noise_cap_seconds=args.noise_cap)
+        hours = [sum(float(r["seconds"]) for r in rows) / 3600 for rows in (speech, noise)]
+        print(f"wrote {len(speech)} utterances ({hours[0]:.2f} h) and {len(noise)} noise files ({hours[1]:.2f} h) "
+              f"to {args.out_dir} in {time.perf_counter() - start:.0f} s")
+        return 0
 
     from press.data.synth import synthesize
 

@@ -1,7 +1,7 @@
 """`press separate MODEL INPUT... --out DIR`: separate files at a chosen quality target.
 
-Each input gives one WAV per source (`NAME_s1.wav`, `NAME_s2.wav`, ... at the input's sample rate)
-and `NAME.json`: the exit taken per block with its probabilities, and the GMAC/s spent. Inputs are
+Each input gives one WAV per source (`NAME_s1.wav`, `NAME_s2.wav`, ... at the input's sample rate;
+a model with named outputs writes `NAME_speech.wav`, `NAME_noise.wav`) and `NAME.json`: the exit taken per block with its probabilities, and the GMAC/s spent. Inputs are
 streamed, so any length works with bounded memory. A bad input is reported and skipped; nothing of
 it is written; the exit code is 2 if any input failed.
 """
@@ -27,10 +27,15 @@ def _channel(value: str):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a shipped model's name (default) or a .safetensors checkpoint; with "
+    p.add_argument("model", help="a shipped model's name (default, enhance) or a .safetensors checkpoint; with "
                                  "--backend onnx, the manifest.json written by `press export`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (any rate libsndfile reads)")
     p.add_argument("--out", required=True, help="folder for the separated sources and reports")
+    add_run_options(p)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options `press separate` and `press enhance` share: quality target, exits, segments, backend."""
     p.add_argument("--target-db", type=float, default=20.0,
                    help="quality target t in dB of exit-SNR (default 20)")
     p.add_argument("--confidence", type=float, default=0.9,
@@ -57,47 +62,55 @@ def run(args: argparse.Namespace) -> int:
     from press.errors import PressError
 
     try:
-        if args.compile and args.backend == "onnx":
-            raise PressError("--compile applies to --backend torch; onnxruntime optimises its graphs itself")
-        n_src, n_exits, separate_one = _onnx_backend(args) if args.backend == "onnx" else _torch_backend(args)
+        names, n_exits, separate_one = backend(args)
     except PressError as err:
         print(f"press separate: error: {err}", file=sys.stderr)
         return 2
-    return _separate_each(args, n_src, n_exits, separate_one)
+    return separate_each(args, names, n_exits, separate_one)
 
 
-SeparateOne = Callable[[str, list[Path], dict], dict]
+def backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
+    """(the model's output names, its number of exits, a function separating one file) for args.backend."""
+    from press.errors import PressError
+
+    if args.compile and args.backend == "onnx":
+        raise PressError("--compile applies to --backend torch; onnxruntime optimises its graphs itself")
+    return _onnx_backend(args) if args.backend == "onnx" else _torch_backend(args)
 
 
-def _torch_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
+SeparateOne = Callable[[str, list[Path | None], dict], dict]
+
+
+def _torch_backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
     from press.api import load
 
     model = load(args.model, device=args.device)
     if args.compile:
         model.compile()
 
-    def separate_one(name: str, outputs: list[Path], options: dict) -> dict:
+    def separate_one(name: str, outputs: list[Path | None], options: dict) -> dict:
         return model.separate_file(name, outputs, target_db=args.target_db, confidence=args.confidence,
                                    exit=args.exit, budget=args.budget, channel=args.channel,
                                    progress=not args.json and sys.stderr.isatty(), **options)
 
-    return model.n_src, model.n_exits, separate_one
+    return model.source_names, model.n_exits, separate_one
 
 
-def _onnx_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
+def _onnx_backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
     """`--backend onnx`: exported graphs run by press.runtime (no torch)."""
     from press.io.streaming import FileReader, SourceWriter
     from press.runtime import load
 
     model = load(args.model, threads=args.threads)
 
-    def separate_one(name: str, outputs: list[Path], options: dict) -> dict:
+    def separate_one(name: str, outputs: list[Path | None], options: dict) -> dict:
         with FileReader(name, model.sample_rate, args.channel) as reader, \
                 SourceWriter(outputs, model.sample_rate, reader.input_rate, n_output=reader.n_input) as writer:
             result = model.separate(reader, target_db=args.target_db, confidence=args.confidence,
                                     exit=args.exit, budget=args.budget, sink=writer, **options)
             writer.commit()
-        return {"backend": "onnx", "model": model.manifest["model"], "model_sample_rate": model.sample_rate,
+        return {"backend": "onnx", "model": model.manifest["model"], "sources": names,
+                "model_sample_rate": model.sample_rate,
                 "sample_rate": reader.input_rate,
                 "policy": "static" if args.exit else "budget" if args.budget is not None else "dynamic",
                 "target_db": args.target_db, "confidence": args.confidence,
@@ -109,12 +122,14 @@ def _onnx_backend(args: argparse.Namespace) -> tuple[int, int, SeparateOne]:
                 "seconds": result.seconds, "padding_share": result.padding_share, "note": result.note,
                 "segments": result.segments, "blocks": result.blocks}
 
-    return model.n_src, model.n_exits, separate_one
+    names = model.manifest.get("sources") or [f"s{j + 1}" for j in range(model.n_src)]
+    return names, model.n_exits, separate_one
 
 
-def _separate_each(args: argparse.Namespace, n_src: int, n_exits: int, separate_one: SeparateOne) -> int:
-    """Separate every input with `separate_one`, write its report, print a line; a bad input is
-    reported and skipped."""
+def separate_each(args: argparse.Namespace, names: list[str], n_exits: int, separate_one: SeparateOne,
+                  keep: set[str] | None = None, command: str = "separate") -> int:
+    """Separate every input with `separate_one` into NAME_<source>.wav (only the sources in `keep`, when
+    given), write its report, print a line; a bad input is reported and skipped."""
     from press.errors import PressError
     from press.io.files import atomic_write
 
@@ -123,23 +138,24 @@ def _separate_each(args: argparse.Namespace, n_src: int, n_exits: int, separate_
     reports, failed = [], 0
     for name in args.inputs:
         stem = Path(name).stem
-        outputs = [out / f"{stem}_s{j + 1}.wav" for j in range(n_src)]
+        outputs = [out / f"{stem}_{n}.wav" if keep is None or n in keep else None for n in names]
         try:
             report = separate_one(name, outputs, options)
         except PressError as err:
-            print(f"press separate: error: {err}", file=sys.stderr)
+            print(f"press {command}: error: {err}", file=sys.stderr)
             failed += 1
             continue
-        report = {"input": str(name), "outputs": [str(p) for p in outputs], **report}
+        written = [p for p in outputs if p is not None]
+        report = {"input": str(name), "outputs": [str(p) for p in written], **report}
         text = json.dumps(report, indent=1)
         atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(text))
         reports.append(report)
         if report["note"]:
-            print(f"press separate: note: {name}: {report['note']}", file=sys.stderr)
+            print(f"press {command}: note: {name}: {report['note']}", file=sys.stderr)
         if not args.json:
             print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
                   f"exit {n_exits}), exits per segment {report['exit_histogram']} -> "
-                  f"{', '.join(str(p) for p in outputs)}")
+                  f"{', '.join(str(p) for p in written)}")
     if args.json:
         print(json.dumps(reports))
     return 2 if failed else 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from press.errors import PressError
 
-NAMES = ("builtin", "wsj0-2mix", "wsj0-3mix", "libri2mix", "libri3mix", "wham", "whamr", "dns2020", "voicebank-demand")
+NAMES = ("builtin", "noisy", "wsj0-2mix", "wsj0-3mix", "libri2mix", "libri3mix", "wham", "whamr", "dns2020", "voicebank-demand")
 
 
 def get_dataset(
@@ -26,7 +26,9 @@ def get_dataset(
     `mode` ("min"/"max") applies to corpora that have it (WSJ0-mix, LibriMix, WHAM!, WHAMR!, builtin).
     Extra keywords go to the corpus: builtin (task, n_src, subset, epoch_size, num_examples, seed),
     libri{2,3}mix (task=mix_clean|mix_both|mix_single), wham (task=sep_clean|sep_noisy|enh_single|enh_both),
-    whamr (task, reverb, target), voicebank-demand (speakers=28|56). root=None is allowed only for builtin.
+    whamr (task, reverb, target), voicebank-demand (speakers=28|56), noisy (recorded speech in recorded
+    noise: epoch_size, num_examples, seed, snr, narrowband). root=None is allowed only for builtin and
+    noisy (their shipped corpora).
     """
     if name not in NAMES:
         raise PressError(f"unknown dataset {name!r}; expected one of {', '.join(NAMES)}")
@@ -34,6 +36,10 @@ def get_dataset(
         from press.data.builtin import BuiltinMixtures
 
         return BuiltinMixtures(root, split=split, sample_rate=sample_rate, mode=mode, **kw)
+    if name == "noisy":
+        from press.data.noisy import NoisySpeech
+
+        return NoisySpeech(root, split=split, sample_rate=sample_rate, **kw)
     if root is None:
         raise PressError(f"{name}: root= is required: the folder holding the corpus (see docs/data.md)")
     if not Path(root).exists():

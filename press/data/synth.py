@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
+from press.data.conditioning import condition
 from press.data.manifest import SAMPLE_RATE, write_manifest
 from press.data.text import foreign_text, utterance_text
 from press.data.voices import (
@@ -44,7 +45,7 @@ from press.data.voices import (
 )
 from press.data.world_voices import TRANSFORMED_UTTERANCES, full_voices
 from press.errors import PressError
-from press.io.audio import load_audio, resample, write_audio
+from press.io.audio import load_audio, write_audio
 from press.io.files import atomic_write
 
 if TYPE_CHECKING:   # the WORLD vocoder (the `render` extra) is imported only by what renders transformed voices
@@ -62,7 +63,6 @@ ASTERISK_MIN_SECONDS = 1.5  # shorter prompts are single words
 ASTERISK_FULL_MIN_SECONDS = 1.0  # the full corpus keeps words too: they are speech of the same voices
 # More prompts by a voice in another language's folder: Asterisk's Mexican-Spanish prompts are Allison's.
 ASTERISK_EXTRA_FOLDERS = {"allison": ("es_MX_f_Allison",)}
-TARGET_DBFS = -22.0
 
 
 @dataclass(frozen=True)
@@ -322,33 +322,6 @@ def _transform(plan: Plan) -> tuple[np.ndarray, int]:
     clean = condition(x, sr).astype(np.float32) / 32768.0
     shift = voice_shift(p["source"], p["shift"], p["of"])
     return synthesise(analyse(clean, SAMPLE_RATE, f0_method=TRANSFORM_F0_METHOD), shift), SAMPLE_RATE
-
-
-def _frame_db(x: np.ndarray, frame: int) -> np.ndarray:
-    n = len(x) // frame
-    return 10 * np.log10(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
-
-
-def condition(x: np.ndarray, sr: int) -> np.ndarray:
-    """The fixed chain every utterance goes through: 8 kHz, trimmed, -22 dBFS active level, int16."""
-    x = resample(x.astype(np.float32), sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x.astype(np.float32)
-    frame = SAMPLE_RATE // 100
-    db = _frame_db(x, frame)
-    if len(db) == 0 or db.max() < -70:
-        raise PressError("utterance is silent or shorter than 10 ms")
-    voiced = np.flatnonzero(db > db.max() - 45)
-    margin = 8  # frames of 10 ms kept around the speech
-    start = max(0, (voiced[0] - margin) * frame)
-    end = min(len(x), (voiced[-1] + 1 + margin) * frame)
-    x = x[start:end]
-    db = _frame_db(x, frame)
-    active = db > db.max() - 30
-    rms = np.sqrt(np.mean(x[: len(active) * frame].reshape(-1, frame)[active] ** 2))
-    x = x * (10 ** (TARGET_DBFS / 20) / rms)
-    peak = np.max(np.abs(x))
-    if peak > 0.98:
-        x = x * (0.98 / peak)
-    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
 
 
 def pcm_sha256(pcm: np.ndarray) -> str:

@@ -162,6 +162,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
     manifest = {
         "format": FORMAT, "version": FORMAT_VERSION, "model": name, "opset": OPSET,
         "quantize": quantize, "sample_rate": cfg.sample_rate, "n_src": S, "n_exits": cfg.n_exits,
+        "sources": None if cfg.sources is None else list(cfg.sources),
         "dim": D, "block": cfg.block, "patch": cfg.patch, "scan_chunk": cfg.scan_chunk,
         "cumulative": cfg.cumulative, "pad_multiple": pad_multiple,
         "max_window_samples": cfg.patch * cfg.scan_chunk * 2 ** SCAN_STEPS,

@@ -103,7 +103,7 @@ class Separator:
             def sink(start: int, x: np.ndarray) -> None:
                 out[:, start:start + x.shape[1]] = x
 
-        stitcher = Stitcher(plan, sink)
+        stitcher = Stitcher(plan, sink, align=cfg.sources is None)
         c, nb_core = plan.context, plan.segment // self.block
         core = slice(c // self.block, c // self.block + nb_core)
         segments: list[SegmentReport] = []

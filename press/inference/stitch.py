@@ -23,8 +23,9 @@ class Stitcher:
     The sink is called in order with (start sample, (S, n) samples), covering [0, N) exactly once.
     """
 
-    def __init__(self, plan: SegmentPlan, sink: Callable[[int, np.ndarray], None]) -> None:
-        self.plan, self._sink = plan, sink
+    def __init__(self, plan: SegmentPlan, sink: Callable[[int, np.ndarray], None], align: bool = True) -> None:
+        # align=False: the outputs have a fixed order (speech, noise), which no permutation may undo
+        self.plan, self._sink, self.align = plan, sink, align
         c = plan.context
         # raised-cosine fade-in over the 2C samples both windows saw
         self.fade = (0.5 - 0.5 * np.cos(np.pi * (np.arange(2 * c) + 0.5) / (2 * c))).astype(np.float32)
@@ -41,10 +42,11 @@ class Stitcher:
         plan, c = self.plan, self.plan.context
         start, end = plan.core(i)
         if self.tail is not None and c > 0:
-            head = window[:, :2 * c]
-            diff = ((head[:, None, :] - self.tail[None, :, :]) ** 2).sum(-1)  # (S cur, S prev)
-            perm = best_permutation(torch.from_numpy(diff.T)[None])[0].numpy()  # prev j -> cur
-            window = window[perm]
+            if self.align:
+                head = window[:, :2 * c]
+                diff = ((head[:, None, :] - self.tail[None, :, :]) ** 2).sum(-1)  # (S cur, S prev)
+                perm = best_permutation(torch.from_numpy(diff.T)[None])[0].numpy()  # prev j -> cur
+                window = window[perm]
             head = window[:, :2 * c]
             self.sink(start - c, (1 - self.fade) * self.tail + self.fade * head)
             emit_from = c + c                    # window index of s_i + C

@@ -40,6 +40,7 @@ class ExitTrace:
     p_ref: float
     gmacs: list[float]             # dynamic GMAC/s per exit (earlier heads included)
     seconds_per_exit: np.ndarray   # (K, n_seg) measured wall time to reach exit k, per segment
+    align: bool = True             # align segments' outputs by permutation (False: fixed order, e.g. speech first)
 
     @property
     def n_exits(self) -> int:
@@ -57,7 +58,7 @@ class ExitTrace:
         def sink(start: int, x: np.ndarray) -> None:
             out[:, start:start + x.shape[1]] = x
 
-        stitcher = Stitcher(self.plan, sink)
+        stitcher = Stitcher(self.plan, sink, align=self.align)
         for i, k in enumerate(exits):
             stitcher.push(i, self.estimates[int(k) - 1, i])
         return out
@@ -115,4 +116,4 @@ def trace_exits(separator: Separator, reader: Reader, p_ref: float | None = None
         times.append(np.stack(tm))
     return ExitTrace(plan, core, block, cfg.sample_rate, win.audio, win.lengths, valid,
                      np.concatenate(estimates, 1), np.concatenate(alphas, 1), np.concatenate(betas, 1),
-                     float(p_ref), list(separator.gmacs), np.concatenate(times, 1))
+                     float(p_ref), list(separator.gmacs), np.concatenate(times, 1), align=cfg.sources is None)

@@ -167,9 +167,11 @@ class SourceWriter:
     `with` block with an exception) removes them.
     """
 
-    def __init__(self, paths: list[Path], model_rate: int, output_rate: int, n_output: int | None = None,
+    def __init__(self, paths: list[Path | None], model_rate: int, output_rate: int, n_output: int | None = None,
                  subtype: str = "FLOAT") -> None:
-        self.paths = [Path(p) for p in paths]
+        # a source whose path is None is not written (`press enhance` keeps the noise only on request)
+        self._keep = [j for j, p in enumerate(paths) if p is not None]
+        self.paths = [Path(paths[j]) for j in self._keep]
         self.n_output = n_output
         self._written = 0
         self._tmps, self._files, self._streams = [], [], []
@@ -190,7 +192,7 @@ class SourceWriter:
         # resampling rounds: never write past the input's length (commit pads a short end)
         room = None if self.n_output is None else max(0, self.n_output - self._written)
         n = 0
-        for j, (f, stream) in enumerate(zip(self._files, self._streams)):
+        for j, f, stream in zip(self._keep, self._files, self._streams):
             y = np.zeros(0, np.float32) if x is None else x[j]
             if stream is not None:
                 y = stream.resample_chunk(np.ascontiguousarray(y, dtype=np.float32), last=last)

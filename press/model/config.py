@@ -10,11 +10,12 @@ valid key, not a silent default).
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -28,6 +29,9 @@ class ModelConfig:
 
     sample_rate: int = 8000
     n_src: int = 2                      # S: speakers, or (speech, noise) for enhancement
+    # names of the outputs when their order is fixed (enhancement: [speech, noise]; trained with loss.pit
+    # fixed); None: speakers in no particular order, aligned across segments by permutation
+    sources: Optional[List[str]] = None
     block: int = 2000                   # likelihood block length B in samples (250 ms at 8 kHz)
     # encoder head: wide conv on the waveform -> patch downsampling by P -> ShiftNorm -> Linear
     enc_channels: int = 64              # C: channels of the waveform conv (also the mask/decoder basis)
@@ -66,10 +70,18 @@ class ModelConfig:
              "dec_pattern may only use R, C and A"),
             (self.dim % self.attn_heads == 0, "dim must be divisible by attn_heads"),
             (self.conv_kernel % 2 == 1, "conv_kernel must be odd"),
+            (self.sources is None or (len(self.sources) == self.n_src and len(set(self.sources)) == self.n_src
+                                      and all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in self.sources)),
+             f"sources must name each of the n_src={self.n_src} outputs once, in lower case, got {self.sources}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise PressError(f"invalid model config: {msg}")
+
+    @property
+    def source_names(self) -> list[str]:
+        """What each output is: the configured names, else s1, s2, ... (speakers in no fixed order)."""
+        return list(self.sources) if self.sources is not None else [f"s{j + 1}" for j in range(self.n_src)]
 
     @property
     def blocks_per_exit(self) -> int:

@@ -13,7 +13,8 @@ the error energy plus n × VARIANCE_FLOOR (−40 dB white noise on level-normali
 
 Ablations of the paper: `objective="gaussian"` (σ² = β/α, no inverse-gamma mixing),
 `objective="sisnr"` (negative SI-SNR, no uncertainty), `pit="per_exit"` (each exit its own
-permutation).
+permutation). `pit="fixed"` is for enhancement: estimate k is scored against source k, so that the
+first output is always the speech and the second the noise.
 
 [ours] `sisnr_weight` > 0 adds `sisnr_weight × (−SI-SNR in dB)` per exit and speaker (counted per
 sample, like the likelihood) to the likelihood. On short CPU runs the likelihood alone first finds
@@ -38,7 +39,7 @@ from press.prob.permutation import best_permutation
 from press.prob.sisnr import si_snr
 
 Objective = Literal["student_t", "gaussian", "sisnr"]
-PitMode = Literal["shared", "per_exit"]
+PitMode = Literal["shared", "per_exit", "fixed"]
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -78,7 +79,7 @@ class PressLoss(torch.nn.Module):
         super().__init__()
         if objective not in ("student_t", "gaussian", "sisnr"):
             raise ValueError(f"unknown objective {objective!r}")
-        if pit not in ("shared", "per_exit"):
+        if pit not in ("shared", "per_exit", "fixed"):
             raise ValueError(f"unknown pit mode {pit!r}")
         if sisnr_weight < 0 or (sisnr_weight > 0 and objective == "sisnr"):
             raise ValueError("sisnr_weight adds an SI-SNR term to a likelihood objective; it must be >= 0")
@@ -128,7 +129,9 @@ class PressLoss(torch.nn.Module):
         scale = input_scale(mixture, lengths)
         pairs = torch.stack([self.pairwise(o, targets, scale, lengths) for o in outputs])  # (X, B, S, S)
         with torch.no_grad():
-            if self.pit == "shared":
+            if self.pit == "fixed":  # enhancement: estimate k is source k (speech first), no permutation
+                perms = torch.arange(S, device=pairs.device).expand(len(outputs), B, S)
+            elif self.pit == "shared":
                 perms = best_permutation(pairs.sum(0)).expand(len(outputs), B, S)
             else:
                 perms = torch.stack([best_permutation(p) for p in pairs])          # (X, B, S)

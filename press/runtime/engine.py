@@ -44,8 +44,8 @@ def best_permutation(cost: np.ndarray) -> np.ndarray:
 class Stitcher:
     """press.inference.stitch.Stitcher in numpy: align speakers on the overlap, raised-cosine fade."""
 
-    def __init__(self, plan: SegmentPlan, sink: Callable[[int, np.ndarray], None]) -> None:
-        self.plan, self._sink = plan, sink
+    def __init__(self, plan: SegmentPlan, sink: Callable[[int, np.ndarray], None], align: bool = True) -> None:
+        self.plan, self._sink, self.align = plan, sink, align
         c = plan.context
         self.fade = (0.5 - 0.5 * np.cos(np.pi * (np.arange(2 * c) + 0.5) / (2 * c))).astype(np.float32)
         self.tail: np.ndarray | None = None
@@ -59,9 +59,10 @@ class Stitcher:
         plan, c = self.plan, self.plan.context
         start, end = plan.core(i)
         if self.tail is not None and c > 0:
-            head = window[:, :2 * c]
-            diff = ((head[:, None, :] - self.tail[None, :, :]) ** 2).sum(-1)   # (S cur, S prev)
-            window = window[best_permutation(diff.T)]
+            if self.align:
+                head = window[:, :2 * c]
+                diff = ((head[:, None, :] - self.tail[None, :, :]) ** 2).sum(-1)   # (S cur, S prev)
+                window = window[best_permutation(diff.T)]
             self.sink(start - c, (1 - self.fade) * self.tail + self.fade * window[:, :2 * c])
             emit_from = 2 * c
         else:
@@ -219,7 +220,7 @@ class OnnxModel:
             def sink(start: int, x: np.ndarray) -> None:
                 out[:, start:start + x.shape[1]] = x
 
-        stitcher = Stitcher(plan, sink)
+        stitcher = Stitcher(plan, sink, align=self.manifest.get("sources") is None)
         nb_core = plan.segment // block
         core = slice(plan.context // block, plan.context // block + nb_core)
         gmacs = m["gmacs_per_second"]

@@ -39,7 +39,7 @@ class LossConfig:
     """`press.prob.likelihood.PressLoss`. Defaults are the paper's loss, as every shipped config uses."""
 
     objective: str = "student_t"        # student_t | gaussian | sisnr
-    pit: str = "shared"                 # shared: one permutation for all exits | per_exit (ablation)
+    pit: str = "shared"                 # shared: one permutation for all exits | per_exit (ablation) | fixed (enhancement)
     sisnr_weight: float = 0.0           # [ours] + weight x (-SI-SNR dB) per sample (`default` uses 0.2)
 
     def __post_init__(self) -> None:
