@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     noisy.add_argument("--noise-cap", type=float, default=60.0, help="seconds kept of each noise file (default 60)")
     noisy.add_argument("--jobs", type=int, default=1, help="render in this many processes (default 1)")
+    noisy.add_argument(
+        "--slice-of", default=None, metavar="CORPUS",
+        help="instead of rendering, write a small slice of the rendered CORPUS to OUT_DIR (how the shipped "
+        "press/data/builtin/noisy was made)",
+    )
     info = sub.add_parser("info", help="voices, utterances and hours per split of the built-in corpus")
     info.add_argument("--root", default=None, help="a `press data synth` output folder (default: the shipped corpus)")
 
@@ -61,10 +66,14 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     if args.data_command == "noisy":
-        from press.data.noisy_render import render_noisy_corpus
+        from press.data.noisy_render import render_noisy_corpus, slice_corpus
 
         start = time.perf_counter()
-        speech, noise = render_noisy_corpus(args.root, args.out_dir, jobs=args.jobs, noise_cap_seconds=args.noise_cap)
+        if args.slice_of:
+            speech, noise = slice_corpus(args.slice_of, args.out_dir)
+        else:
+            speech, noise = render_noisy_corpus(args.root, args.out_dir, jobs=args.jobs,
+                                                noise_cap_seconds=args.noise_cap)
         hours = [sum(float(r["seconds"]) for r in rows) / 3600 for rows in (speech, noise)]
         print(f"wrote {len(speech)} utterances ({hours[0]:.2f} h) and {len(noise)} noise files ({hours[1]:.2f} h) "
               f"to {args.out_dir} in {time.perf_counter() - start:.0f} s")

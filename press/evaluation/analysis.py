@@ -69,7 +69,10 @@ def analyse(trace: ExitTrace, mixture: np.ndarray, references: np.ndarray) -> Ut
     inside = (torch.arange(plan.window) < lengths[:, None]).float()   # (n_seg, W)
     diff = ((est[:, :, :, None] - ref[None, :, None]) * inside[None, :, None, None]).pow(2).sum(-1)
     K, n_seg, S, _ = diff.shape
-    perm = best_permutation(diff.reshape(K * n_seg, S, S)).reshape(K, n_seg, S).numpy()
+    if trace.align:
+        perm = best_permutation(diff.reshape(K * n_seg, S, S)).reshape(K, n_seg, S).numpy()
+    else:  # fixed-order outputs (speech, noise): estimate j is scored against reference j
+        perm = np.broadcast_to(np.arange(S), (K, n_seg, S)).copy()
     # perm[k, i, j] = reference of estimate j; invert: estimate matched to reference j
     inv = np.argsort(perm, axis=-1)
     aligned = torch.from_numpy(_align(trace.estimates, inv))

@@ -194,6 +194,9 @@ def evaluate(separator: Separator, items: Iterable[dict], options: Options,
     one was fitted.
     """
     sr = separator.model.cfg.sample_rate
+    # an enhancement model's quality is its speech's: the removed noise is no output a listener hears
+    names = separator.model.cfg.source_names
+    scored = slice(names.index("speech"), names.index("speech") + 1) if "speech" in names else slice(None)
     totals: dict[tuple, PointTotals] = defaultdict(PointTotals)
     calibration = CalibrationData()
     rows, example, trace_wall, audio = [], None, 0.0, 0.0
@@ -212,13 +215,13 @@ def evaluate(separator: Separator, items: Iterable[dict], options: Options,
         if fitted is not None:
             calibration.add(a, "recalibrated", fitted, options.targets)
         row = {"id": item["id"], "seconds": round(a.seconds, 3)}
-        baseline = sdr(np.broadcast_to(mixture, refs.shape), refs) if options.quality else None
+        baseline = sdr(np.broadcast_to(mixture, refs[scored].shape), refs[scored]) if options.quality else None
         cache: dict[tuple[bytes, bool], dict[str, float]] = {}  # strategies often agree on exits
         for key, exits in strategy_points(a, options, recalibration).items():
             full = _full_metrics(key, options)
             if (exits.tobytes(), full) not in cache:
-                cache[exits.tobytes(), full] = utterance_quality(trace.stitch(exits), refs, mixture, sr,
-                                                                 full, baseline)
+                cache[exits.tobytes(), full] = utterance_quality(trace.stitch(exits)[scored], refs[scored],
+                                                                 mixture, sr, full, baseline)
             metrics = cache[exits.tobytes(), full]
             tot = totals[key]
             tot.n += 1
