@@ -33,7 +33,8 @@ from press.model import PressNet
 from press.model.device import resolve_device
 from press.prob.calibration import Recalibration
 
-# Validation mixtures of the built-in corpus that the budget mode fits its threshold on, unless
+# Validation mixtures of the built-in corpus (noisy speech for an enhancement model) that the budget mode
+# fits its threshold on, unless
 # `Press.calibrate_budget` was given others (measured: docs/exits.md, "Compute budget").
 BUDGET_CALIBRATION_MIXTURES = 10
 
@@ -97,7 +98,8 @@ class Press:
             if mixtures is None:
                 from press.data import get_dataset
 
-                ds = get_dataset("builtin", split="val", sample_rate=self.sample_rate, n_src=self.n_src)
+                ds = (get_dataset("noisy", split="val", sample_rate=self.sample_rate) if "speech" in self.source_names
+                      else get_dataset("builtin", split="val", sample_rate=self.sample_rate, n_src=self.n_src))
                 mixtures = [ds[i]["mixture"].numpy() for i in range(min(BUDGET_CALIBRATION_MIXTURES, len(ds)))]
             self._budget_calibrations[key] = BudgetCalibration.measure(separator, mixtures)
         return self._budget_calibrations[key]

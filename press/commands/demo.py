@@ -4,7 +4,9 @@ Makes a few two-speaker mixtures from the built-in test split (recorded speech t
 trained on, and synthetic voices), separates each with the shipped default model at two or three
 quality targets, and writes to DIR: the mixtures, the references, the separated sources per
 target, a per-block exit report (JSON) and a figure per mixture showing which exit each block took.
-Prints a table: target -> SI-SNRi, mean GMAC/s, saving against the last exit.
+Prints a table: target -> SI-SNRi, mean GMAC/s, saving against the last exit. With an enhancement
+model (`--model enhance`) the items are the shipped test slice's recorded speech in recorded noise,
+and the score is the speech's SI-SNRi.
 """
 
 from __future__ import annotations
@@ -56,11 +58,19 @@ def run(args: argparse.Namespace) -> int:
     if model.n_src != 2:
         raise PressError(f"the demo separates two speakers; {args.model} separates {model.n_src} sources")
     sr = model.sample_rate
-    real = get_dataset("builtin", split="test", sample_rate=sr, mode="max", subset="real")
-    synthetic = get_dataset("builtin", split="test", sample_rate=sr, mode="max", subset="tts")
-    n_real = (args.mixtures + 1) // 2
-    items = [("real", real[i]) for i in range(n_real)] + \
-            [("tts", synthetic[i]) for i in range(args.mixtures - n_real)]
+    enhancer = "speech" in model.source_names
+    speech = model.source_names.index("speech") if enhancer else 0
+    scored = slice(speech, speech + 1) if enhancer else slice(None)  # an enhancer is scored on its speech
+    if enhancer:
+        noisy = get_dataset("noisy", split="test", sample_rate=sr)
+        n_real = args.mixtures
+        items = [("noisy", noisy[i]) for i in range(args.mixtures)]
+    else:
+        real = get_dataset("builtin", split="test", sample_rate=sr, mode="max", subset="real")
+        synthetic = get_dataset("builtin", split="test", sample_rate=sr, mode="max", subset="tts")
+        n_real = (args.mixtures + 1) // 2
+        items = [("real", real[i]) for i in range(n_real)] + \
+                [("tts", synthetic[i]) for i in range(args.mixtures - n_real)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[float, list[tuple[float, float, float]]] = {t: [] for t in args.targets}
@@ -70,25 +80,27 @@ def run(args: argparse.Namespace) -> int:
         mixture, refs = item["mixture"].numpy(), item["sources"]
         write_audio(out / f"{name}.wav", mixture, sr)
         for j, ref in enumerate(refs.numpy()):
-            write_audio(out / f"{name}_ref{j + 1}.wav", ref, sr)
+            label = f"_{model.source_names[j]}" if enhancer else str(j + 1)
+            write_audio(out / f"{name}_ref{label}.wav", ref, sr)
         reports = {}
         for t in [*args.targets, None]:
             res = (model.separate(mixture, sr, exit=model.n_exits) if t is None else
                    model.separate(mixture, sr, target_db=t, confidence=args.confidence))
-            score = aligned_si_snri(res.sources, refs.numpy(), mixture)
+            score = aligned_si_snri(res.sources[scored], refs.numpy()[scored], mixture)
             if t is None:
                 last_exit.append((score, res.report["gmacs_per_second"]))
                 continue
             rows[t].append((score, res.report["gmacs_per_second"], res.report["saving"]))
             reports[f"{t:g}dB"] = res.report
             for j, s in enumerate(res.sources):
-                write_audio(out / f"{name}_t{t:g}dB_s{j + 1}.wav", s, sr)
+                write_audio(out / f"{name}_t{t:g}dB_{model.source_names[j]}.wav", s, sr)
         text = json.dumps({"mixture": item["id"], "kind": kind, "reports": reports}, indent=1)
         atomic_write(out / f"{name}_report.json", lambda tmp: Path(tmp).write_text(text))
         plot_exit_map(mixture, sr, {k: r["blocks"] for k, r in reports.items()}, model.n_exits,
                       out / f"{name}_exits.png", title=f"{name}: exit per block (confidence {args.confidence:g})")
+    what = "recorded speech in recorded noise, both" if enhancer else "of recorded speech"
     print(f"PRESS demo: model {model.name}, {len(items)} built-in test mixtures "
-          f"({n_real} of recorded speech unseen in training), confidence {args.confidence:g}")
+          f"({n_real} {what} unseen in training), confidence {args.confidence:g}")
     print(f"{'target':>8} {'SI-SNRi (dB)':>13} {'GMAC/s':>8} {'saving':>7}")
     for t, r in rows.items():
         a = np.array(r)

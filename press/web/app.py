@@ -48,6 +48,7 @@ def _theme() -> gr.themes.Base:
 def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
     """The page for `model` (a press.api.Press)."""
     n_exits, n_src = model.n_exits, model.n_src
+    noisy = "speech" in model.source_names  # an enhancer: outputs named speech and noise, noisy examples
 
     with gr.Blocks(title="PRESS separation", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as page:
         gr.Markdown(INTRO)
@@ -55,7 +56,7 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
             with gr.Column(scale=3):
                 audio = gr.Audio(label="mixture: upload or record", sources=["upload", "microphone"],
                                  type="filepath", format=None, buttons=["download"], elem_id="press-input")
-                builtin = gr.Dropdown(choices=builtin_labels(), value=None, label="or a built-in test mixture",
+                builtin = gr.Dropdown(choices=builtin_labels(noisy), value=None, label="or a built-in test mixture",
                                       elem_id="press-builtin")
                 gr.Markdown(f"Files up to {limits.max_megabytes:g} MB and {limits.max_seconds:g} s.")
             with gr.Column(scale=2):
@@ -71,8 +72,9 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
         with gr.Row():
             mixture_out = gr.Audio(label="mixture (as separated)", type="filepath", interactive=False,
                                    buttons=["download"], elem_id="press-mixture")
-            speakers = [gr.Audio(label=f"speaker {j + 1}", type="filepath", interactive=False,
-                                 buttons=["download"], elem_id=f"press-speaker-{j + 1}") for j in range(n_src)]
+            speakers = [gr.Audio(label=model.source_names[j] if noisy else f"speaker {j + 1}", type="filepath",
+                                 interactive=False, buttons=["download"], elem_id=f"press-speaker-{j + 1}")
+                        for j in range(n_src)]
         # No share buttons (they post to Hugging Face); the figures carry their own titles.
         exit_map = gr.Image(label="exit taken per block", show_label=False, type="filepath", interactive=False,
                             buttons=["download", "fullscreen"], elem_id="press-exit-map")
@@ -89,7 +91,7 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
             if not label:
                 return gr.update()
             try:
-                return str(write_builtin(label, model.sample_rate, work.request(request.session_hash)))
+                return str(write_builtin(label, model.sample_rate, work.request(request.session_hash), noisy))
             except PressError as err:
                 raise gr.Error(str(err)) from None
 

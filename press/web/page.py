@@ -38,6 +38,7 @@ CHANNEL_CHOICES = [("ask (multi-channel files need a choice)", "ask"), ("mix: av
 
 # Built-in test mixtures offered on the page: (subset, index) of the built-in corpus's test split.
 BUILTIN_MIXTURES = [("real", 0), ("real", 1), ("real", 2), ("real", 3), ("tts", 1), ("tts", 2)]
+NOISY_MIXTURES = [("noisy", k) for k in range(6)]  # recorded speech in recorded noise (an enhancer's page)
 
 
 @dataclass(frozen=True)
@@ -138,20 +139,27 @@ class WorkArea:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def builtin_labels() -> list[str]:
-    return [f"{subset} #{index + 1}" for subset, index in BUILTIN_MIXTURES]
+def _builtin(noisy: bool) -> list[tuple[str, int]]:
+    return NOISY_MIXTURES if noisy else BUILTIN_MIXTURES
 
 
-def write_builtin(label: str, sample_rate: int, folder: Path) -> Path:
+def builtin_labels(noisy: bool = False) -> list[str]:
+    """The built-in test mixtures the page offers: speakers, or (for an enhancer) noisy speech."""
+    return [f"{subset} #{index + 1}" for subset, index in _builtin(noisy)]
+
+
+def write_builtin(label: str, sample_rate: int, folder: Path, noisy: bool = False) -> Path:
     """Write the built-in test mixture named `label` (see builtin_labels) as a WAV in `folder`."""
     from press.data import get_dataset
     from press.io.audio import write_audio
 
     try:
-        subset, index = BUILTIN_MIXTURES[builtin_labels().index(label)]
+        subset, index = _builtin(noisy)[builtin_labels(noisy).index(label)]
     except ValueError:
-        raise PressError(f"unknown built-in mixture {label!r}; expected one of {', '.join(builtin_labels())}") from None
-    ds = get_dataset("builtin", split="test", sample_rate=sample_rate, mode="max", subset=subset)
+        choices = ", ".join(builtin_labels(noisy))
+        raise PressError(f"unknown built-in mixture {label!r}; expected one of {choices}") from None
+    ds = (get_dataset("noisy", split="test", sample_rate=sample_rate) if noisy else
+          get_dataset("builtin", split="test", sample_rate=sample_rate, mode="max", subset=subset))
     mixture = ds[index]["mixture"].numpy()
     return write_audio(folder / f"builtin-{subset}-{index + 1}.wav", mixture, sample_rate, subtype="FLOAT")
 
@@ -192,7 +200,7 @@ def separate(model, path: str | Path, folder: Path, limits: Limits, mode: str = 
         choice = parse_channel(channel)
         mixture, rate = load_audio(path, channel=choice)
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:60] or "mixture"
-        outputs = [folder / f"{stem}_s{j + 1}.wav" for j in range(model.n_src)]
+        outputs = [folder / f"{stem}_{name}.wav" for name in model.source_names]
         if progress:
             progress(0.0, "separating")
         report = model.separate_file(path, outputs, channel=choice, progress=True, **options)
