@@ -1,0 +1,136 @@
+"""PRESS `enhance` beside the enhancement peers: the same files, the same scorer, one table.
+
+    python benchmarks/noisy_testset.py --root ~/press-data/noisy16k --split test --n 200 --out DATA
+    PEERS/bin/python benchmarks/enhance_peers.py run --noisy DATA/noisy --out RUNS     # the peers' outputs
+    python benchmarks/enhance_compare.py --data DATA --runs RUNS --model enhance [--targets 10,15 --confidence 0.9]
+    PEERS/bin/python benchmarks/enhance_peers.py dnsmos DATA/noisy RUNS/* --out RUNS/dnsmos.json
+    python benchmarks/enhance_compare.py --data DATA --runs RUNS --table              # the table, with DNSMOS
+
+The first call writes PRESS's outputs (each exit, and the dynamic rule at each target) to RUNS/press-*
+with a timing.json like the peers' (one thread, wall time inside the model, GMAC/s from the reports);
+then every folder of RUNS is scored on DATA/clean: each output is aligned to its reference (the lag of
+the cross-correlation peak within ±100 ms: RNNoise and DeepFilterNet delay their output), then SI-SNRi,
+PESQ-WB and STOI (press.evaluation.metrics), and DNSMOS P.835 OVRL where RUNS/dnsmos.json has it.
+PRESS's segment-wise model is offline (it sees seconds of future audio); every peer is causal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from press.evaluation.metrics import aligned_si_snri, pesq_score, stoi_score
+
+RATE = 16000
+MAX_LAG = int(0.1 * RATE)
+
+
+def align(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """estimate shifted by the lag (|lag| <= MAX_LAG) that maximises its cross-correlation with the reference."""
+    n = len(reference)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    xc = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(estimate, size)), size)
+    lags = np.concatenate([xc[: MAX_LAG + 1], xc[-MAX_LAG:]])
+    lag = int(np.argmax(lags))
+    lag = lag if lag <= MAX_LAG else lag - len(lags)   # estimate[t - lag] matches reference[t]
+    out = np.zeros(n, dtype=np.float32)
+    if lag >= 0:
+        out[lag:] = estimate[: n - lag]
+    else:
+        out[: n + lag] = estimate[-lag:n]
+    return out
+
+
+def run_press(data: Path, runs: Path, model_name: str, targets: list[float], confidence: float) -> None:
+    import press
+
+    torch.set_num_threads(1)
+    model = press.load(model_name, device="cpu")
+    speech = model.source_names.index("speech")
+    files = sorted((data / "noisy").glob("*.wav"))
+    settings = [(f"press-exit{k}", {"exit": k}) for k in range(1, model.n_exits + 1)]
+    settings += [(f"press-t{t:g}-p{confidence:g}", {"target_db": t, "confidence": confidence}) for t in targets]
+    for name, options in settings:
+        out = runs / name
+        out.mkdir(parents=True, exist_ok=True)
+        wall = audio = macs = 0.0
+        for f in files:
+            x, sr = sf.read(f, dtype="float32")
+            tic = time.perf_counter()
+            result = model.separate(x, sample_rate=sr, **options)
+            wall += time.perf_counter() - tic
+            seconds = len(x) / sr
+            audio += seconds
+            macs += result.report["gmacs_per_second"] * seconds
+            sf.write(out / f.name, result.sources[speech], sr)
+        timing = {"audio_seconds": audio, "wall_seconds": wall, "rtf_1thread": wall / audio,
+                  "gmacs_per_second": macs / audio, "causal": False, "latency_ms": None,
+                  "latency_source": "offline: segments of seconds with context on both sides", **options}
+        (out / "timing.json").write_text(json.dumps(timing, indent=1))
+        print(f"{name}: RTF {wall / audio:.3f} at 1 thread, {macs / audio:.3f} GMAC/s")
+
+
+def score_folder(data: Path, folder: Path) -> dict:
+    """Mean SI-SNRi, PESQ-WB and STOI of a folder of outputs against DATA/clean (aligned first)."""
+    rows = []
+    for clean_path in sorted((data / "clean").glob("*.wav")):
+        out_path = folder / clean_path.name
+        if not out_path.exists():
+            continue
+        clean, _ = sf.read(clean_path, dtype="float32")
+        noisy, _ = sf.read(data / "noisy" / clean_path.name, dtype="float32")
+        est, _ = sf.read(out_path, dtype="float32")
+        est = align(est[: len(clean)] if len(est) >= len(clean) else np.pad(est, (0, len(clean) - len(est))), clean)
+        rows.append({"si_snri": aligned_si_snri(est[None], clean[None], noisy),
+                     "pesq": pesq_score(est, clean, RATE), "stoi": stoi_score(est, clean, RATE)})
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in ("si_snri", "pesq", "stoi")} | {"n": len(rows)}
+
+
+def table(data: Path, runs: Path) -> None:
+    dnsmos = json.loads((runs / "dnsmos.json").read_text()) if (runs / "dnsmos.json").exists() else {}
+
+    def ovrl(folder: Path) -> float:
+        entry = dnsmos.get(str(folder)) or dnsmos.get(folder.name) or {}
+        return float(entry.get("mean", {}).get("OVRL", np.nan)) if isinstance(entry, dict) else np.nan
+
+    noisy = {"si_snri": 0.0, "pesq": np.nanmean([pesq_score(sf.read(f)[0], sf.read(data / "clean" / f.name)[0], RATE)
+                                                   for f in sorted((data / "noisy").glob("*.wav"))]),
+             "stoi": np.mean([stoi_score(sf.read(f)[0], sf.read(data / "clean" / f.name)[0], RATE)
+                              for f in sorted((data / "noisy").glob("*.wav"))])}
+    print(f"{'method':<22}{'causal':>7}{'GMAC/s':>8}{'RTF 1T':>8}{'SI-SNRi':>9}{'PESQ-WB':>9}{'STOI':>7}{'OVRL':>6}")
+    print(f"{'noisy input':<22}{'':>7}{'':>8}{'':>8}{0.0:>9.2f}{noisy['pesq']:>9.2f}{noisy['stoi']:>7.3f}"
+          f"{ovrl(data / 'noisy'):>6.2f}")
+    results = {}
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
+        timing = json.loads((folder / "timing.json").read_text()) if (folder / "timing.json").exists() else {}
+        s = score_folder(data, folder)
+        results[folder.name] = s | {"timing": timing}
+        print(f"{folder.name:<22}{'yes' if timing.get('causal') else 'no':>7}"
+              f"{timing.get('gmacs_per_second', float('nan')):>8.3f}{timing.get('rtf_1thread', float('nan')):>8.3f}"
+              f"{s['si_snri']:>9.2f}{s['pesq']:>9.2f}{s['stoi']:>7.3f}{ovrl(folder):>6.2f}")
+    (runs / "scores.json").write_text(json.dumps(results, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, type=Path, help="benchmarks/noisy_testset.py output")
+    ap.add_argument("--runs", required=True, type=Path, help="folder of output folders, one per method")
+    ap.add_argument("--model", default=None, help="run this PRESS enhancement model first (e.g. enhance)")
+    ap.add_argument("--targets", default="10,15", help="dynamic-exit targets in dB")
+    ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument("--table", action="store_true", help="score every folder of --runs and print the table")
+    args = ap.parse_args()
+    if args.model:
+        run_press(args.data, args.runs, args.model, [float(t) for t in args.targets.split(",")], args.confidence)
+    if args.table:
+        table(args.data, args.runs)
+
+
+if __name__ == "__main__":
+    main()
