@@ -154,3 +154,15 @@ def test_onnx_runtime_keeps_the_fixed_order(tmp_path):
     assert main(["enhance", str(wav), "--backend", "onnx", "--model", str(manifest), "--out", str(tmp_path / "o"),
                  "--threads", "1", "--exit", "2"]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["call.json", "call_speech.wav"]
+
+
+def test_enhance_config_trains_on_the_shipped_slice(tmp_path):
+    """`press train enhance` end to end on the shipped noisy slice (a small network, two steps): the
+    checkpoint names its outputs and loads as an enhancer."""
+    out = tmp_path / "run"
+    small = ["model.dim=16", "model.enc_channels=8", "model.ig_hidden=8", "model.attn_heads=2",
+             "model.rnn_expand=1.0", "model.ffn_expand=1.0"]
+    assert main(["train", "enhance", "--out", str(out), "--no-progress", "train.steps=2", "finetune.steps=1",
+                 "data.val_examples=2", "train.amp=off", "train.log_every=1", "train.tensorboard=false", *small]) == 0
+    model = press.load(str(out / "last.safetensors"))
+    assert model.source_names == ["speech", "noise"] and model.sample_rate == 16000
