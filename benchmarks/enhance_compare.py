@@ -3,7 +3,8 @@
     python benchmarks/noisy_testset.py --root ~/press-data/noisy16k --split test --n 200 --out DATA
     PEERS/bin/python benchmarks/enhance_peers.py run --noisy DATA/noisy --out RUNS     # the peers' outputs
     python benchmarks/enhance_compare.py --data DATA --runs RUNS --model enhance [--targets 10,15 --confidence 0.9]
-    PEERS/bin/python benchmarks/enhance_peers.py dnsmos DATA/noisy RUNS/* --out RUNS/dnsmos.json
+    PEERS/bin/python benchmarks/enhance_peers.py dnsmos DATA/noisy RUNS/* --out RUNS/dnsmos.json    # (or
+        RUNS/dnsmos-press.json for PRESS's folders alone: both files are read)
     python benchmarks/enhance_compare.py --data DATA --runs RUNS --table              # the table, with DNSMOS
 
 The first call writes PRESS's outputs (each exit, and the dynamic rule at each target) to RUNS/press-*
@@ -70,7 +71,7 @@ def run_press(data: Path, runs: Path, model_name: str, targets: list[float], con
             macs += result.report["gmacs_per_second"] * seconds
             sf.write(out / f.name, result.sources[speech], sr)
         timing = {"audio_seconds": audio, "wall_seconds": wall, "rtf_1thread": wall / audio,
-                  "gmacs_per_second": macs / audio, "causal": False, "latency_ms": None,
+                  "gmacs_per_s": macs / audio, "causal": False, "latency_ms": None,
                   "latency_source": "offline: segments of seconds with context on both sides", **options}
         (out / "timing.json").write_text(json.dumps(timing, indent=1))
         print(f"{name}: RTF {wall / audio:.3f} at 1 thread, {macs / audio:.3f} GMAC/s")
@@ -93,11 +94,12 @@ def score_folder(data: Path, folder: Path) -> dict:
 
 
 def table(data: Path, runs: Path) -> None:
-    dnsmos = json.loads((runs / "dnsmos.json").read_text()) if (runs / "dnsmos.json").exists() else {}
+    dnsmos = json.loads((runs / "dnsmos.json").read_text())["dirs"] if (runs / "dnsmos.json").exists() else {}
+    dnsmos |= json.loads((runs / "dnsmos-press.json").read_text())["dirs"] if (runs / "dnsmos-press.json").exists() else {}
 
     def ovrl(folder: Path) -> float:
-        entry = dnsmos.get(str(folder)) or dnsmos.get(folder.name) or {}
-        return float(entry.get("mean", {}).get("OVRL", np.nan)) if isinstance(entry, dict) else np.nan
+        entry = {Path(k).resolve(): v for k, v in dnsmos.items()}.get(folder.resolve(), {})
+        return float(entry.get("mean", {}).get("OVRL", np.nan))
 
     noisy = {"si_snri": 0.0, "pesq": np.nanmean([pesq_score(sf.read(f)[0], sf.read(data / "clean" / f.name)[0], RATE)
                                                    for f in sorted((data / "noisy").glob("*.wav"))]),
@@ -112,7 +114,7 @@ def table(data: Path, runs: Path) -> None:
         s = score_folder(data, folder)
         results[folder.name] = s | {"timing": timing}
         print(f"{folder.name:<22}{'yes' if timing.get('causal') else 'no':>7}"
-              f"{timing.get('gmacs_per_second', float('nan')):>8.3f}{timing.get('rtf_1thread', float('nan')):>8.3f}"
+              f"{timing.get('gmacs_per_s', float('nan')):>8.3f}{timing.get('rtf_1thread', float('nan')):>8.3f}"
               f"{s['si_snri']:>9.2f}{s['pesq']:>9.2f}{s['stoi']:>7.3f}{ovrl(folder):>6.2f}")
     (runs / "scores.json").write_text(json.dumps(results, indent=1))
 
