@@ -182,7 +182,7 @@ def test_voicebank_demand(tmp_path):
 
 
 def test_entry_point_errors(tmp_path):
-    assert "builtin" in NAMES and len(NAMES) == 9
+    assert "builtin" in NAMES and "noisy" in NAMES and len(NAMES) == 10
     with pytest.raises(PressError, match="unknown dataset"):
         get_dataset("timit", tmp_path)
     with pytest.raises(PressError, match="root= is required"):
