@@ -27,12 +27,13 @@ def read_manifest(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def write_manifest(path: Path, rows: list[dict]) -> None:
-    """Write the manifest atomically: a crash mid-write leaves the previous one in place."""
+def write_manifest(path: Path, rows: list[dict], fields: tuple[str, ...] = MANIFEST_FIELDS) -> None:
+    """Write a manifest CSV (the built-in corpus's columns unless `fields` are given) atomically: a crash
+    mid-write leaves the previous one in place."""
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
 

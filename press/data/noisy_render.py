@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from press.data.conditioning import condition
 from press.data.debian import read_audio, seconds_of
+from press.data.manifest import write_manifest
 from press.data.noise_catalogue import NoiseFile, plan_noise
 from press.data.wideband_catalogue import JOIN_PAUSE_SECONDS, Utterance, plan_speech, speakers
 from press.errors import PressError
@@ -112,16 +113,6 @@ def _noise(args: tuple[Path, Path, NoiseFile, float]) -> dict | None:
             "fingerprint": fingerprint(x)}
 
 
-def _write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_write(path, write)
-
-
 def _map(fn: Callable, items: list, jobs: int, desc: str) -> Iterator:
     """fn over items in order, in `jobs` processes, with a progress bar."""
     if jobs <= 1:
@@ -169,8 +160,8 @@ def slice_corpus(corpus: str | Path, out: str | Path) -> tuple[list[dict], list[
             x = x[: int(cap * sr)] if cap else x
             write_audio(out / r["path"], x, sr)
             r["seconds"] = f"{len(x) / sr:.3f}"
-    _write_csv(out / "speech.csv", SPEECH_FIELDS, speech)
-    _write_csv(out / "noise.csv", NOISE_FIELDS, noise)
+    write_manifest(out / "speech.csv", speech, SPEECH_FIELDS)
+    write_manifest(out / "noise.csv", noise, NOISE_FIELDS)
     return speech, noise
 
 
@@ -197,7 +188,7 @@ def render_noisy_corpus(
     seconds = {ref: seconds_of(root, ref) for ref in refs}
     utts = [u for u in plan_speech(root, seconds) if u.speaker in names]
     speech = [row for row in _map(_speech, [(root, out, u) for u in utts], jobs, "speech") if row is not None]
-    _write_csv(out / "speech.csv", SPEECH_FIELDS, speech)
+    write_manifest(out / "speech.csv", speech, SPEECH_FIELDS)
     plans = plan_noise(root, noise_packages)
     noise, seen, errors = [], set(), []
     for row in _map(_noise, [(root, out, p, noise_cap_seconds) for p in plans], jobs, "noise"):
@@ -211,7 +202,7 @@ def render_noisy_corpus(
             continue
         seen.add(row["fingerprint"])
         noise.append(row)
-    _write_csv(out / "noise.csv", NOISE_FIELDS, noise)
+    write_manifest(out / "noise.csv", noise, NOISE_FIELDS)
     if errors:
         atomic_write(out / "undecodable.txt", lambda tmp: Path(tmp).write_text("\n".join(errors) + "\n"))
         print(f"{len(errors)} noise file(s) could not be decoded and were left out: {out / 'undecodable.txt'}")
