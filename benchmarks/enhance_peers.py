@@ -64,6 +64,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
              "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS"):
     os.environ[_var] = "1"
 
+import abc  # noqa: E402
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -192,7 +193,7 @@ def site_file(package: str, relpath: str) -> Path:
 
 # --- peers ---------------------------------------------------------------------------------------------
 
-class Peer:
+class Peer(abc.ABC):
     name = ""
     sample_rate = SR
     packages: tuple[str, ...] = ()
@@ -211,11 +212,12 @@ class Peer:
         """Fresh per-file state (untimed)."""
         return None
 
+    @abc.abstractmethod
     def process(self, x: np.ndarray, state) -> np.ndarray:
-        raise NotImplementedError
+        """The enhanced signal of one file (timed): every peer defines it."""
 
     def end_stream(self, state) -> None:
-        pass
+        """Release per-file state (untimed); most peers hold none."""
 
     def gmacs(self) -> tuple[float | None, str, dict]:
         return None, "", {}

@@ -183,10 +183,9 @@ def render_noisy_corpus(
     if not root.is_dir():
         raise PressError(f"{root}: no such folder (the root the Debian packages are installed or extracted under)")
     out.mkdir(parents=True, exist_ok=True)
-    names = {s.name for s in speakers(root)} if speakers_only is None else set(speakers_only)
-    refs = [ref for s in speakers(root) if s.name in names for ref in s.refs]
-    seconds = {ref: seconds_of(root, ref) for ref in refs}
-    utts = [u for u in plan_speech(root, seconds) if u.speaker in names]
+    chosen = [s for s in speakers(root) if speakers_only is None or s.name in speakers_only]
+    seconds = {ref: seconds_of(root, ref) for s in chosen for ref in s.refs}
+    utts = plan_speech(root, seconds, chosen)
     speech = [row for row in _map(_speech, [(root, out, u) for u in utts], jobs, "speech") if row is not None]
     write_manifest(out / "speech.csv", speech, SPEECH_FIELDS)
     plans = plan_noise(root, noise_packages)

@@ -113,13 +113,13 @@ def speakers(root: str | Path) -> list[Speaker]:
     return found
 
 
-def plan_speech(root: str | Path, seconds: dict[str, float]) -> list[Utterance]:
-    """The utterances to render: one per file, or for word lists files joined in path order until they
-    reach JOIN_SECONDS (`seconds` maps a reference to its duration; files under MIN_SECONDS are left
-    out unless joined)."""
+def plan_speech(root: str | Path, seconds: dict[str, float], chosen: list[Speaker] | None = None) -> list[Utterance]:
+    """The utterances to render (of the `chosen` speakers, default every one under root): one per file,
+    or for word lists files joined in path order until they reach JOIN_SECONDS (`seconds` maps a
+    reference to its duration; files under MIN_SECONDS are left out unless joined)."""
     root = Path(root)
     plans = []
-    for spk in speakers(root):
+    for spk in speakers(root) if chosen is None else chosen:
         licence = licence_of(root, spk.package, spk.refs[0], spk.licence or "see the package's copyright file")
         groups: list[list[str]] = []
         if spk.join:
