@@ -178,7 +178,7 @@ def render_noisy_corpus(
 ) -> tuple[list[dict], list[dict]]:
     """Render speech and noise from the packages under `root` into `out`; returns (speech rows, noise rows).
 
-    `noise_packages` / `speakers_only` restrict the render (the shipped slice and the tests use them)."""
+    `noise_packages` / `speakers_only` restrict the render to those packages or speakers (a partial re-render)."""
     root, out = Path(root).expanduser(), Path(out).expanduser()
     if not root.is_dir():
         raise PressError(f"{root}: no such folder (the root the Debian packages are installed or extracted under)")
