@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from press.commands.options import writable_folder
 from press.commands.separate import add_run_options, backend, separate_each
 
 
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from press.errors import PressError
 
     try:
+        writable_folder(args.out)
         names, n_exits, separate_one = backend(args)
         if "speech" not in names:
             raise PressError(f"{args.model} is not an enhancement model (its outputs are {', '.join(names)}, "

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from press.commands.options import add_device_argument
+from press.commands.options import add_device_argument, number, writable_folder
 
 
 def _channel(value: str):
@@ -36,22 +36,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options `press separate` and `press enhance` share: quality target, exits, segments, backend."""
-    p.add_argument("--target-db", type=float, default=20.0,
-                   help="quality target t in dB of exit-SNR (default 20)")
-    p.add_argument("--confidence", type=float, default=0.9,
-                   help="probability p with which the target must hold to exit early (default 0.9)")
-    p.add_argument("--exit", type=int, default=None, help="run every segment to this exit instead")
-    p.add_argument("--budget", type=float, default=None,
+    p.add_argument("--target-db", type=number(-100, 100), default=20.0,
+                   help="quality target t in dB of exit-SNR, -100 to 100 (default 20)")
+    p.add_argument("--confidence", type=number(0, 1, low_open=True, high_open=True), default=0.9,
+                   help="probability p in (0, 1) with which the target must hold to exit early (default 0.9)")
+    p.add_argument("--exit", type=number(1, integer=True), default=None,
+                   help="run every segment to this exit instead")
+    p.add_argument("--budget", type=number(0, low_open=True), default=None,
                    help="aim at a mean compute in GMAC/s instead: a threshold on the expected exit-SNR, "
                         "fitted for it on built-in validation mixtures (docs/exits.md)")
     p.add_argument("--channel", type=_channel, default=None,
                    help="for multi-channel input: 'mix' (average) or a channel index")
-    p.add_argument("--segment", type=float, default=None, help="seconds per compute segment")
-    p.add_argument("--context", type=float, default=None, help="seconds of context on each side")
+    p.add_argument("--segment", type=number(0, low_open=True), default=None, help="seconds per compute segment")
+    p.add_argument("--context", type=number(0), default=None, help="seconds of context on each side")
     p.add_argument("--json", action="store_true", help="print the reports as one JSON list on stdout")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="torch (default) or onnx: run exported graphs with onnxruntime (press.runtime)")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (--backend onnx)")
+    p.add_argument("--threads", type=number(1, integer=True), default=None,
+                   help="onnxruntime threads (--backend onnx)")
     add_device_argument(p)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network first (--backend torch): tens of seconds once; faster for "
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from press.errors import PressError
 
     try:
+        writable_folder(args.out)
         names, n_exits, separate_one = backend(args)
     except PressError as err:
         print(f"press separate: error: {err}", file=sys.stderr)
@@ -136,8 +139,7 @@ def separate_each(args: argparse.Namespace, names: list[str], n_exits: int, sepa
     out = Path(args.out)
     options = {k: v for k, v in (("segment", args.segment), ("context", args.context)) if v is not None}
     reports, failed = [], 0
-    for name in args.inputs:
-        stem = Path(name).stem
+    for name, stem in zip(args.inputs, output_stems(args.inputs)):
         outputs = [out / f"{stem}_{n}.wav" if keep is None or n in keep else None for n in names]
         try:
             report = separate_one(name, outputs, options)
@@ -148,7 +150,13 @@ def separate_each(args: argparse.Namespace, names: list[str], n_exits: int, sepa
         written = [p for p in outputs if p is not None]
         report = {"input": str(name), "outputs": [str(p) for p in written], **report}
         text = json.dumps(report, indent=1)
-        atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(text))
+        try:
+            atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(text))
+        except OSError as err:
+            print(f"press {command}: error: cannot write {out / f'{stem}.json'}: {err.strerror or err}",
+                  file=sys.stderr)
+            failed += 1
+            continue
         reports.append(report)
         if report["note"]:
             print(f"press {command}: note: {name}: {report['note']}", file=sys.stderr)
@@ -159,3 +167,30 @@ def separate_each(args: argparse.Namespace, names: list[str], n_exits: int, sepa
     if args.json:
         print(json.dumps(reports))
     return 2 if failed else 0
+
+
+def output_stems(inputs: list[str]) -> list[str]:
+    """The name each input's outputs start with: its file name without extension, widened with its
+    parent folders (`a_x`, `b_x` for `a/x.wav b/x.wav`), then with its extension (`x_wav`, `x_flac`),
+    only where different files would otherwise share one, so that no input overwrites another's
+    results. The same file given twice keeps one name."""
+    paths = [Path(name).resolve() for name in inputs]
+    stems = _widened(paths, [p.with_suffix("").parts[1:] for p in paths])   # parts without the root
+    if len(set(stems)) < len(set(paths)):
+        stems = _widened(paths, [(*p.parts[1:-1], p.name.replace(".", "_")) for p in paths])
+    return stems
+
+
+def _widened(paths: list[Path], parts: list[tuple[str, ...]]) -> list[str]:
+    """Join the last parts of each path, taking one more part for every name that different files share."""
+    depth = [1] * len(paths)
+    while True:
+        stems = ["_".join(n[-d:]) for n, d in zip(parts, depth)]
+        files_of: dict[str, set[Path]] = {}
+        for stem, path in zip(stems, paths):
+            files_of.setdefault(stem, set()).add(path)
+        widen = [i for i, stem in enumerate(stems) if len(files_of[stem]) > 1 and depth[i] < len(parts[i])]
+        if not widen:
+            return stems
+        for i in widen:
+            depth[i] += 1

@@ -21,8 +21,13 @@ from press.io.files import atomic_write
 
 Channel = Union[None, Literal["mix", "all"], int]
 
-CHANNEL_OPTIONS = ('channel="mix" (average all channels), channel=<index> (pick one), channel="all" (keep all); '
-                   "--channel mix / --channel 0 on the command line")
+
+
+def channel_options(allow_all: bool) -> str:
+    """The channel choices a caller has, for messages: "all" only where several channels are kept."""
+    keep = ', channel="all" (keep all)' if allow_all else ""
+    return (f'channel="mix" (average all channels), channel=<index> (pick one){keep}; '
+            "--channel mix / --channel 0 on the command line")
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
@@ -69,14 +74,14 @@ def select_channel(data: np.ndarray, channel: Channel, source: str, allow_all: b
                              f"choose channel=\"mix\" or an index")
         return np.ascontiguousarray(data.T)
     if channel is None:
-        raise PressError(f"{source}: has {n_ch} channels; choose one with {CHANNEL_OPTIONS}")
+        raise PressError(f"{source}: has {n_ch} channels; choose one with {channel_options(allow_all)}")
     if channel == "mix":
         return data.mean(axis=1)
     if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
         if not -n_ch <= channel < n_ch:
             raise PressError(f"{source}: channel {channel} requested but it has {n_ch} channel(s)")
         return data[:, channel]
-    raise PressError(f"unknown channel choice {channel!r}; expected {CHANNEL_OPTIONS}")
+    raise PressError(f"unknown channel choice {channel!r}; expected {channel_options(allow_all)}")
 
 
 def load_audio(

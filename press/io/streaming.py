@@ -9,10 +9,12 @@ names only when complete. Either way only a few seconds of audio are in memory a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -175,18 +177,38 @@ class SourceWriter:
         self.n_output = n_output
         self._written = 0
         self._tmps, self._files, self._streams = [], [], []
-        for p in self.paths:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix or ".wav")
-            os.close(fd)
-            self._tmps.append(Path(name))
-            self._files.append(sf.SoundFile(name, "w", samplerate=output_rate, channels=1, subtype=subtype,
-                                            format="WAV"))
-            self._streams.append(None if model_rate == output_rate else
-                                 soxr.ResampleStream(model_rate, output_rate, 1, dtype="float32", quality="HQ"))
+        with self._writing():
+            for p in self.paths:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix or ".wav")
+                os.close(fd)
+                self._tmps.append(Path(name))
+                self._files.append(sf.SoundFile(name, "w", samplerate=output_rate, channels=1, subtype=subtype,
+                                                format="WAV"))
+                self._streams.append(None if model_rate == output_rate else
+                                     soxr.ResampleStream(model_rate, output_rate, 1, dtype="float32", quality="HQ"))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (a full disk, a folder made read-only meanwhile) removes what was written and
+        becomes a PressError that names the outputs and the free space left, not a libsndfile traceback."""
+        try:
+            yield
+        except (OSError, sf.LibsndfileError) as err:
+            self.abort()
+            folder = self.paths[0].parent if self.paths else Path(".")
+            try:
+                free = f"; {shutil.disk_usage(folder).free / 1e6:.1f} MB free there"
+            except OSError:
+                free = ""
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            reason = reason.rstrip(". ")
+            raise PressError(f"cannot write {', '.join(p.name for p in self.paths)} in {folder}: "
+                             f"{reason}{free}; nothing of it was kept") from None
 
     def __call__(self, start: int, x: np.ndarray) -> None:
-        self._write(x, last=False)
+        with self._writing():
+            self._write(x, last=False)
 
     def _write(self, x: np.ndarray | None, last: bool) -> None:
         # resampling rounds: never write past the input's length (commit pads a short end)
@@ -202,15 +224,16 @@ class SourceWriter:
         self._written += n
 
     def commit(self) -> list[Path]:
-        self._write(None, last=True)
-        for f in self._files:
-            f.close()
-        if self.n_output is not None:
-            for tmp in self._tmps:  # pad a resampled output that came out a few samples short
-                with sf.SoundFile(str(tmp), "r+") as f:
-                    if f.frames < self.n_output:
-                        f.seek(0, sf.SEEK_END)
-                        f.write(np.zeros(self.n_output - f.frames, np.float32))
+        with self._writing():
+            self._write(None, last=True)
+            for f in self._files:
+                f.close()
+            if self.n_output is not None:
+                for tmp in self._tmps:  # pad a resampled output that came out a few samples short
+                    with sf.SoundFile(str(tmp), "r+") as f:
+                        if f.frames < self.n_output:
+                            f.seek(0, sf.SEEK_END)
+                            f.write(np.zeros(self.n_output - f.frames, np.float32))
         for tmp, p in zip(self._tmps, self.paths):
             publish(tmp, p)
         self._tmps = []
