@@ -3,7 +3,7 @@
 What bf16 autocast does to training before a run is spent on it: for each group of parameters, the
 cosine between the bf16 and float32 gradients of the same batch and the ratio of their norms. A
 direction kept but a norm shrunk points at rounding that hides part of the error the likelihood
-sees, not at noise (docs/results.md, speed work, session 11: the exits' heads, now float32).
+sees, not at noise (docs/experiments.md, "bf16 training": the exits' heads, now float32).
 
     python benchmarks/bf16_gradients.py [--weights default] [--batch 4] [--seconds 2] [--heads float32|bf16]
 

@@ -1,4 +1,4 @@
-"""Which training data helps (issue 12 item 7): equal-budget runs on cumulative data variants, scored on
+"""Which training data helps: equal-budget runs on cumulative data variants, scored on
 the recorded speech of the validation split.
 
 Every run trains the same model from the same weights with the same recipe for the same number of

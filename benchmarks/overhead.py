@@ -8,7 +8,7 @@ realistic level changes). For each policy — the last exit (Static(K)) and Dyna
 target — one `Separator.run` is timed end to end, and the model's own calls (`begin`,
 `advance`) are timed inside it by wrapping them. Overhead = end-to-end − model time: reading
 windows, the exit probabilities, the policy, recalibration, stitching and block reports. The
-goal (issue 4) is overhead ≤ 5 % of model time. The wall-time saving of each dynamic run against
+goal is overhead ≤ 5 % of model time. The wall-time saving of each dynamic run against
 the last exit is printed next to its MAC saving (from the same run's MAC count).
 
 An untrained model's exit decisions carry no meaning; with one, pick targets that give a mix

@@ -1,4 +1,4 @@
-"""A peer separator trained at PRESS's budget (issue 13 item 2): same data, crops, batches and wall time.
+"""A peer separator trained at PRESS's budget: same data, crops, batches and wall time.
 
 Asteroid's Conv-TasNet or SuDoRM-RF (every architecture argument at Asteroid's default, 8 kHz, two
 sources) is trained from scratch on exactly the batches a PRESS run of `--config` sees (the same
@@ -13,7 +13,7 @@ split, each mixture whole), the numbers recipe_comparison.py reports for PRESS.
 A killed run resumes from `OUT/last.pt` (model, optimiser, step, minutes, batch position; loaded
 with weights_only). Asteroid is not a PRESS dependency (see peers.py for its virtual environment):
 
-    PYTHONPATH=$PWD /root/peers-venv/bin/python benchmarks/peer_baseline.py OUT --root ~/press-data/full \\
+    PYTHONPATH=$PWD peers-venv/bin/python benchmarks/peer_baseline.py OUT --root ~/press-data/full \\
         [--model Conv-TasNet] [--minutes 20] [--threads 1] [--limit 200]
 """
 

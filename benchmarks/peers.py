@@ -1,10 +1,11 @@
 """PRESS beside Asteroid's Conv-TasNet, DPRNN-TasNet and SuDoRM-RF, measured in one run.
 
-    /root/peers-venv/bin/python benchmarks/peers.py [--seconds 4] [--threads 2 1] [--repeats 5]
+    peers-venv/bin/python benchmarks/peers.py [--seconds 4] [--threads 2 1] [--repeats 5]
         [--train-batch 4] [--train-seconds 2] [--train-steps 3] [--models ...] [--compile]
 
 (run from the repository root with PYTHONPATH=$PWD). Asteroid is not a PRESS dependency: it lives in
-its own virtual environment that sees the system's torch (docs/results.md, "Peers", has the commands).
+its own virtual environment that sees the system's torch (docs/results.md, "Beside Asteroid's
+separators", has the commands).
 This script installs nothing; without asteroid it says how to install it and measures PRESS alone.
 
 For every model, each measurement runs in a fresh subprocess so that thread settings and memory peaks

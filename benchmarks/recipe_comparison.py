@@ -1,4 +1,4 @@
-"""Which model to train on this machine (issue 13 item 1): quality per CPU-hour of candidate sizes.
+"""Which model to train on this machine: quality per CPU-hour of candidate sizes.
 
 Every candidate is trained from scratch for the same wall time (`train.max_minutes`, validation and
 checkpoints included) with the same recipe (AdamW at 1e-3 after 100 warm-up steps, 2 s crops,

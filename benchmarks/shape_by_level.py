@@ -1,12 +1,13 @@
 """The inverse-gamma shape α per likelihood block, by how loud the block's reference source is.
 
 A collapsed shape (α near its 1e-3 floor) makes P(exit-SNR >= t) say nothing: the distribution of
-the error variance is so heavy-tailed that every target is "maybe". Session 2 of the training
-campaign found α collapsing in blocks where a source is quiet; this prints, for each set of
+the error variance is so heavy-tailed that every target is "maybe". Weights trained with a loss
+without a floor on the error energy had α collapsing in blocks where a source is quiet
+(docs/experiments.md); this prints, for each set of
 weights side by side, the share of blocks with α < 0.02 and the median α per bin of the reference
 block's energy relative to the mixture's power, at the chosen exit.
 
-    python benchmarks/shape_by_level.py default docs/campaign/session2_step4000.safetensors \
+    python benchmarks/shape_by_level.py default OTHER.safetensors \
         --split test --limit 30 [--subset real] [--exit 3]
 
 Each mixture is separated whole in one forward pass; estimates are matched to references by the

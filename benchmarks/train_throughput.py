@@ -7,7 +7,7 @@ under a millisecond, see data_throughput.py). A step is forward through every ex
 gradient clipping and AdamW, exactly as in press.training.loop. Every measurement runs in a fresh
 process so that peak resident memory (CPU) is its own; on a GPU the peak is torch's allocated memory.
 
-`--against REF` (default: the merge-base of HEAD with main, the code before this branch's work)
+`--against REF` (default: the merge-base of HEAD with main, the code a branch started from)
 checks REF out into a temporary `git worktree` and measures its code (this script, with REF's tree
 first on PYTHONPATH: the same measurement for both), alternating with this tree's, `--rounds`
 times; each side's best round is kept and the table ends with this tree's ratio to REF. Machines

@@ -19,9 +19,9 @@ identity resynthesis (what the vocoder alone changes). Reported:
     where it crosses the cosine of one unit of F0 (x1.25) is what sets that axis's DISTINCT_* unit.
 
 resemblyzer is not a PRESS dependency (it pulls librosa, numba and webrtcvad). Install it apart:
-    python -m venv --system-site-packages /root/voices-venv
-    /root/voices-venv/bin/pip install resemblyzer "setuptools<81"   # webrtcvad imports pkg_resources
-Run: PYTHONPATH=. /root/voices-venv/bin/python benchmarks/voice_distinctness.py [--voices 6 --utterances 4]
+    python -m venv --system-site-packages voices-venv
+    voices-venv/bin/pip install resemblyzer "setuptools<81"   # webrtcvad imports pkg_resources
+Run: PYTHONPATH=. voices-venv/bin/python benchmarks/voice_distinctness.py [--voices 6 --utterances 4]
 Without resemblyzer it reports (b) and (c) only and says so.
 """
 

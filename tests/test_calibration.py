@@ -67,7 +67,7 @@ def test_pit_uniform_when_calibrated_and_not_when_misspecified() -> None:
 
 def test_exact_pit_stays_uniform_for_short_blocks_and_confident_predictions() -> None:
     # α = 400: σ² varies by only 5 %, while ‖e‖²/n over n = 100 samples scatters by 14 %: the
-    # InvGamma PIT of SPEC §5 piles up at 0 and 1, the exact (F-distribution) PIT does not
+    # paper's InvGamma PIT piles up at 0 and 1, the exact (F-distribution) PIT does not
     b = make_blocks(3000, 100, seed=2, alpha_low=400.0, alpha_high=400.0)
     energy, count = error_energy(b, 100)
     spec = pit_values(b.alpha, b.beta, energy, count).flatten().numpy()

@@ -25,7 +25,7 @@ ROWS = load_manifest()
 
 def test_shipped_files_match_manifest_and_budget():
     size = sum(f.stat().st_size for f in CORPUS_DIR.rglob("*.flac"))  # with the noisy slice beside it
-    assert size < 60e6  # the corpus ships inside the package (issue 12: the wheel's corpus stays <= 60 MB)
+    assert size < 60e6  # the corpus ships inside the package: the wheel's corpus stays <= 60 MB
     utterances = [f for f in CORPUS_DIR.rglob("*.flac") if f.relative_to(CORPUS_DIR).parts[0] == "audio"]
     assert len(utterances) == len(ROWS)
     for row in ROWS:
@@ -51,7 +51,7 @@ def test_splits_are_speaker_and_talent_disjoint_with_real_test_speech():
         ("babble", "tts"),
     } <= kinds
     assert all(r["licence"] for r in ROWS)
-    # held-out splits that can rank models (issue 13): >= 10 minutes of recorded speech from >= 8 speakers
+    # held-out splits that can rank models: >= 10 minutes of recorded speech from >= 8 speakers
     # each, >= 6 of them with a minute or more, so that no one talker decides the score
     for split in ("val", "test"):
         real = [r for r in ROWS if r["split"] == split and r["kind"] == "real"]

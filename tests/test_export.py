@@ -25,7 +25,7 @@ from tests.conftest import tiny_config  # noqa: E402
 TOL = 1e-4
 TOL_DOUBLING = 1e-3   # relative to the peak: see _check_parity
 # P(exit-SNR >= t) of a block: the graph's float32 doubling scan (above) reaches the heads' inputs, and a
-# steep predicted distribution turns that into up to 1.02e-4 of probability with the session-8 weights
+# steep predicted distribution turns that into up to 1.02e-4 of probability with stage 7's weights
 # (0.74244 against 0.74254); exit decisions, compared exactly below, are thresholds at p ~ 0.5-0.99
 TOL_PROB = 3e-4
 

@@ -72,7 +72,7 @@ def test_loss_on_silence_and_extremes_is_finite():
 def test_exact_silence_does_not_reward_a_vanishing_shape():
     """A perfect estimate (error 0, below the variance floor) must not make α -> 0 pay: with the
     network's floor β = α·floor·s² alone, the likelihood there grew without bound as α fell, and
-    a campaign drove α to its floor in quiet blocks. The loss scores E + n·floor: larger α is better."""
+    training drove α to its floor in quiet blocks. The loss scores E + n·floor: larger α is better."""
     from press.model.heads import VARIANCE_FLOOR
     from press.model.press_net import input_scale
 

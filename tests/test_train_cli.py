@@ -95,3 +95,18 @@ def test_train_init_takes_a_shipped_models_name(tmp_path, capsys):
     assert main(["train", "tiny", "--out", str(tmp_path / "t"), "--device", "cpu", "--no-progress",
                  "train.init=no-such-model"]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_runs_own_overrides_and_refuses_a_changed_model(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "tiny", "--out", str(run), "--device", "cpu", "--no-progress", *SHORT]) == 0
+    capsys.readouterr()
+    # nothing repeated: the run's 2 kHz model, 3 crop steps and 1 fine-tuning step hold; one more step asked
+    assert main(["train", "tiny", "--out", str(run), "--resume", "--device", "cpu", "--no-progress",
+                 "finetune.steps=2"]) == 0
+    captured = capsys.readouterr()
+    assert "finished at step 5" in captured.out
+    assert "finetune.steps: 1 -> 2" in captured.err and "model.sample_rate" in captured.err
+    assert main(["train", "tiny", "--out", str(run), "--resume", "--device", "cpu", "--no-progress",
+                 "model.dim=32"]) == 2
+    assert "model.dim" in capsys.readouterr().err

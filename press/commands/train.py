@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 
 from press.commands.options import add_device_argument
 
@@ -20,15 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from press.errors import PressError
     from press.model import load_config
+    from press.training.config import resumed_config
     from press.training.loop import train
 
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
         raise PressError(f"overrides must look like key=value, got {' '.join(bad)}")
     cfg = load_config(args.config, args.overrides)
+    if args.resume:
+        cfg, notes = resumed_config(Path(args.out), cfg, args.overrides)
+        if int(os.environ.get("RANK", "0")) == 0:
+            for note in notes:
+                print(f"press train: resuming: {note}", file=sys.stderr)
     result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
-    import os
-
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"

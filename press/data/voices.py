@@ -43,7 +43,7 @@ KLETTRES_LANGS = ("ar", "da", "de", "en", "en_GB", "fr", "he", "hu", "lt", "nds"
 KTUBERLING_LANGS = ("ca", "da", "fr", "lt", "nn", "ru", "uk")
 KDE_GLOBS = {"klettres": "/usr/share/klettres/{lang}/**/*.ogg", "ktuberling": "/usr/share/ktuberling/sounds/{lang}/*.*"}
 # Readers held out for validation and test, so that each split has recorded speech of many speakers
-# in many languages (issue 13: three speakers could not rank models). Readers who may be one person
+# in many languages (three speakers could not rank models). Readers who may be one person
 # share a split: a language's KLettres and KTuberling readers, and English / British English. The
 # others (da, de, nds, nn, ru, tn, uk) are training speakers of the full corpus only.
 KDE_HELD_OUT = {"fr": "val", "he": "val", "hu": "val", "nl": "val", "ca": "val",

@@ -93,7 +93,7 @@ def world_real_voices() -> list[Voice]:
 # WORLD with F0 and vocal-tract-length shifts. Each transformed voice is a speaker of its own in the
 # split of its source talent; voice k of n reads the source's utterances k, k + n, k + 2n, ... (at most
 # TRANSFORMED_UTTERANCES), so no two voices say the same thing. The counts were chosen by measurement
-# (12 and 6 over 8 and 3: docs/results.md, campaign session 6); draw_shifts fits 8-14 around one talker.
+# (12 and 6 over 8 and 3: docs/experiments.md); draw_shifts fits 8-14 around one talker.
 TRANSFORMED_PER_TALENT = {"allison": 12, "june-fr": 12, "carlo-it": 12, "maxim-ru": 12,
                           "fillets-nl-small": 12, "fillets-nl-big": 12}
 TRANSFORMED_SHORT = 6   # per KLettres / KTuberling reader (a minute or two of letters and words each)

@@ -1,4 +1,4 @@
-"""The paper's figures (SPEC §8) from an evaluation, as PNG files (matplotlib's Agg backend).
+"""The paper's figures from an evaluation, as PNG files (matplotlib's Agg backend).
 
 1. `plot_exits_example`: one mixture, the reconstruction at every exit as spectrograms, the
    predicted per-block exit-SNR (median and 10–90 % band) against the truth, and the exit each
@@ -7,7 +7,7 @@
 3. `plot_regret_vs_compute`: one-sided regret against GMAC/s at one target for dynamic (sweeping
    p), static, oracle, uniform and the output-change heuristic;
 4. `plot_calibration_curves` and `plot_reliability`: PIT calibration curves and the reliability
-   diagram of P(exit-SNR ≥ t) (SPEC §8, figure 4);
+   diagram of P(exit-SNR ≥ t) (the calibration curves of the paper's Figure 5);
 5. `plot_exit_map`: the demo's figure, a mixture's spectrogram over the exit each block took.
 """
 

@@ -1,4 +1,4 @@
-"""Exit strategies compared on the same segments (SPEC §4): which exit does each segment take?
+"""Exit strategies compared on the same segments (docs/evaluation.md): which exit does each segment take?
 
 Every strategy here is a pure function from per-exit, per-segment evidence to one 1-based exit
 per segment; a segment that never meets a strategy's condition takes the last exit (as in

@@ -1,4 +1,4 @@
-"""Where the compute segments of an input lie (SPEC §4).
+"""Where the compute segments of an input lie (docs/exits.md, "Segments").
 
 A segment is a whole number of likelihood blocks that leaves the network together; it is read
 with `context` samples (also whole blocks) on each side, so the window the network sees is

@@ -1,6 +1,6 @@
 """Block-wise dynamic inference: cut, run exit by exit, stop early, stitch.
 
-Two units are kept apart (SPEC §4):
+Two units are kept apart (docs/exits.md):
   * the likelihood block (B samples, 250 ms at 8 kHz): the unit of alpha, beta and of the exit
     probabilities, reported per block;
   * the compute segment: a whole number of blocks that leaves the network together, read with

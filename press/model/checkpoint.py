@@ -73,7 +73,7 @@ def average_checkpoints(paths: list[str | Path]) -> tuple[PressNet, DictConfig, 
     Averaging the checkpoints of one run along its trajectory (ESPnet's `average_checkpoints`,
     stochastic weight averaging) is meant to cancel the step-to-step noise of a small-batch run,
     which a model chosen from single checkpoints on a small validation set follows (whether it
-    helps is measured per run: docs/results.md). The
+    helps is measured per run: docs/experiments.md). The
     checkpoints must share the model's configuration; the first one's config and extras are kept
     (a stored recalibration fitted to one checkpoint does not carry over to the mean, so it is
     dropped).

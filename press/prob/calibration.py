@@ -1,4 +1,4 @@
-"""Calibration of the predicted error distributions, and post-hoc recalibration (SPEC §5).
+"""Calibration of the predicted error distributions, and post-hoc recalibration (docs/exits.md).
 
 An exit's prediction for a block is σ² ~ InvGamma(α, β) (precision λ = 1/σ² ~ Gamma(α, rate β)).
 It is checked against what happened, the observed block error power σ̂² = ‖e‖²/n:
@@ -41,7 +41,7 @@ def pit_values(
     """Probability integral transform of the observed block error power, (..., S, nb) float64.
 
     alpha, beta, error_energy (‖e‖² = ‖x − x̂‖²), count (n): broadcastable, e.g. from
-    press.prob.energy.block_energy. exact=False is SPEC §5 (CDF of InvGamma(α, β) at ‖e‖²/n);
+    press.prob.energy.block_energy. exact=False is the paper's PIT (CDF of InvGamma(α, β) at ‖e‖²/n);
     exact=True is the CDF of the exact predictive of ‖e‖²/n (see module docstring, via scipy).
     Blocks with n = 0 are padding and give u = 0: select valid blocks (count > 0) before testing.
     """
@@ -245,7 +245,7 @@ def _neg_log_likelihood(
     half_e: np.ndarray,
     half_n: np.ndarray,
 ) -> tuple[float, np.ndarray]:
-    """Mean negative Student-t block log-likelihood (SPEC §3) of rescaled (α, β), and its gradient.
+    """Mean negative Student-t block log-likelihood (the training loss's) of rescaled (α, β), and its gradient.
 
     The −(n/2) ln 2π term does not depend on the scales and is left out.
     """
@@ -287,9 +287,10 @@ def fit_recalibration(
 
     - "crps" (default): minimise the mean CRPS of the predicted error power in dB (Nelder–Mead).
       CRPS is a proper score that grows only linearly with a miss, so it weighs every block about
-      equally. It helps a miscalibrated model and can hurt a calibrated one: measured on both
-      shipped models in docs/results.md, compare the raw and recalibrated scores before storing.
-    - "likelihood": maximise the mean Student-t block log-likelihood of SPEC §3 (L-BFGS-B, analytic
+      equally. It helps a miscalibrated model and can hurt a calibrated one (measured on stages 1
+      and 2 of the shipped model: docs/experiments.md); compare the raw and recalibrated scores
+      before storing.
+    - "likelihood": maximise the mean Student-t block log-likelihood of the loss (L-BFGS-B, analytic
       gradient), the paper's training criterion. Exact when the model family is right (the tests'
       synthetic data); on real models a few badly predicted blocks dominate the log score, and the
       measured effect on held-out calibration was negative.

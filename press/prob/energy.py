@@ -1,4 +1,4 @@
-"""Block energies: the unit of every likelihood, probability and calibration score (SPEC §4).
+"""Block energies: the unit of every likelihood, probability and calibration score (docs/exits.md).
 
 A likelihood block is `block` consecutive samples from the start of a signal; its energy is the
 sum of squares over its valid samples and its count the number of those samples (the n of the
@@ -22,7 +22,7 @@ def block_energy(
     Blocks are consecutive runs of `block` samples from the start; nb = ceil(L / block) and the
     last block may be partial. Samples at or beyond `lengths` (shape broadcastable to x's leading
     dims) or where `mask` (broadcastable to x, True = valid) is False do not count. Returns
-    (energy, count), both (..., nb) float64; count is the n of SPEC §4 for each block.
+    (energy, count), both (..., nb) float64; count is the n of docs/exits.md for each block.
     """
     if block <= 0:
         raise PressError(f"block length must be a positive number of samples, got {block}")

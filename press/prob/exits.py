@@ -1,4 +1,4 @@
-"""Exit conditions: from a block's predicted error distribution to an exit decision (SPEC §4).
+"""Exit conditions: from a block's predicted error distribution to an exit decision (docs/exits.md).
 
 Every exit of the network gives, per speaker j and likelihood block b, an estimate x̂ and the
 parameters α, β of the precision λ = 1/σ² ~ Gamma(shape α, rate β) of the block error
@@ -146,7 +146,7 @@ def exit_probabilities(
     p_ref: float | Tensor | None = None,
     lengths: Tensor | None = None,
 ) -> ExitProbabilities:
-    """The exit rule of SPEC §4 for one exit: per-block probabilities and pass/fail.
+    """The paper's exit rule for one exit: per-block probabilities and pass/fail.
 
     estimate: (..., S, L) in the input's units; mixture: (..., L); alpha, beta: (..., S, nb) with
     nb = ceil(L / block); lengths: valid samples per item, broadcastable to (...,); p_ref: mean
@@ -293,7 +293,7 @@ def true_exit_snr(
 
 
 def exit_snr_regret(exit_snr_db: Tensor, target_db: float, valid: Tensor | None = None) -> Tensor:
-    """One-sided exit-SNR regret: mean of max(0, t − s) over blocks and speakers (SPEC §4).
+    """One-sided exit-SNR regret: mean of max(0, t − s) over blocks and speakers (docs/exits.md).
 
     exit_snr_db: (..., S, nb) true exit-SNR at the exit taken; valid: (..., nb) or
     (..., S, nb) mask of blocks to count (padding excluded). Returns a scalar tensor in dB.

@@ -2,7 +2,7 @@
 
 Per exit i, speaker j and likelihood block b of n samples, with error energy E = ||x - x̂||²:
     x | x̂, σ² ~ N(x̂, σ² I_n),  σ² ~ InvGamma(α, β)   =>   x ~ Student-t(ν = 2α, x̂, β/α I_n)
-    log p = lnΓ(α + n/2) - lnΓ(α) + α ln β - (α + n/2) ln(β + E/2) - (n/2) ln 2π        (SPEC §3)
+    log p = lnΓ(α + n/2) - lnΓ(α) + α ln β - (α + n/2) ln(β + E/2) - (n/2) ln 2π        (the paper)
 The loss is minus that log-likelihood summed over blocks, speakers and every exit (unweighted),
 under one speaker permutation shared by all exits, chosen to minimise the summed loss. It is
 computed on level-normalised audio (divided by the mixture RMS, as the network sees it) and
@@ -45,7 +45,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 def student_t_loglik(alpha: torch.Tensor, beta: torch.Tensor, energy: torch.Tensor,
                      n: torch.Tensor) -> torch.Tensor:
-    """log p of a block under the Student-t of SPEC §3, in float64, for any shapes that broadcast.
+    """log p of a block under the Student-t above, in float64, for any shapes that broadcast.
 
     Rearranged so that no large terms cancel: α ln β - (α + n/2) ln(β + E/2)
     = -α log1p(E / 2β) - (n/2) ln(β + E/2); the lnΓ difference is taken in float64, where it
@@ -99,9 +99,9 @@ class PressLoss(torch.nn.Module):
         # [ours] The error is scored as if it carried white noise at the variance floor: E + n·floor.
         # The network's floor (β ≥ α·floor) bounds the scale β/α but not β: on a block whose error
         # lies below the floor (digital silence, a paused talker) the likelihood then grows without
-        # bound as α -> 0 (about 5 nats/sample at E = 0 for α = 1e-3 against α = 100), and a campaign
+        # bound as α -> 0 (about 5 nats/sample at E = 0 for α = 1e-3 against α = 100), and training
         # on the full corpus drove α to its 1e-3 floor in most quiet blocks, ruining calibration
-        # (docs/results.md). With the floored energy the best α on such a block is the largest.
+        # (docs/experiments.md). With the floored energy the best α on such a block is the largest.
         energy = energy + n * VARIANCE_FLOOR
         alpha = out.alpha[:, :, None]                                          # (B, S, 1, nb)
         beta = (out.beta / s.pow(2))[:, :, None]

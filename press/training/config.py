@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -57,7 +58,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     """The crop stage and everything about the run as a whole. Defaults are the paper's recipe
-    (SPEC §6: 4 s crops, batch 1, AdamW 5e-4, 5000 warm-up steps, cosine, clip 1, up to 4 M steps):
+    (4 s crops, batch 1, AdamW 5e-4, 5000 warm-up steps, cosine, clip 1, up to 4 M steps):
     a YAML that leaves a key out gets what the paper did, not a guess of ours."""
 
     seed: int = 0                       # model initialisation, crops and data order
@@ -98,7 +99,7 @@ class TrainConfig:
 
 @dataclass
 class FinetuneConfig:
-    """The full-length stage after the crops (SPEC §5). Off by default (0 steps): the paper gives no
+    """The full-length stage after the crops (the paper's calibration fix). Off by default (0 steps): the paper gives no
     schedule for it, so a YAML asks for it explicitly; the shipped configs all do."""
 
     steps: int = 0
@@ -193,3 +194,39 @@ def resolve_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     if int(merged.train.steps) + int(merged.finetune.steps) < 1:
         raise PressError("train.steps and finetune.steps are both 0: there is nothing to train")
     return merged
+
+
+def resumed_config(run_dir: Path, named: DictConfig, overrides: list[str]) -> tuple[DictConfig, list[str]]:
+    """The config a resumed run continues with, and what this resume changes or ignores, as lines.
+
+    A run continues under its own saved config (`RUN_DIR/config.yaml`), not the YAML named on the
+    command line: an override given when it started (`train.steps=3`, `data.root=...`) holds without
+    being repeated, and settings of the named YAML that differ from the run's are reported, not
+    applied. Overrides given now apply on top (more steps, another learning rate for what is left);
+    one that changes the model, loss or data is refused by name when the run directory is prepared.
+    """
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise PressError(f"nothing to resume in {run_dir} (no config.yaml)")
+    # merged before typing, as `load_config` does: YAML reads `train.amp=off` as a boolean
+    raw = OmegaConf.load(path)
+    saved, cfg = resolve_config(raw), resolve_config(OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides))))
+    given = set(dict.fromkeys(o.split("=", 1)[0] for o in overrides))
+    notes = sorted(f"{key}: {OmegaConf.select(saved, key)} -> {OmegaConf.select(cfg, key)}" for key in given
+                   if OmegaConf.select(saved, key) != OmegaConf.select(cfg, key))
+    named = resolve_config(named)
+    ignored = [key for key in _leaves(saved) if key not in given
+               and not any(key.startswith(g + ".") for g in given)
+               and OmegaConf.select(saved, key) != OmegaConf.select(named, key)]
+    if ignored:
+        notes.append(f"kept from the run ({path}): {', '.join(ignored)}")
+    return cfg, notes
+
+
+def _leaves(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted keys of every value in `cfg` that is not itself a mapping."""
+    keys = []
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        keys += _leaves(value, name + ".") if isinstance(value, DictConfig) else [name]
+    return keys

@@ -1,10 +1,10 @@
 """Training PRESS-Net: the paper's recipe, full-length fine-tuning, exact resume, DDP.
 
-One loop, two stages (SPEC §6):
+One loop, two stages (the paper's recipe; docs/training.md):
   train     random crops (`train.crop_seconds`), AdamW, linear warm-up then cosine, grad-norm clip;
   finetune  full-length, variable-length utterances (capped at `finetune.max_seconds`) in length
             buckets, padded, with true lengths passed to the model and the loss so that padding
-            counts for nothing; the paper's fix for miscalibration on long inputs (SPEC §5).
+            counts for nothing; the paper's fix for miscalibration on long inputs.
 The global step numbers both stages; the stage, learning rate and batch of a step follow from the
 config and the step alone, so a checkpoint (`press.training.state`) restores a run exactly: a run
 killed at any moment and resumed with `resume=True` ends bit-identical to one never interrupted.
@@ -85,9 +85,9 @@ def has_fast_bf16(device: torch.device) -> bool:
 
 def precision_for(cfg: DictConfig, device: torch.device) -> str:
     """"bf16" (autocast) or "float32": `amp: auto` is bf16 where `has_fast_bf16`. On a CPU with
-    AVX-512 bf16 it trained the shipped model at the float32 run's quality (docs/results.md, speed
-    work, session 11), and with PRESS's CPU kernels, which run in float32 on the bf16 projections,
-    it is the fastest mode, eager or compiled (session 12)."""
+    AVX-512 bf16 it trained the shipped model at the float32 run's quality (docs/experiments.md,
+    "bf16 training"), and with PRESS's CPU kernels, which run in float32 on the bf16 projections,
+    it is the fastest mode, eager or compiled (docs/results.md, "Training throughput")."""
     mode = str(cfg.train.amp)
     return "bf16" if mode == "bf16" or (mode == "auto" and has_fast_bf16(device)) else "float32"
 

@@ -29,7 +29,7 @@ SUBSETS = ("all", "real", "tts")
 SIZES = {"val": 500, "test": 1000}  # fixed evaluation lists; train size is `epoch_size`
 # In val and test a speaker is drawn in proportion to its seconds of speech, capped here: with uniform
 # draws a talker who owns one 5-second utterance was in a third of the recorded-speech mixtures and
-# decided the score (issue 13), while the cap keeps one long recording from filling the list.
+# decided the score, while the cap keeps one long recording from filling the list.
 HELD_OUT_CAP_SECONDS = 60.0
 
 
