@@ -73,7 +73,7 @@ def main() -> None:
                    help="cpu: this process's CPU time, steadier than wall time on a loaded machine with --threads 1")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)   # as training, `press separate` and the API run
+    torch.set_flush_denormal(True)   # as training and the `press` command run (press.tune_process)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     ref = load_scan_module(args.against) if args.against else None
     for shape in args.shapes:

@@ -14,7 +14,7 @@ The package is layered; each imports only the ones below it (enforced by tests/t
 
 from press.version import __version__
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "load", "tune_process"]
 
 
 def load(model: str = "default", device: str | None = None):
@@ -22,3 +22,12 @@ def load(model: str = "default", device: str | None = None):
     from press.api import load as _load
 
     return _load(model, device)
+
+
+def tune_process():
+    """Opt in to the process-wide settings the `press` command uses: flush-denormal floats and freed
+    memory kept in the heap (press.allocator). Call it first thing; `press.load` never does. Returns
+    which of the two took effect."""
+    from press.allocator import tune_process as _tune
+
+    return _tune()

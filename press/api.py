@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from press.allocator import keep_freed_memory
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.inference.plan import SegmentPlan
@@ -209,13 +208,13 @@ def load(model: str | os.PathLike = "default", device: str | torch.device | None
     """A shipped model by name (e.g. "default") or a checkpoint written by `press train`.
 
     `device`: "cpu", "cuda", "cuda:N" or None / "auto" (a GPU when torch sees one, else the CPU).
-    Turns on torch's flush-denormal mode (process-wide): near-silent input otherwise drives the
-    recurrent states into denormal floats that CPUs process many times slower. Also process-wide,
-    `press.allocator.keep_freed_memory`: freed activations are reused, not faulted in again per call.
+    It changes nothing in the process around it. On the CPU, call `press.allocator.tune_process()`
+    first thing in the program (as the `press` command does) for its speed: subnormal floats flushed
+    to zero (near-silent input is otherwise many times slower) and freed activations kept in the heap.
+    The first forward pass on the CPU builds PRESS's compiled kernels unless `press kernels build` did
+    (press.model.kernels).
     """
     from press.model.pretrained import load as load_checkpoint
 
-    torch.set_flush_denormal(True)
-    keep_freed_memory()
     net, cfg, extra = load_checkpoint(model, device=resolve_device(device))
     return Press(net, str(cfg.model.get("name", model)), extra)

@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-from press.allocator import keep_freed_memory
+from press.allocator import tune_process
+from press.commands.signals import Interrupted, stop_cleanly
 from press.errors import PressError
 
 # (name, module, one-line help)
@@ -27,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
     ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
     ("serve", "press.commands.serve", "a local web page: separate a recording, listen to each speaker, see the exits"),
+    ("kernels", "press.commands.kernels", "build the compiled CPU kernels ahead of time, or see their status"),
 ]
 
 
@@ -58,20 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
-    # Near-silent audio drives the linear RNN's states into denormal floats, which CPUs handle
-    # many times slower; flushing them to zero changes nothing audible (training does the same).
+    # The command line owns its process: subnormal floats flushed to zero (near-silent audio is
+    # otherwise many times slower) and freed activations kept in the heap. The library leaves both
+    # to its caller. Before the command runs anything in torch: threads inherit the flush mode.
+    tune_process()
     try:
-        import torch
-    except ImportError:   # the torch-free install runs only `press separate --backend onnx`
-        torch = None
-    if torch is not None:
-        torch.set_flush_denormal(True)
-    keep_freed_memory()   # activations are reused from the heap, not faulted in again every step
-    try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        with stop_cleanly():
+            return int(importlib.import_module(args._module).run(args) or 0)
     except PressError as err:
         print(f"press {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"press {args.command}: {stop}; nothing partial was kept", file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

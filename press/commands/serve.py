@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
         raise PressError(f'press serve needs the web extra ({err}); install it with: pip install "press-sep[web]"') \
             from None
     from press.api import load
+    from press.model import kernels
 
     model = load(args.model, device=args.device)
+    if next(model.model.parameters()).device.type == "cpu":
+        # build or load the compiled kernels now, before the page takes a request, not inside the first one
+        print(f"press serve: CPU kernels {'on' if kernels.available() else 'off (press kernels status says why)'}")
     print(f"press serve: model {model.name} on http://{args.host}:{args.port} (Ctrl-C to stop)")
     serve(model, args.host, args.port, Limits(args.max_upload_mb, args.max_seconds, args.band_seconds))
     return 0

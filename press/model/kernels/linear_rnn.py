@@ -6,7 +6,7 @@ A `torch.library` custom operator around the compiled kernel (`linear_rnn.cpp`):
 the kernel's one-pass backward, which needs only p, the mask and h (a quarter less than the eager
 graph keeps), and torch.compile sees one opaque call, as it does `press::scan`. The in-projection's
 bias comes in separately: the kernel adds it as it reads p, which saves addmm's copy of it into a
-(N, T, 3H) output (a tenth of `press4-s` inference, docs/results.md).
+(N, T, 3H) output (a tenth of `press4-s` inference, docs/experiments.md, "Where the CPU time goes").
 """
 
 from __future__ import annotations
