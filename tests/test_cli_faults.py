@@ -129,3 +129,13 @@ def test_a_signal_mid_write_leaves_nothing_and_one_line(tiny_checkpoint, tmp_pat
     assert err.strip().splitlines()[-1] == (f"press separate: stopped by {signal.Signals(signum).name}; "
                                             "nothing partial was kept")
     assert list(out.iterdir()) == []
+
+
+def test_an_mp3_input_separates_without_decoder_chatter(tiny_checkpoint, tmp_path, capfd):
+    mp3 = tmp_path / "call.mp3"
+    sf.write(mp3, noise(3.0), SR, format="MP3")
+    capfd.readouterr()
+    assert main(["separate", str(tiny_checkpoint), str(mp3), "--out", str(tmp_path / "o")]) == 0
+    err = capfd.readouterr().err
+    assert "libmpg123" not in err and "error" not in err
+    assert sf.info(tmp_path / "o" / "call_s1.wav").frames == sf.info(mp3).frames

@@ -13,6 +13,7 @@ from press.data.synth import plan_corpus, plan_voice
 from press.data.text import foreign_text
 from press.data.voices import all_voices
 from press.data.world_voices import TRANSFORMED_UTTERANCES, full_voices, world_tts_voices
+from press.errors import PressError
 
 
 def test_full_voices_keep_the_shipped_splits_and_add_only_training_talents():
@@ -57,7 +58,12 @@ def installed(voice) -> bool:
 
 
 def test_full_plan_contains_the_shipped_plan_unchanged():
-    shipped = {p.uid: p for p in plan_corpus(0)}
+    try:
+        shipped = {p.uid: p for p in plan_corpus(0)}
+    except PressError as err:   # the shipped plan lists recorded prompts that Debian packages install
+        if "install it with" not in str(err):
+            raise
+        pytest.skip(str(err))
     voices = [v for v in full_voices(0) if v.kind == "tts" or installed(v)]
     assert any(v.kind == "real" for v in voices)          # CI installs Carlo's prompts, codec2, Sphinx, Fish Fillets cs
     full = {p.uid: p for v in voices for p in plan_voice(v, 0, full=True)}

@@ -8,9 +8,12 @@ soxr, whose output is deterministic, which the built-in corpus relies on for bit
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 from pathlib import Path
-from typing import Literal, Union
+from typing import Iterator, Literal, Union
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +33,33 @@ def channel_options(allow_all: bool) -> str:
             "--channel mix / --channel 0 on the command line")
 
 
+@contextlib.contextmanager
+def quiet_decoder() -> Iterator[None]:
+    """Keep a C decoder's messages off the terminal while it runs.
+
+    libmpg123, which libsndfile decodes MP3 with, writes its resynchronisation notes (e.g.
+    "part2_3_length ... too large for available bit count") straight to file descriptor 2, past
+    Python; they are not actionable and a failed decode still raises. The descriptor points at a
+    temporary file for the duration and is restored afterwards.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def is_mp3(f: sf.SoundFile) -> bool:
+    """MP3 is decoded frame by frame from the start: random access is slow and its decoder chatty."""
+    return f.format in ("MP3", "MPEG")
+
+
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """Read every frame as float32 (frames, channels), turning libsndfile failures into PressError."""
     try:
@@ -43,7 +73,8 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     if "should be" in info.extra_info:
         raise PressError(f"{path}: truncated audio file: the header promises more data than the file holds")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with quiet_decoder():
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise PressError(f"{path}: truncated or corrupt audio file ({err})") from None
     if data.shape[0] == 0:

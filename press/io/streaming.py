@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from press.errors import PressError
-from press.io.audio import Channel, select_channel
+from press.io.audio import Channel, is_mp3, quiet_decoder, select_channel
 from press.io.files import publish
 
 CHUNK = 1 << 16  # frames per read/write when streaming (8 s at 8 kHz)
@@ -94,10 +94,10 @@ class FileReader:
         self.input_rate = f.samplerate
         self.n_input = f.frames
         try:
-            if f.samplerate == sample_rate:
+            if f.samplerate == sample_rate and not is_mp3(f):
                 self._file, self._channel = f, channel
             else:
-                self._file, self._channel = self._resampled_copy(f, sample_rate, channel), None
+                self._file, self._channel = self._decoded_copy(f, sample_rate, channel), None
                 f.close()
             self.n_samples = self._file.frames
             self._power = self._scan()
@@ -105,17 +105,20 @@ class FileReader:
             self.close()
             raise
 
-    def _resampled_copy(self, f: sf.SoundFile, rate: int, channel: Channel) -> sf.SoundFile:
+    def _decoded_copy(self, f: sf.SoundFile, rate: int, channel: Channel) -> sf.SoundFile:
+        """One pass through `f` into a temporary float WAV of the chosen channel at `rate`: the runner
+        then reads it at random; an MP3 decodes once, without its decoder's chatter."""
         fd, name = tempfile.mkstemp(suffix=".wav", prefix="press-")
         os.close(fd)
         self._tmp = Path(name)
-        stream = soxr.ResampleStream(f.samplerate, rate, 1, dtype="float32", quality="HQ")
-        with sf.SoundFile(name, "w", samplerate=rate, channels=1, subtype="FLOAT") as out:
+        stream = None if f.samplerate == rate else soxr.ResampleStream(f.samplerate, rate, 1, dtype="float32",
+                                                                      quality="HQ")
+        with sf.SoundFile(name, "w", samplerate=rate, channels=1, subtype="FLOAT") as out, quiet_decoder():
             while True:
                 block = f.read(CHUNK, dtype="float32", always_2d=True)
                 last = len(block) < CHUNK
                 mono = select_channel(block, channel, str(self.path), allow_all=False)
-                out.write(stream.resample_chunk(mono, last=last))
+                out.write(mono if stream is None else stream.resample_chunk(mono, last=last))
                 if last:
                     break
         return sf.SoundFile(name)
