@@ -97,9 +97,24 @@ def table(data: Path, runs: Path) -> None:
     dnsmos = json.loads((runs / "dnsmos.json").read_text())["dirs"] if (runs / "dnsmos.json").exists() else {}
     dnsmos |= json.loads((runs / "dnsmos-press.json").read_text())["dirs"] if (runs / "dnsmos-press.json").exists() else {}
 
-    def ovrl(folder: Path) -> float:
+    def mos(folder: Path, key: str = "OVRL") -> float:
         entry = {Path(k).resolve(): v for k, v in dnsmos.items()}.get(folder.resolve(), {})
-        return float(entry.get("mean", {}).get("OVRL", np.nan))
+        return float(entry.get("mean", {}).get(key, np.nan))
+
+    if not (data / "clean").is_dir():   # real noisy recordings (benchmarks/real_noisy.py): DNSMOS alone
+        print(f"{'method':<22}{'causal':>7}{'GMAC/s':>8}{'RTF 1T':>8}{'SIG':>6}{'BAK':>6}{'OVRL':>6}")
+        results = {}
+        for folder in [data / "noisy", *sorted(p for p in runs.iterdir() if p.is_dir())]:
+            timing = json.loads((folder / "timing.json").read_text()) if (folder / "timing.json").exists() else {}
+            scores = {k: mos(folder, k) for k in ("SIG", "BAK", "OVRL")}
+            results[folder.name] = scores | {"timing": timing}
+            name = "noisy input" if folder == data / "noisy" else folder.name
+            causal = "" if folder == data / "noisy" else "yes" if timing.get("causal") else "no"
+            print(f"{name:<22}{causal:>7}{timing.get('gmacs_per_s', float('nan')):>8.3f}"
+                  f"{timing.get('rtf_1thread', float('nan')):>8.3f}"
+                  + "".join(f"{scores[k]:>6.2f}" for k in ("SIG", "BAK", "OVRL")))
+        (runs / "scores.json").write_text(json.dumps(results, indent=1))
+        return
 
     noisy = {"si_snri": 0.0, "pesq": np.nanmean([pesq_score(sf.read(f)[0], sf.read(data / "clean" / f.name)[0], RATE)
                                                    for f in sorted((data / "noisy").glob("*.wav"))]),
@@ -107,7 +122,7 @@ def table(data: Path, runs: Path) -> None:
                               for f in sorted((data / "noisy").glob("*.wav"))])}
     print(f"{'method':<22}{'causal':>7}{'GMAC/s':>8}{'RTF 1T':>8}{'SI-SNRi':>9}{'PESQ-WB':>9}{'STOI':>7}{'OVRL':>6}")
     print(f"{'noisy input':<22}{'':>7}{'':>8}{'':>8}{0.0:>9.2f}{noisy['pesq']:>9.2f}{noisy['stoi']:>7.3f}"
-          f"{ovrl(data / 'noisy'):>6.2f}")
+          f"{mos(data / 'noisy'):>6.2f}")
     results = {}
     for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
         timing = json.loads((folder / "timing.json").read_text()) if (folder / "timing.json").exists() else {}
@@ -115,13 +130,14 @@ def table(data: Path, runs: Path) -> None:
         results[folder.name] = s | {"timing": timing}
         print(f"{folder.name:<22}{'yes' if timing.get('causal') else 'no':>7}"
               f"{timing.get('gmacs_per_s', float('nan')):>8.3f}{timing.get('rtf_1thread', float('nan')):>8.3f}"
-              f"{s['si_snri']:>9.2f}{s['pesq']:>9.2f}{s['stoi']:>7.3f}{ovrl(folder):>6.2f}")
+              f"{s['si_snri']:>9.2f}{s['pesq']:>9.2f}{s['stoi']:>7.3f}{mos(folder):>6.2f}")
     (runs / "scores.json").write_text(json.dumps(results, indent=1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, type=Path, help="benchmarks/noisy_testset.py output")
+    ap.add_argument("--data", required=True, type=Path,
+                    help="benchmarks/noisy_testset.py output (or benchmarks/real_noisy.py's: no references)")
     ap.add_argument("--runs", required=True, type=Path, help="folder of output folders, one per method")
     ap.add_argument("--model", default=None, help="run this PRESS enhancement model first (e.g. enhance)")
     ap.add_argument("--targets", default="10,15", help="dynamic-exit targets in dB")

@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from press.model.scan import fixed_depth_scan, linear_scan, scan
+from press.model.scan import fixed_depth_scan, scan
+
+
+def linear_scan(a, b, chunk=8, reverse=False):
+    """`scan` in one direction for every channel (split 0: all backwards; split H: all forwards)."""
+    return scan(a, b, 0 if reverse else a.shape[-1], chunk)
 
 
 def loop_scan(a, b, reverse=False):

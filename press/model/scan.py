@@ -158,11 +158,6 @@ def scan(a: torch.Tensor, b: torch.Tensor, split: int, chunk: int = 8) -> torch.
     return _scan_op(a, b, split, chunk)
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int = 8, reverse: bool = False) -> torch.Tensor:
-    """`scan` in one direction for all channels: from the last frame to the first with `reverse`."""
-    return scan(a, b, 0 if reverse else a.shape[-1], chunk)
-
-
 def fixed_depth_scan(a: torch.Tensor, b: torch.Tensor, chunk: int, steps: int) -> torch.Tensor:
     """The forward scan for export: a chunked doubling scan with no Python control flow on T.
 
