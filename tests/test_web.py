@@ -22,14 +22,19 @@ from press.web.page import (
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def checkpoint(tmp_path_factory):
     from press.model import PressNet, load_config, model_config
     from press.model.checkpoint import save_model
 
     cfg = load_config("tiny")
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(path, PressNet(model_config(cfg)), cfg)
-    return load(path, device="cpu")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(checkpoint):
+    return load(checkpoint, device="cpu")
 
 
 def _wav(path, x, sr=8000):
@@ -46,6 +51,9 @@ def test_limits_refuse_large_and_long_files_with_the_option_to_raise_them(tmp_pa
         Limits(max_megabytes=0.05).check(wav)
     with pytest.raises(PressError, match="no audio given"):
         Limits().check(tmp_path / "missing.wav")
+    (tmp_path / "zero.wav").write_bytes(b"")
+    with pytest.raises(PressError, match=r"zero.wav: the file is empty \(0 bytes\)"):
+        Limits().check(tmp_path / "zero.wav")
     (tmp_path / "junk.wav").write_bytes(b"not audio")
     Limits().check(tmp_path / "junk.wav")      # unreadable: load_audio's message, see below
 
@@ -66,17 +74,81 @@ def test_channel_and_mode_choices():
 
 def test_work_area_keeps_sessions_apart_and_cleans_up(tmp_path):
     work = WorkArea(tmp_path)
-    a1 = work.request("alice")
-    (a1 / "x.wav").write_bytes(b"1")
-    b1 = work.request("bob")
+    with work.request("alice") as a1:
+        (a1 / "x.wav").write_bytes(b"1")
+    with work.request("bob") as b1:
+        pass
     assert a1.parent != b1.parent and not any(b1.iterdir())
-    a2 = work.request("alice")                  # alice's earlier request folder goes
+    with work.request("alice") as a2:            # alice's earlier request folder goes
+        pass
     assert not a1.exists() and a2.exists() and b1.exists()
-    assert work.request("../../etc").parent.parent == work.root   # a session name cannot leave the root
+    # a session name (the browser chooses it) cannot leave the sessions' folder nor reach Gradio's
+    for name in ("../../etc", "..", "gradio", "../gradio", "x" * 300, "a\x00b\nc"):
+        with work.request(name) as folder:
+            assert folder.parent.parent == work.sessions, name
+    work.end("..")
+    assert work.root.exists() and b1.exists()
     work.end("alice")
-    assert not a2.exists() and b1.exists()
+    assert not a2.exists() and not a2.parent.exists() and b1.exists()
     work.close()
     assert not work.root.exists()
+
+
+def test_a_sessions_running_request_keeps_its_folder(tmp_path):
+    """A built-in mixture picked while the session's separation runs leaves that separation's folder."""
+    work = WorkArea(tmp_path)
+    with work.request("alice") as running:
+        with work.request("alice") as picked:
+            pass
+        with work.request("alice"):
+            assert running.exists() and not picked.exists()
+        work.end("alice")
+        assert running.exists()
+    work.end("alice")
+    assert not running.parent.exists()
+    work.close()
+
+
+def test_a_stopping_work_area_refuses_new_requests_and_the_next_step_of_running_ones(tmp_path):
+    import threading
+
+    work = WorkArea(tmp_path)
+    started, done = threading.Event(), []
+
+    def request() -> None:
+        with work.request("alice"):
+            started.set()
+            while True:
+                try:
+                    work.check()                       # a separation's step boundary
+                except PressError as err:
+                    done.append(str(err))
+                    return
+
+    t = threading.Thread(target=request)
+    t.start()
+    started.wait(10)
+    assert work.stop() == 1
+    work.wait_idle()
+    t.join(10)
+    assert done == ["the server is stopping; try again when it is back"]
+    with pytest.raises(PressError, match="stopping"):
+        with work.request("bob"):
+            pass
+    assert work.stop() == 0
+    work.close()
+
+
+def test_capacity_and_the_warning_for_an_open_host():
+    from press.web.page import Capacity, exposure_warning
+
+    assert Capacity().describe() == ("1 separation at a time, up to 4 waiting; more are told the server is busy "
+                                     "(--concurrency, --queue-size)")
+    assert Capacity(2, 8).describe().startswith("2 separations at a time, up to 8 waiting")
+    for host in ("127.0.0.1", "localhost", "LOCALHOST", "::1", "[::1]"):
+        assert exposure_warning(host) is None, host
+    for host in ("0.0.0.0", "::", "192.168.1.5", "example.org", "127.0.0.2"):
+        assert "opens this page to other machines" in exposure_warning(host), host
 
 
 def test_builtin_mixture_is_written_as_a_wav(tmp_path):
@@ -143,6 +215,33 @@ def test_serve_command_needs_positive_limits(capsys):
     assert "must be positive" in capsys.readouterr().err
     assert main(["serve", "--band-seconds", "-1"]) == 2
     assert "--band-seconds must be 0 or more" in capsys.readouterr().err
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "--concurrency and --queue-size must be at least 1" in capsys.readouterr().err
+
+
+def test_serve_command_states_its_capacity_warns_for_an_open_host_and_cleans_up(checkpoint, tmp_path,
+                                                                                monkeypatch, capsys):
+    """The command's path without a server: press.web.app.serve replaced by a recorder."""
+    import tempfile
+
+    pytest.importorskip("gradio", reason='the page needs gradio: pip install -e ".[web]"')
+    import press.web.app
+    from press.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "unused"))      # the command sets it; restored after
+    calls = []
+    monkeypatch.setattr(press.web.app, "serve", lambda *a: calls.append(a))
+    assert main(["serve", str(checkpoint), "--host", "0.0.0.0", "--port", "8001", "--queue-size", "6",
+                 "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "--host 0.0.0.0 opens this page to other machines" in err and "no login and no TLS" in err
+    assert "1 separation at a time, up to 6 waiting" in out and "on http://0.0.0.0:8001" in out
+    model_, work, host, port, limits, capacity = calls[0]
+    assert (host, port, capacity.queue_size) == ("0.0.0.0", 8001, 6)
+    assert work.cache.parent == work.root and not work.root.exists()     # removed when serve returned
+    assert not list((tmp_path / "tmp").iterdir())
 
 
 def test_serve_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys):
@@ -152,6 +251,7 @@ def test_serve_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys)
 
     monkeypatch.setitem(sys.modules, "gradio", None)          # as if gradio were not installed
     monkeypatch.delitem(sys.modules, "press.web.app", raising=False)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "unused")             # the command sets it; restored after
     assert main(["serve"]) == 2
     assert 'pip install "press-sep[web]"' in capsys.readouterr().err
 

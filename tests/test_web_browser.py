@@ -59,15 +59,17 @@ def browser():
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
     from press.api import load
-    from press.web.app import serve
-    from press.web.page import Limits
+    from press.web.app import start
+    from press.web.page import WorkArea
 
     port = _free_port()
-    page, work = serve(load("default", device="cpu"), "127.0.0.1", port, Limits(), block=False)
+    work = WorkArea()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(work.cache))      # start() sets it; restored after the test
+    page = start(load("default", device="cpu"), work, "127.0.0.1", port)
     yield f"http://127.0.0.1:{port}/", work
-    page.close()
+    page.close(verbose=False)
     work.close()
     assert not work.root.exists()
 
@@ -115,7 +117,7 @@ def test_upload_separate_listen_and_see_the_exit_map_and_bands(browser, server, 
     assert bands.split("?")[0].endswith("_bands.png"), bands      # the bands, not the fallback figure
     files = browser.find_elements(By.CSS_SELECTOR, "#press-files a")
     assert any(a.text.endswith(".json") or a.get_attribute("href").endswith(".json") for a in files)
-    assert any(p.iterdir() for p in work.root.iterdir())     # this session's request folder
+    assert any(p.iterdir() for p in work.sessions.iterdir())     # this session's request folder
 
     # Offline: every request the page made went to this machine (or stayed in the browser).
     outside = set()

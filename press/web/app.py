@@ -1,14 +1,19 @@
 """The `press serve` page in Gradio, run offline: no analytics or version check, no share link,
 no server-side rendering (no Node), system fonts instead of web fonts.
 
-`build(model, limits, work)` lays out the page over press.web.page's functions; `serve(...)`
-launches it on a local address. Separations run one at a time (the model is CPU-bound and
-shared); each request writes into its own folder (press.web.page.WorkArea).
+`build(model, limits, work)` lays out the page over press.web.page's functions; `start(...)`
+launches it on a local address and returns, `serve(...)` also waits until the process is stopped
+and then removes everything the server wrote. Separations run `Capacity.concurrency` at a time
+(the model is CPU-bound and shared) with at most `Capacity.queue_size` waiting; each request
+writes into its own folder, and Gradio's uploads and served copies go to the server's own
+temporary folder (press.web.page.WorkArea).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 # Before Gradio is imported: it reads these at import time.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -20,6 +25,7 @@ from press.errors import PressError  # noqa: E402
 from press.web.page import (  # noqa: E402
     CHANNEL_CHOICES,
     MODES,
+    Capacity,
     Limits,
     WorkArea,
     builtin_labels,
@@ -43,6 +49,12 @@ def _theme() -> gr.themes.Base:
     """Gradio's default look with the system's fonts: nothing is fetched from a font CDN."""
     return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                              font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def _refusal(message: str) -> gr.Error:
+    """A bad request's message for the page, without a traceback in the server's log: the request
+    was at fault, not the server."""
+    return gr.Error(message, print_exception=False)
 
 
 def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
@@ -91,27 +103,36 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
             if not label:
                 return gr.update()
             try:
-                return str(write_builtin(label, model.sample_rate, work.request(request.session_hash), noisy))
+                with work.request(request.session_hash) as folder:
+                    return str(write_builtin(label, model.sample_rate, folder, noisy))
             except PressError as err:
-                raise gr.Error(str(err)) from None
+                raise _refusal(str(err)) from None
 
         def separate_audio(path, mode_, target_, confidence_, exit_value, budget_, channel_,
                            request: gr.Request, progress=gr.Progress(track_tqdm=True)):
             if not path:
-                raise gr.Error("no audio given: upload or record a mixture, or pick a built-in test mixture")
+                raise _refusal("no audio given: upload or record a mixture, or pick a built-in test mixture")
+
+            def step(fraction: float, text: str) -> None:     # between steps: is the server stopping?
+                work.check()
+                progress(fraction, desc=text)
+
             try:
-                out = separate(model, path, work.request(request.session_hash), limits, mode=mode_,
-                               target_db=target_, confidence=confidence_, exit=exit_value, budget=budget_,
-                               channel=channel_, progress=lambda f, text: progress(f, desc=text))
+                with work.request(request.session_hash) as folder:
+                    out = separate(model, path, folder, limits, mode=mode_, target_db=target_,
+                                   confidence=confidence_, exit=exit_value, budget=budget_, channel=channel_,
+                                   progress=step)
             except PressError as err:
-                raise gr.Error(str(err)) from None
+                raise _refusal(str(err)) from None
             return (out.summary, str(out.mixture), *[str(p) for p in out.sources], str(out.exit_map),
                     str(out.bands_plot), [str(p) for p in [*out.sources, out.report_path]])
 
-        mode.change(show_fields, mode, [target, confidence, exit_, budget])
-        builtin.change(pick_builtin, builtin, audio)
+        # Outside the queue: these take milliseconds, and the page stays usable while it is full.
+        mode.change(show_fields, mode, [target, confidence, exit_, budget], queue=False)
+        builtin.change(pick_builtin, builtin, audio, queue=False)
         run.click(separate_audio, [audio, mode, target, confidence, exit_, budget, channel],
-                  [summary, mixture_out, *speakers, exit_map, bands_plot, files])
+                  [summary, mixture_out, *speakers, exit_map, bands_plot, files], api_name="separate")
+
         def end_session(request: gr.Request) -> None:
             work.end(request.session_hash)
 
@@ -119,20 +140,37 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
     return page
 
 
-def serve(model, host: str = "127.0.0.1", port: int = 7860, limits: Limits = Limits(),
-          block: bool = True) -> tuple[gr.Blocks, WorkArea]:
-    """Launch the page on http://host:port. With `block`, serve until interrupted, then clean up;
-    without, return at once (tests): the caller closes the page and the work area."""
-    work = WorkArea()
+def start(model, work: WorkArea, host: str = "127.0.0.1", port: int = 7860, limits: Limits = Limits(),
+          capacity: Capacity = Capacity()) -> gr.Blocks:
+    """Launch the page on http://host:port, writing under `work`, and return at once; the caller
+    closes the page, then the work area."""
+    # Gradio reads its folder when the page is built and whenever it stores or serves a file
+    os.environ["GRADIO_TEMP_DIR"] = str(work.cache)
     page = build(model, limits, work)
-    page.queue(default_concurrency_limit=1)
+    page.queue(default_concurrency_limit=capacity.concurrency, max_size=capacity.queue_size)
+    # quiet: press serve prints the address itself, and Gradio's hint about share links does not
+    # apply (share=False: there is no public link)
+    page.launch(server_name=host, server_port=port, share=False, inbrowser=False, ssr_mode=False,
+                max_file_size=int(limits.max_megabytes * 1e6), theme=_theme(), quiet=True,
+                show_error=True, prevent_thread_lock=True)
+    return page
+
+
+def serve(model, work: WorkArea, host: str = "127.0.0.1", port: int = 7860, limits: Limits = Limits(),
+          capacity: Capacity = Capacity()) -> None:
+    """Serve the page until the process is interrupted (Ctrl-C, or SIGTERM under
+    press.commands.signals.stop_cleanly), then stop it; the caller removes the work area.
+
+    Gradio's own wait swallows the interrupt (and prints a line); this one lets it propagate, so
+    the command exits with the signal's status. A separation still running is stopped at its next
+    step first (see WorkArea); a second signal ends the process at once."""
+    page = start(model, work, host, port, limits, capacity)
     try:
-        page.launch(server_name=host, server_port=port, share=False, inbrowser=False, ssr_mode=False,
-                    max_file_size=int(limits.max_megabytes * 1e6), theme=_theme(), quiet=not block,
-                    show_error=True, prevent_thread_lock=not block)
-    except BaseException:
-        work.close()
-        raise
-    if block:
-        work.close()
-    return page, work
+        while page.is_running:
+            time.sleep(0.2)
+    finally:
+        if work.stop():
+            print("press serve: stopping the running separation at its next step (again to end at once)",
+                  file=sys.stderr, flush=True)
+        work.wait_idle()
+        page.close(verbose=False)

@@ -3,18 +3,21 @@
 Everything here is plain Python on files and arrays (no Gradio), so the page's behaviour is tested
 directly: the upload limits, the channel choice, the built-in test mixtures, one separation (the
 separated sources, the JSON report, the exit map, the compute summary) and the per-request folders
-that keep two users' files apart and are removed afterwards.
+that keep two users' files apart and are removed afterwards, the server's capacity, and the warning
+for an address that opens the page beyond this machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +31,14 @@ DEFAULT_MAX_SECONDS = 600.0
 # about one more run to the last exit); longer ones skip them, saying so.
 DEFAULT_BAND_SECONDS = 120.0
 BAND_QUANTILES = (0.1, 0.5, 0.9)
+# Separations at once and requests waiting unless `press serve --concurrency / --queue-size` say
+# otherwise. The model is CPU-bound and shared: a second separation at once only splits the same cores
+# (and holds a second copy of the activations). A 60 s file takes tens of seconds on a small CPU, so
+# the fifth person in line would wait minutes: past that the page answers "busy, try again" at once.
+DEFAULT_CONCURRENCY = 1
+DEFAULT_QUEUE_SIZE = 4
+# Addresses that keep the page on this machine; any other --host opens it to the network.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 MODES = ("quality target", "fixed exit", "compute budget")
 
@@ -60,7 +71,10 @@ class Limits:
         path = Path(path)
         if not path.is_file():
             raise PressError("no audio given: upload or record a mixture, or pick a built-in test mixture")
-        megabytes = path.stat().st_size / 1e6
+        size = path.stat().st_size
+        if size == 0:
+            raise PressError(f"{path.name}: the file is empty (0 bytes); expected audio")
+        megabytes = size / 1e6
         if megabytes > self.max_megabytes:
             raise PressError(f"{path.name}: {megabytes:.1f} MB is over this server's upload limit of "
                              f"{self.max_megabytes:g} MB (press serve --max-upload-mb)")
@@ -71,6 +85,30 @@ class Limits:
         if info.samplerate > 0 and info.frames / info.samplerate > self.max_seconds:
             raise PressError(f"{path.name}: {info.frames / info.samplerate:.1f} s is over this server's limit of "
                              f"{self.max_seconds:g} s per file (press serve --max-seconds)")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many separations run at once (`concurrency`) and how many more requests may wait for them
+    (`queue_size`); a request beyond that is refused with a message instead of waiting unbounded."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    queue_size: int = DEFAULT_QUEUE_SIZE
+
+    def describe(self) -> str:
+        runs = "1 separation" if self.concurrency == 1 else f"{self.concurrency} separations"
+        return (f"{runs} at a time, up to {self.queue_size} waiting; more are told the server is busy "
+                f"(--concurrency, --queue-size)")
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning for a `--host` that lets other machines reach the page, which has no login and no
+    TLS (None for this machine's own addresses)."""
+    if host.strip("[]").lower() in LOCAL_HOSTS:
+        return None
+    return (f"--host {host} opens this page to other machines: anyone who can reach it may upload audio and "
+            f"use this machine's CPU; it has no login and no TLS (put it behind a proxy that has, or keep "
+            f"the default 127.0.0.1)")
 
 
 def parse_channel(value: str | None) -> Channel:
@@ -108,32 +146,85 @@ def public_message(err: PressError, path: str | Path) -> str:
 
 
 class WorkArea:
-    """Per-request folders under one temporary root that the server owns.
+    """Everything the server writes, under one temporary root that it owns and removes when it stops.
 
-    A request writes into a fresh folder under its session's folder; the page hands those files
-    to Gradio, which copies them into its own cache (the copies expire with `delete_cache`). So a
-    session's earlier request folders are removed when it starts another, all of its folders when
-    it ends, and the root when the server stops. Session folders are named by the session's hash,
-    which is never shown to other users.
+    `cache` is Gradio's upload and download folder (press.web.app points Gradio there), so uploads
+    and served copies go with the root, and no other Gradio app on this machine shares them.
+    `sessions` holds one folder per browser session: a request writes into a fresh folder under its
+    session's; the page hands those files to Gradio, which copies them into `cache` (the copies
+    expire with `delete_cache`). So a session's earlier request folders are removed when it starts
+    another, and all of its folders when it ends, except those of its requests still running (a
+    built-in mixture picked while a separation runs). Session folders are named by the session's
+    hash, which is never shown to other users; they live apart from `cache`, so no session name
+    (chosen by the browser) reaches another session's or Gradio's files.
+
+    Stopping: a separation runs in a worker thread that the interpreter cannot wait for at exit,
+    and ending the process while it is inside torch aborts it. So the server `stop`s the work
+    area: new requests are refused, a running one is refused at its next step (`check`), and
+    `wait_idle` returns once none runs; only then is the root removed.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="press-serve-", dir=root))
+        self.cache = self.root / "gradio"
+        self.sessions = self.root / "sessions"
+        self._running: set[Path] = set()
+        self._stopping = False
+        self._changed = threading.Condition()
 
     def _session(self, session: str | None) -> Path:
-        name = re.sub(r"[^A-Za-z0-9_-]", "", session or "") or "anonymous"
-        return self.root / name
+        # a file name's worth of letters, digits, - and _: Gradio's hashes are 11 characters
+        name = re.sub(r"[^A-Za-z0-9_-]", "", session or "")[:64] or "anonymous"
+        return self.sessions / name
 
-    def request(self, session: str | None) -> Path:
-        """A new, empty folder for one request; the session's earlier ones are removed."""
+    def _sweep(self, folder: Path) -> None:
+        """Remove the request folders under `folder` that no running request writes into."""
+        for old in folder.iterdir() if folder.is_dir() else ():
+            if old not in self._running:
+                shutil.rmtree(old, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def request(self, session: str | None) -> Iterator[Path]:
+        """A new, empty folder for one request, running while the block runs; the session's earlier
+        request folders that are not running are removed."""
+        self.check()
         folder = self._session(session)
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.iterdir():
-            shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=folder))
+        with self._changed:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._sweep(folder)
+            new = Path(tempfile.mkdtemp(dir=folder))
+            self._running.add(new)
+        try:
+            yield new
+        finally:
+            with self._changed:
+                self._running.discard(new)
+                self._changed.notify_all()
+
+    def check(self) -> None:
+        """Refuse the request's next step once the server is stopping."""
+        if self._stopping:
+            raise PressError("the server is stopping; try again when it is back")
+
+    def stop(self) -> int:
+        """Refuse new requests and running ones' next steps; returns how many are running."""
+        with self._changed:
+            self._stopping = True
+            return len(self._running)
+
+    def wait_idle(self) -> None:
+        """Wait until no request runs (after stop: until each has reached its next step)."""
+        with self._changed:
+            while self._running:
+                self._changed.wait(0.5)
 
     def end(self, session: str | None) -> None:
-        shutil.rmtree(self._session(session), ignore_errors=True)
+        """The session is gone: remove its folders (a running request's goes when the server stops)."""
+        folder = self._session(session)
+        with self._changed:
+            self._sweep(folder)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
