@@ -42,9 +42,9 @@ import torch
 
 from press.api import load
 from press.data import get_dataset
+from press.engine.thresholds import first_exit_reaching, threshold_for_budget
 from press.evaluation.evaluate import utterance_quality
 from press.inference.budget import trace_quality
-from press.inference.thresholds import first_exit_reaching, threshold_for_budget
 from press.inference.trace import ExitTrace, trace_exits
 from press.io.streaming import ArrayReader
 

@@ -23,8 +23,8 @@ import torch
 
 import press
 from press.data import get_dataset
+from press.engine.policies import Static
 from press.export import export_onnx
-from press.inference.policies import Static
 from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 from press.runtime import load

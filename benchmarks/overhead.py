@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from press.inference.policies import Dynamic, Static
+from press.engine.policies import Dynamic, Static
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
 from press.io.streaming import ArrayReader
 from press.model.device import synchronize

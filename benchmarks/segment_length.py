@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from budget_policies import quality  # per-utterance spans of long inputs, scored as budget mode's are
 
+from press.engine.policies import Static
 from press.evaluation.evaluate import Options, evaluate
 from press.evaluation.report import dataset_items
-from press.inference.policies import Static
 from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 

@@ -13,18 +13,16 @@ file per source with bounded memory (what `press separate` uses).
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from press.engine.model import SeparationModel
+from press.engine.plan import SegmentPlan
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
-from press.inference.plan import SegmentPlan
-from press.inference.policies import Budget, Dynamic, ExitPolicy, Static
-from press.inference.results import SeparationResult
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
 from press.io.audio import Channel, load_audio, resample, select_channel
 from press.io.streaming import ArrayReader
@@ -45,8 +43,9 @@ class Separation:
     report: dict[str, Any]     # JSON-able: exits per block, probabilities, GMAC/s spent
 
 
-class Press:
-    """A loaded PRESS model with the settings to run it. Build it with `press.load`."""
+class Press(SeparationModel):
+    """A loaded PRESS model with the settings to run it, in torch. Build it with `press.load`; what it
+    shares with the ONNX runtime's model (policies, reports, files streamed) is press.engine.model's."""
 
     def __init__(self, model: PressNet, name: str, extra: dict | None = None) -> None:
         self.model, self.name = model, name
@@ -103,42 +102,13 @@ class Press:
             self._budget_calibrations[key] = BudgetCalibration.measure(separator, mixtures)
         return self._budget_calibrations[key]
 
-    def _policy(self, exit: int | None, budget: float | None, quantile: float, separator: Separator,
-                plan: SegmentPlan) -> ExitPolicy:
-        if exit is not None and budget is not None:
-            raise PressError("choose one of exit= (a fixed exit) and budget= (a GMAC/s budget), not both")
-        if exit is not None:
-            if not 1 <= exit <= self.n_exits:
-                raise PressError(f"exit must be between 1 and {self.n_exits} for this model, got {exit}")
-            return Static(exit)
-        if budget is not None:
-            if budget <= 0:
-                raise PressError(f"budget must be a positive GMAC/s figure, got {budget}")
-            return self.budget_calibration(separator).policy(budget, plan)
-        return Dynamic(quantile)
-
     def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float = DEFAULT_SEGMENT,
                   context: float = DEFAULT_CONTEXT, batch_size: int = 8) -> Separator:
-        if not 0.0 <= confidence <= 1.0:
-            raise PressError(f"confidence must be a probability in [0, 1], got {confidence}")
         return Separator(self.model, segment=segment, context=context, target_db=target_db,
                          confidence=confidence, batch_size=batch_size, recalibration=self.recalibration)
 
-    def _report(self, result: SeparationResult, policy: ExitPolicy, target_db: float, confidence: float,
-                input_rate: int) -> dict[str, Any]:
-        return {
-            "model": self.name, "sources": self.source_names, "model_sample_rate": self.sample_rate,
-            "sample_rate": input_rate,
-            "policy": type(policy).__name__.lower(), "target_db": target_db, "confidence": confidence,
-            **({"budget_gmacs_per_second": policy.gmacs_per_second, "budget_threshold_db": policy.threshold_db}
-               if isinstance(policy, Budget) else {}),
-            "gmacs_per_second": result.gmacs_per_second,
-            "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
-            "saving": result.saving, "exit_histogram": result.exit_histogram(self.n_exits),
-            "seconds": result.seconds, "padding_share": result.padding_share, "note": result.note,
-            "segments": [asdict(s) for s in result.segments],
-            "blocks": [b.to_dict() for b in result.blocks],
-        }
+    def budget_threshold(self, separator: Separator, gmacs_per_second: float, plan: SegmentPlan) -> float:
+        return self.budget_calibration(separator).threshold(gmacs_per_second, plan)
 
     def separate(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, sample_rate: int | None = None,
                  target_db: float = 20.0, confidence: float = 0.9, exit: int | None = None,
@@ -166,42 +136,13 @@ class Press:
             if not np.isfinite(x).all():
                 raise PressError("the audio holds NaN or Inf samples")
         inner = resample(x, rate, self.sample_rate) if rate != self.sample_rate else x
-        separator = self.separator(target_db, confidence, **separator_options)
-        policy = self._policy(exit, budget, quantile, separator, separator.plan(len(inner), utterance))
-        result = separator.run(ArrayReader(inner), policy, utterance=utterance)
+        result, policy = self.run(ArrayReader(inner), target_db, confidence, exit, budget, quantile, utterance,
+                                  **separator_options)
         sources = result.sources
         if rate != self.sample_rate:
             sources = np.stack([resample(s, self.sample_rate, rate)[: len(x)] for s in sources])
             sources = np.pad(sources, ((0, 0), (0, len(x) - sources.shape[1])))
-        return Separation(sources, rate, self._report(result, policy, target_db, confidence, rate))
-
-    def separate_file(self, path: str | os.PathLike, outputs: list[Path | None], target_db: float = 20.0,
-                      confidence: float = 0.9, exit: int | None = None, budget: float | None = None,
-                      channel: Channel = None, quantile: float = 1.0, progress: bool = False,
-                      **separator_options) -> dict[str, Any]:
-        """Stream `path` through the model into one file per source (at the input's rate).
-
-        Memory stays bounded whatever the length. Output files appear only when complete. A source
-        whose path is None is not written.
-        """
-        from tqdm import tqdm
-
-        from press.io.streaming import FileReader, SourceWriter
-
-        if len(outputs) != self.n_src:
-            raise PressError(f"the model separates {self.n_src} sources; {len(outputs)} output paths given")
-        separator = self.separator(target_db, confidence, **separator_options)
-        with FileReader(path, self.sample_rate, channel) as reader:
-            plan = separator.plan(reader.n_samples)
-            policy = self._policy(exit, budget, quantile, separator, plan)
-            n_segments = len(plan)
-            with SourceWriter(outputs, self.sample_rate, reader.input_rate, n_output=reader.n_input) as writer, \
-                    tqdm(total=n_segments, unit="seg", disable=not progress, desc=Path(path).name) as bar:
-                result = separator.run(reader, policy, sink=writer, on_batch=bar.update)
-                writer.commit()
-            return self._report(result, policy, target_db, confidence, reader.input_rate)
-
-
+        return Separation(sources, rate, self.report(result, policy, target_db, confidence, rate))
 
 
 def load(model: str | os.PathLike = "default", device: str | torch.device | None = None) -> Press:

@@ -10,9 +10,9 @@ import torch
 
 import press
 from press.cli import main
+from press.engine.plan import SegmentPlan
+from press.engine.stitch import Stitcher
 from press.errors import PressError
-from press.inference.plan import SegmentPlan
-from press.inference.stitch import Stitcher
 from press.model import ModelConfig, PressNet
 from press.prob.likelihood import PressLoss
 
@@ -137,7 +137,7 @@ def _tiny_enhancer_export(tmp_path):
 def test_onnx_runtime_keeps_the_fixed_order(tmp_path):
     """Several segments through the exported graphs: the same sources as torch, speech first, no
     permutation between segments; `press enhance --backend onnx` names its file speech."""
-    from press.inference.policies import Static
+    from press.engine.policies import Static
     from press.inference.runner import Separator
     from press.io.streaming import ArrayReader
     from press.runtime import load as load_runtime

@@ -1,5 +1,5 @@
-"""Exit conditions, true exit-SNR, regret, expected exit-SNR (press.prob.exits); the budget
-threshold search (press.inference.budget)."""
+"""Exit conditions, true exit-SNR, regret (press.prob.exits); the segment decision and expected
+exit-SNR (press.engine.rule); the budget threshold search (press.engine.thresholds)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,16 @@ import scipy.special
 import torch
 from synthetic_exits import make_blocks
 
+from press.engine import rule
+from press.engine.rule import expected_block_snr_db, expected_exit_snr_db, segment_decision
+from press.engine.thresholds import first_exit_reaching, threshold_for_budget
 from press.errors import PressError
-from press.inference.thresholds import first_exit_reaching, threshold_for_budget
 from press.prob.energy import block_energy, mean_power
 from press.prob.exits import (
     condition_probabilities,
     exit_probabilities,
     exit_snr_regret,
-    expected_block_snr_db,
-    expected_exit_snr_db,
     gammaincc,
-    segment_decision,
     true_exit_snr,
 )
 
@@ -190,16 +189,14 @@ def test_regret_by_hand() -> None:
 
 
 def test_segment_decision_rules() -> None:
-    passes = torch.tensor(
+    passes = np.array(
         [[True, True, True, False], [True, True, True, True], [False, False, True, True]]
     )
     assert segment_decision(passes).tolist() == [False, True, False]
     assert segment_decision(passes, quantile=0.75).tolist() == [True, True, False]
-    valid = torch.tensor([[True, True, True, False]] * 3)  # last block is padding
+    valid = np.array([[True, True, True, False]] * 3)  # last block is padding
     assert segment_decision(passes, valid).tolist() == [True, True, False]
-    assert segment_decision(
-        torch.zeros(1, 2, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool)
-    ).item()
+    assert segment_decision(np.zeros((1, 2), dtype=bool), np.zeros((1, 2), dtype=bool)).item()
     with pytest.raises(PressError):
         segment_decision(passes, quantile=0.0)
 
@@ -231,23 +228,23 @@ def test_expected_exit_snr_matches_quadrature() -> None:
             limit=2000,
             epsabs=1e-12,
         )[0]
-        got = expected_exit_snr_db(*(torch.tensor(v) for v in (a, b, e_est, e_res, n, p_ref)))
+        got = expected_exit_snr_db(a, b, e_est, e_res, n, p_ref)
         assert abs(got.item() - ref) < tol, (a, got.item(), ref)
 
 
 def test_expected_block_snr_is_the_energy_form_on_signals() -> None:
     rng = np.random.default_rng(3)
-    est = torch.from_numpy(rng.normal(size=(2, 2, 900)))           # (N, S, L): blocks 400, 400, 100
-    mix = torch.from_numpy(rng.normal(size=(2, 900)))
-    alpha, beta = torch.full((2, 2, 3), 3.0), torch.full((2, 2, 3), 0.5)
-    lengths = torch.tensor([900, 500])                               # item 2: last block is padding
-    got = expected_block_snr_db(est, mix, alpha, beta, 400, p_ref=0.7, lengths=lengths)
-    e_est, n = block_energy(est, 400, lengths=lengths[:, None])
-    e_res, _ = block_energy(est - mix[:, None], 400, lengths=lengths[:, None])
-    torch.testing.assert_close(got, expected_exit_snr_db(alpha, beta, e_est, e_res, n, torch.tensor(0.7)))
-    assert torch.isfinite(got).all()
+    est = rng.normal(size=(2, 2, 900))                               # (N, S, L): blocks 400, 400, 100
+    mix = rng.normal(size=(2, 900))
+    alpha, beta = np.full((2, 2, 3), 3.0), np.full((2, 2, 3), 0.5)
+    lengths = np.array([900, 500])                                   # item 2: last block is padding
+    got = expected_block_snr_db(est, mix, alpha, beta, 400, 0.7, lengths)
+    e_est, n = rule.block_energy(est, 400, lengths)
+    e_res, _ = rule.block_energy(est - mix[:, None], 400, lengths)
+    np.testing.assert_allclose(got, expected_exit_snr_db(alpha, beta, e_est, e_res, n, 0.7), rtol=1e-12)
+    assert np.isfinite(got).all()
     # a wider predicted error (β × 4: λ a quarter) lowers the expected exit-SNR
-    wider = expected_block_snr_db(est, mix, alpha, 4 * beta, 400, p_ref=0.7, lengths=lengths)
+    wider = expected_block_snr_db(est, mix, alpha, 4 * beta, 400, 0.7, lengths)
     assert (wider[..., 0] < got[..., 0]).all() and (wider <= got).all()
 
 

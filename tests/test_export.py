@@ -13,8 +13,8 @@ import onnx  # noqa: E402
 import pytest
 import torch
 
+from press.engine.policies import Dynamic, Static  # noqa: E402
 from press.export import export_onnx  # noqa: E402
-from press.inference.policies import Dynamic, Static  # noqa: E402
 from press.inference.runner import Separator  # noqa: E402
 from press.io.streaming import ArrayReader  # noqa: E402
 from press.model import PressNet  # noqa: E402

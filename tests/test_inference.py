@@ -3,13 +3,13 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from press.engine.plan import SegmentPlan
+from press.engine.policies import Budget, Dynamic, OutputChange, Static
+from press.engine.stitch import Stitcher
+from press.engine.thresholds import first_exit_reaching
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration, trace_quality
-from press.inference.plan import SegmentPlan
-from press.inference.policies import Budget, Dynamic, OutputChange, Static
 from press.inference.runner import Separator
-from press.inference.stitch import Stitcher
-from press.inference.thresholds import first_exit_reaching
 from press.inference.trace import trace_exits
 from press.io.streaming import ArrayReader
 from press.model import ExitOutput, ExitState, PressNet

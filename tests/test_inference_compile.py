@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_config
 from torch._dynamo.utils import counters
 
-from press.inference.policies import Static
+from press.engine.policies import Static
 from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 from press.model import PressNet

@@ -6,8 +6,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from press.engine.policies import Static
 from press.errors import PressError
-from press.inference.policies import Static
 from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 from press.model import PressNet

@@ -73,23 +73,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
-    """(the model's output names, its number of exits, a function separating one file) for args.backend."""
+    """(the model's output names, its number of exits, a function separating one file) for args.backend:
+    torch (press.api) or onnx (press.runtime: exported graphs, no torch); both stream and report alike."""
     from press.errors import PressError
 
     if args.compile and args.backend == "onnx":
         raise PressError("--compile applies to --backend torch; onnxruntime optimises its graphs itself")
-    return _onnx_backend(args) if args.backend == "onnx" else _torch_backend(args)
+    if args.backend == "onnx":
+        from press.runtime import load as load_onnx
 
+        model = load_onnx(args.model, threads=args.threads)
+    else:
+        from press.api import load
 
-SeparateOne = Callable[[str, list[Path | None], dict], dict]
-
-
-def _torch_backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
-    from press.api import load
-
-    model = load(args.model, device=args.device)
-    if args.compile:
-        model.compile()
+        model = load(args.model, device=args.device)
+        if args.compile:
+            model.compile()
 
     def separate_one(name: str, outputs: list[Path | None], options: dict) -> dict:
         return model.separate_file(name, outputs, target_db=args.target_db, confidence=args.confidence,
@@ -99,34 +98,7 @@ def _torch_backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOn
     return model.source_names, model.n_exits, separate_one
 
 
-def _onnx_backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
-    """`--backend onnx`: exported graphs run by press.runtime (no torch)."""
-    from press.io.streaming import FileReader, SourceWriter
-    from press.runtime import load
-
-    model = load(args.model, threads=args.threads)
-
-    def separate_one(name: str, outputs: list[Path | None], options: dict) -> dict:
-        with FileReader(name, model.sample_rate, args.channel) as reader, \
-                SourceWriter(outputs, model.sample_rate, reader.input_rate, n_output=reader.n_input) as writer:
-            result = model.separate(reader, target_db=args.target_db, confidence=args.confidence,
-                                    exit=args.exit, budget=args.budget, sink=writer, **options)
-            writer.commit()
-        return {"backend": "onnx", "model": model.manifest["model"], "sources": names,
-                "model_sample_rate": model.sample_rate,
-                "sample_rate": reader.input_rate,
-                "policy": "static" if args.exit else "budget" if args.budget is not None else "dynamic",
-                "target_db": args.target_db, "confidence": args.confidence,
-                **({"budget_gmacs_per_second": args.budget, "budget_threshold_db": result.threshold_db}
-                   if args.budget is not None else {}),
-                "gmacs_per_second": result.gmacs_per_second,
-                "last_exit_gmacs_per_second": result.last_exit_gmacs_per_second,
-                "saving": result.saving, "exit_histogram": result.exit_histogram(model.n_exits),
-                "seconds": result.seconds, "padding_share": result.padding_share, "note": result.note,
-                "segments": result.segments, "blocks": result.blocks}
-
-    names = model.manifest.get("sources") or [f"s{j + 1}" for j in range(model.n_src)]
-    return names, model.n_exits, separate_one
+SeparateOne = Callable[[str, list[Path | None], dict], dict]
 
 
 def separate_each(args: argparse.Namespace, names: list[str], n_exits: int, separate_one: SeparateOne,

@@ -11,7 +11,7 @@ per segment; a segment that never meets a strategy's condition takes the last ex
   and speaker of the segment: what a perfect predictor would do, the floor of compute for t;
 - uniform: an exit drawn uniformly at random per segment from a seeded generator;
 - output change: the heuristic before PRESS, leave when ‖x̂_k − x̂_{k−1}‖/‖x̂_k‖ over the
-  segment's core drops below a threshold, measured by `press.inference.policies.output_change`,
+  segment's core drops below a threshold, measured by `press.engine.policies.output_change`,
   exactly `press.inference.OutputChange`.
 
 `regret` is the one-sided exit-SNR regret at the exits taken.
@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from press.engine.policies import output_change
+from press.engine.rule import segment_decision
 from press.errors import PressError
-from press.inference.policies import output_change
-from press.prob.exits import exit_snr_regret, segment_decision
+from press.prob.exits import exit_snr_regret
 
 
 def first_passing(passes: np.ndarray) -> np.ndarray:
@@ -45,9 +46,8 @@ def dynamic_exits(block_probability: np.ndarray, valid: np.ndarray, confidence: 
                   quantile: float = 1.0) -> np.ndarray:
     """block_probability (K, n_seg, n_core): min over speakers of P(exit-SNR ≥ t) per core block;
     valid (n_seg, n_core). First exit where a `quantile` of valid blocks reach `confidence`."""
-    passes = segment_decision(torch.as_tensor(block_probability >= confidence),
-                              torch.as_tensor(valid)[None], quantile)
-    return first_passing(passes.numpy())
+    return first_passing(segment_decision(np.asarray(block_probability) >= confidence,
+                                          np.asarray(valid)[None], quantile))
 
 
 def oracle_exits(exit_snr: np.ndarray, valid: np.ndarray, target_db: float) -> np.ndarray:
@@ -66,9 +66,9 @@ def output_change_exits(estimates: np.ndarray, core: slice, threshold: float) ->
     """estimates (K, n_seg, S, W); core: the segment's samples within the window.
     First exit k ≥ 2 whose relative change from exit k−1 over the core is below `threshold`
     (exit 1 has nothing to compare with, so it is never chosen unless K = 1). The change is
-    `press.inference.policies.output_change`, the measure `OutputChange` uses at run time."""
-    est = torch.as_tensor(np.asarray(estimates))
-    change = output_change(est[1:], est[:-1], core).numpy()        # (K-1, n_seg)
+    `press.engine.policies.output_change`, the measure `OutputChange` uses at run time."""
+    est = np.asarray(estimates)
+    change = output_change(est[1:], est[:-1], core)                # (K-1, n_seg)
     passes = np.concatenate([np.zeros((1, estimates.shape[1]), bool), change < threshold])
     return first_passing(passes)
 

@@ -3,10 +3,12 @@
 Instead of a target (t, p) the user gives a compute budget G in GMAC/s. The rule that runs is
 the dynamic rule with a different question: a segment leaves at the first exit whose *expected
 exit-SNR* (dB, the mean over its blocks and speakers of E[exit-SNR] under the predicted
-precision, `press.prob.exits.expected_block_snr_db`) reaches a threshold τ (`policies.Budget`).
+precision, `press.engine.rule.expected_block_snr_db`) reaches a threshold τ
+(`press.engine.policies.Budget`).
 Raising τ only ever moves segments deeper, so the mean compute is a non-decreasing step function
 of τ; τ is chosen on calibration data as the highest value whose mean cost stays within the
-budget (`threshold_for_budget`, a binary search over the calibration qualities).
+budget (`press.engine.thresholds.threshold_for_budget`, a binary search over the calibration
+qualities).
 
 `BudgetCalibration` holds, for every calibration segment, its quality at every exit, measured
 once with `trace_exits` (every exit of every segment, cut as inputs are cut). Turning a
@@ -24,28 +26,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from press.engine.backend import exit_scales
+from press.engine.plan import SegmentPlan
+from press.engine.policies import Budget
+from press.engine.rule import expected_block_snr_db, segment_quality
+from press.engine.thresholds import budget_threshold
 from press.errors import PressError
-from press.inference.plan import SegmentPlan
-from press.inference.policies import Budget, segment_quality
 from press.inference.runner import Separator
-from press.inference.thresholds import budget_threshold
 from press.inference.trace import ExitTrace, trace_exits
 from press.io.streaming import ArrayReader
 from press.prob.calibration import Recalibration
-from press.prob.exits import expected_block_snr_db
 
 
 def trace_quality(trace: ExitTrace, recalibration: Recalibration | None = None) -> np.ndarray:
-    """(n_seg, K) quality of every segment of a trace at every exit, exactly as `policies.Budget`
-    computes it online (α, β recalibrated per exit as the runner does)."""
-    recalibration = recalibration or Recalibration()
-    alpha, beta = recalibration.apply(torch.from_numpy(trace.alpha), torch.from_numpy(trace.beta))
-    expected = expected_block_snr_db(torch.from_numpy(trace.estimates), torch.from_numpy(trace.windows),
-                                     alpha, beta, trace.block, p_ref=trace.p_ref,
-                                     lengths=torch.from_numpy(trace.lengths))      # (K, n, S, nbw)
-    return segment_quality(expected, trace.core, torch.from_numpy(trace.valid)).T.numpy()
+    """(n_seg, K) quality of every segment of a trace at every exit, with the functions
+    `press.engine.policies.Budget` computes it with online (α, β recalibrated per exit as the loop does)."""
+    scales = np.array(exit_scales((recalibration or Recalibration()).to_dict(), trace.n_exits))   # (K, 2)
+    alpha = trace.alpha * scales[:, 0, None, None, None]                                            # (K, n, S, nbw)
+    beta = trace.beta * scales[:, 1, None, None, None]
+    expected = expected_block_snr_db(trace.estimates, trace.windows, alpha, beta, trace.block, trace.p_ref,
+                                     trace.lengths)                                                 # (K, n, S, nbw)
+    return segment_quality(expected, trace.core, trace.valid).T
 
 
 @dataclass

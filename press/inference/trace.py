@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from press.errors import PressError
-from press.inference.plan import SegmentPlan
+from press.engine.plan import SegmentPlan
+from press.engine.stitch import Stitcher
 from press.inference.runner import Separator
-from press.inference.stitch import Stitcher
 from press.io.streaming import Reader
 from press.model.device import synchronize
 
@@ -22,7 +20,7 @@ class ExitTrace:
     """Every segment of one input run through every exit: what strategies choose from.
 
     Evaluating a strategy is then a choice of one exit per segment, stitched with the same
-    `Stitcher` as `Separator.run`, so every strategy is compared on exactly the same segments
+    `Stitcher` as the engine's loop, so every strategy is compared on exactly the same segments
     and network outputs without running the network again. Raw (not recalibrated) α, β are kept
     so that calibration can be measured before and after a recalibration.
     """
@@ -73,7 +71,6 @@ class ExitTrace:
         return float(sum(self.seconds_per_exit[int(k) - 1, i] for i, k in enumerate(exits)))
 
 
-@torch.inference_mode()
 def trace_exits(separator: Separator, reader: Reader, p_ref: float | None = None,
                 utterance: bool = False) -> ExitTrace:
     """Run every segment of `reader` through all exits of `separator.model` (see `ExitTrace`).
@@ -83,37 +80,30 @@ def trace_exits(separator: Separator, reader: Reader, p_ref: float | None = None
     by its segments.
     """
 
-    model, cfg = separator.model, separator.model.cfg
-    n = reader.n_samples
-    if n == 0:
-        raise PressError("the input holds no samples")
-    plan = separator.plan(n, utterance)
+    cfg = separator.model.cfg
+    plan = separator.plan(reader.n_samples, utterance)
     p_ref = reader.mean_power() if p_ref is None else p_ref
-    c, block = plan.context, separator.block
-    core = slice(c // block, c // block + plan.segment // block)
+    block = separator.block
     win = plan.read(reader, range(len(plan)))
-    valid = torch.stack([separator._valid_blocks(plan, i) for i in range(len(plan))]).numpy()
+    backend = separator.backend()
     estimates, alphas, betas, times = [], [], [], []
     for first in range(0, len(plan), separator.batch_size):
         sl = slice(first, min(first + separator.batch_size, len(plan)))
-        x = torch.from_numpy(win.audio[sl]).to(separator.device)
+        n_batch = sl.stop - sl.start
         synchronize(separator.device)
         tic = time.perf_counter()
-        state = model.begin(x, lengths=torch.as_tensor(win.lengths[sl], device=separator.device),
-                            scale=torch.from_numpy(win.levels[sl]).to(separator.device))
-        outs, tm = [], []
-        for _ in range(model.n_exits):
-            out, state = model.advance(state)
-            synchronize(separator.device)   # the time to reach this exit, not to queue it
-            tm.append(np.full(len(x), (time.perf_counter() - tic) / len(x)))
+        # each exit's outputs arrive on the host: its time is the time to reach it, not to queue it
+        out, state = backend.first(win.audio[sl], win.lengths[sl], win.levels[sl])
+        outs, tm = [out], [np.full(n_batch, (time.perf_counter() - tic) / n_batch)]
+        for _ in range(2, backend.n_exits + 1):
+            out, state = backend.advance(state)
             outs.append(out)
-        est = torch.stack([o.estimate for o in outs]).float().cpu().numpy()   # (K, n, S, W)
-        al = torch.stack([o.alpha for o in outs]).double().cpu().numpy()     # (K, n, S, nbw)
-        be = torch.stack([o.beta for o in outs]).double().cpu().numpy()
-        estimates.append(est)
-        alphas.append(al)
-        betas.append(be)
+            tm.append(np.full(n_batch, (time.perf_counter() - tic) / n_batch))
+        estimates.append(np.stack([o.estimate for o in outs]))                   # (K, n, S, W)
+        alphas.append(np.stack([o.alpha for o in outs]).astype(np.float64))      # (K, n, S, nbw)
+        betas.append(np.stack([o.beta for o in outs]).astype(np.float64))
         times.append(np.stack(tm))
-    return ExitTrace(plan, core, block, cfg.sample_rate, win.audio, win.lengths, valid,
-                     np.concatenate(estimates, 1), np.concatenate(alphas, 1), np.concatenate(betas, 1),
-                     float(p_ref), list(separator.gmacs), np.concatenate(times, 1), align=cfg.sources is None)
+    return ExitTrace(plan, plan.core_blocks(block), block, cfg.sample_rate, win.audio, win.lengths,
+                     plan.valid_blocks(range(len(plan)), block), np.concatenate(estimates, 1),
+                     np.concatenate(alphas, 1), np.concatenate(betas, 1), float(p_ref), list(separator.gmacs),
+                     np.concatenate(times, 1), align=cfg.sources is None)

@@ -17,8 +17,11 @@ All three events have the form {λ ≥ c}, so they are nested: the probability o
 (the max of the three) reaching t is exactly the max of the three probabilities. The exit rule
 is then "every speaker reaches t with probability ≥ p": min over speakers of that max ≥ p.
 
-Everything here is a pure function of tensors with arbitrary leading dimensions; the arithmetic
-runs in float64 because the arguments of Q span many decades (silent blocks, α up to ~1e6).
+Everything here is a pure function of tensors with arbitrary leading dimensions, for evaluation and
+calibration over traces; the arithmetic runs in float64 because the arguments of Q span many decades
+(silent blocks, α up to ~1e6). Inference decides with the same formulas in numpy, in
+press.engine.rule (with the expected exit-SNR that budget mode ranks by, and the segment decision),
+which both backends share.
 """
 
 from __future__ import annotations
@@ -170,88 +173,6 @@ def exit_probabilities(
     p_exit = torch.maximum(torch.maximum(p_snr, p_snri), p_abs)  # (..., S, nb)
     p_block = p_exit.amin(dim=-2)  # (..., nb)
     return ExitProbabilities(p_snr, p_snri, p_abs, p_exit, p_block, p_block >= confidence)
-
-
-def expected_exit_snr_db(
-    alpha: Tensor,
-    beta: Tensor,
-    estimate_energy: Tensor,
-    residual_energy: Tensor,
-    count: Tensor,
-    p_ref: Tensor,
-    nodes: int = 513,
-) -> Tensor:
-    """E[exit-SNR in dB] under the predicted precision λ ~ Gamma(α, β), per speaker and block.
-
-    Uses the same model as the exit conditions: exit-SNR = max(1 + ‖x̂‖²λ/n,
-    1 + ‖x̂ − x̃‖²λ/n, P_ref·λ). The expectation of its log is taken over w = ln λ, whose density
-    ∝ exp(αw − βe^w) has mean ψ(α) − ln β, sd sqrt(ψ'(α)), a long exponential left tail and a
-    double-exponential right one. A self-normalised trapezoid rule on `nodes` uniform points from
-    20 sd below the mean to ln((α + 12√α + 40)/β) integrates it to < 1e-6 dB for α ≥ 1 and
-    < 1e-3 dB at α = 0.3 (4e-3 dB at α = 0.05), measured against scipy.integrate.quad in the tests.
-    Shapes: all inputs broadcast to (..., S, nb); returns that shape.
-    """
-    alpha, beta, e_est, e_res, count, p_ref = (
-        torch.as_tensor(v, dtype=torch.float64)
-        for v in (alpha, beta, estimate_energy, residual_energy, count, p_ref)
-    )
-    sd = torch.special.polygamma(1, alpha).sqrt()
-    lo = torch.special.digamma(alpha) - torch.log(beta) - 20.0 * sd
-    hi = torch.log(alpha + 12.0 * alpha.sqrt() + 40.0) - torch.log(beta)  # P(λ > e^hi) < 1e-13
-    grid = torch.linspace(0.0, 1.0, nodes, dtype=torch.float64, device=alpha.device)  # (nodes,)
-    w = lo.unsqueeze(-1) + (hi - lo).unsqueeze(-1) * grid  # (..., nodes), uniform spacing
-    log_density = alpha.unsqueeze(-1) * w - beta.unsqueeze(-1) * torch.exp(w)
-    weights = torch.softmax(log_density, dim=-1)  # uniform spacing: trapezoid = plain sum
-    n = count.clamp_min(1.0)
-    log_gain = torch.maximum(
-        torch.nn.functional.softplus(torch.log(e_est / n).unsqueeze(-1) + w),
-        torch.nn.functional.softplus(torch.log(e_res / n).unsqueeze(-1) + w),
-    )
-    log_ratio = torch.maximum(log_gain, torch.log(p_ref).unsqueeze(-1) + w)
-    return _DB * (weights * log_ratio).sum(-1)
-
-
-def expected_block_snr_db(
-    estimate: Tensor,
-    mixture: Tensor,
-    alpha: Tensor,
-    beta: Tensor,
-    block: int,
-    p_ref: float | Tensor | None = None,
-    lengths: Tensor | None = None,
-) -> Tensor:
-    """E[exit-SNR in dB] per speaker and block of one exit's output: `expected_exit_snr_db` on the
-    block energies of the signals, cut as in `exit_probabilities` (same shapes and arguments).
-
-    This is the quality the compute-budget policy ranks segments by (press.inference.budget):
-    unlike P(exit-SNR >= t) it does not saturate at 0 or 1 when the target is out of reach.
-    """
-    seg_lengths = None if lengths is None else torch.as_tensor(lengths).unsqueeze(-1)
-    est_energy, count = block_energy(estimate, block, lengths=seg_lengths)  # (..., S, nb)
-    resid_energy, _ = block_energy(estimate - mixture.unsqueeze(-2), block, lengths=seg_lengths)
-    p_ref = _reference_power(p_ref, mixture, lengths)  # (..., 1, 1)
-    return expected_exit_snr_db(alpha, beta, est_energy, resid_energy, count, p_ref)
-
-
-def segment_decision(
-    block_pass: Tensor, valid: Tensor | None = None, quantile: float = 1.0
-) -> Tensor:
-    """Combine a segment's block decisions (..., nb) into one decision (...,).
-
-    The segment passes when at least a fraction `quantile` of its valid blocks pass, i.e. when
-    ceil(quantile · n_valid) blocks pass. quantile = 1 (default) is "every block passes", the
-    strict rule that never lets a failing block leave early; a lower value (e.g. 0.9) tolerates a
-    few hard blocks in a long segment. Blocks outside `valid` (padding) are ignored; a segment
-    with no valid block passes (nothing to wait for).
-    """
-    if not 0.0 < quantile <= 1.0:
-        raise PressError(f"segment quantile must be in (0, 1], got {quantile}")
-    if valid is None:
-        valid = torch.ones_like(block_pass, dtype=torch.bool)
-    n_valid = valid.sum(-1)
-    n_pass = (block_pass & valid).sum(-1)
-    needed = torch.ceil(quantile * n_valid.to(torch.float64) - 1e-9)
-    return n_pass.to(torch.float64) >= needed
 
 
 class TrueExitSNR(NamedTuple):

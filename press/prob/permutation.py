@@ -1,28 +1,22 @@
-"""The one speaker-permutation solver: which estimate belongs to which source.
+"""The speaker-permutation solver of press.engine.permutation on tensors, for the training loss.
 
-Every place that pairs S estimates with S references — the training loss (shared PIT), the
-stitcher (speaker order across segments), evaluation metrics and figures — builds an (S, S) cost
-and asks this module for the assignment, so that they can never disagree on ties or on S > 4.
+The training loss (shared PIT) solves a batch of (S, S) costs every step; to keep that on the
+device with no host sync, the exhaustive search runs here in torch over the same permutation table,
+with the same tie rule (the first of equal costs). Beyond S = 4 it hands the costs to the engine's
+Hungarian solver on the host.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import torch
-from scipy.optimize import linear_sum_assignment
+
+from press.engine import permutation
 
 
 def best_permutation(cost: torch.Tensor) -> torch.Tensor:
-    """perm (B, S) minimising sum_j cost[b, j, perm[b, j]]; cost: (B, S, S) estimate x target.
-
-    Exhaustive and batched on the device for S <= 4 (at most 24 permutations); the Hungarian
-    algorithm (scipy) beyond, which finds the same optimum for a sum of pairwise costs.
-    """
-    B, S, _ = cost.shape
-    if S <= 4:
-        perms = torch.tensor(list(itertools.permutations(range(S))), device=cost.device)  # (P, S)
-        totals = cost[:, torch.arange(S, device=cost.device), perms].sum(-1)   # (B, P)
-        return perms[totals.argmin(-1)]
-    c = cost.detach().cpu().double().numpy()
-    return torch.stack([torch.as_tensor(linear_sum_assignment(ci)[1]) for ci in c]).to(cost.device)
+    """perm (B, S) minimising sum_j cost[b, j, perm[b, j]]; cost: (B, S, S) estimate x target."""
+    n_src = cost.shape[-1]
+    if n_src > permutation.EXHAUSTIVE_MAX:
+        return torch.as_tensor(permutation.best_permutation(cost.detach().cpu().double().numpy()), device=cost.device)
+    table = torch.as_tensor(permutation.permutation_table(n_src), device=cost.device)        # (P, S)
+    return table[cost[:, torch.arange(n_src, device=cost.device), table].sum(-1).argmin(-1)]

@@ -4,13 +4,16 @@
     model = load("out/manifest.json")
     result = model.separate(mixture)                # (N,) float32 at model.sample_rate
     result.sources, result.exits, result.gmacs_per_second
+    model.separate_file("in.wav", ["s1.wav", "s2.wav"], target_db=5)   # streamed; returns the report
 
-It runs the segment-wise dynamic inference of `press separate` (press.inference.Separator) on
-the graphs `press export` wrote: cut with context, run exit by exit, P(exit-SNR >= t) from alpha,
-beta with the same formulas, drop segments that exit, align speakers and stitch. It imports no
-torch, and nothing of press that does (an import-linter contract in pyproject.toml checks it).
+It is press.engine's loop (the one `press separate` runs with torch) over the graphs `press export`
+wrote: the same segments, exit rule, policies, stitching and report. It imports no torch, and
+nothing of press that does (an import-linter contract in pyproject.toml checks it).
 """
 
-from press.runtime.engine import OnnxModel, RuntimeResult, load
+from press.engine.results import SeparationResult
+from press.runtime.model import OnnxModel, load
+
+RuntimeResult = SeparationResult   # what OnnxModel.separate returns, under the name this package gives it
 
 __all__ = ["OnnxModel", "RuntimeResult", "load"]

@@ -1,9 +1,9 @@
-"""Budget mode's threshold choice: pure numpy, shared by the torch runner and press.runtime.
+"""Budget mode's threshold choice, for both backends.
 
 Given every calibration segment's expected quality at every exit and the exits' costs, a budget
 turns into the highest threshold τ whose rule "leave at the first exit whose quality reaches τ"
-keeps the mean cost within it (press.inference.budget fits the qualities; docs/exits.md).
-This module imports no torch, so the deployment runtime uses it as it is.
+keeps the mean cost within it (press.inference.budget measures the qualities with torch; an ONNX
+export stores them; docs/exits.md).
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import math
 
 import numpy as np
 
+from press.engine.plan import SegmentPlan
 from press.errors import PressError
-from press.inference.plan import SegmentPlan
 
 
 def first_exit_reaching(quality: np.ndarray, threshold: float) -> np.ndarray:
     """Index of the first exit whose quality reaches `threshold`, the last exit if none does.
 
-    quality: (N, K), exits in network order. Returns (N,) int64 (0-based). This is what the runner
-    does online with `policies.Budget`: at exit k it only needs quality[:, k].
+    quality: (N, K), exits in network order. Returns (N,) int64 (0-based). This is what the loop
+    does online with `press.engine.policies.Budget`: at exit k it only needs quality[:, k].
     """
     reached = np.asarray(quality, dtype=np.float64) >= threshold
     reached[:, -1] = True

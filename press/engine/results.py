@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from press.inference.plan import padding_note
+from press.engine.plan import padding_note
 
 
 @dataclass
@@ -49,6 +49,12 @@ class SeparationResult:
     seconds: float                 # input duration
     padding_share: float           # share of the samples the network ran that were not input:
                                    # context read twice, and padding to whole blocks
+    threshold_db: float | None = None   # budget mode: the threshold on expected exit-SNR it ran at
+
+    @property
+    def exits(self) -> list[int]:
+        """The exit each segment took, in order."""
+        return [s.exit for s in self.segments]
 
     @property
     def note(self) -> str | None:

@@ -3,19 +3,19 @@
 A policy sees an `ExitContext` per batch and returns a bool per segment. PRESS's own rule is
 `Dynamic`; `Static`, `OutputChange` (the heuristic before PRESS) and `Budget` (a threshold on
 expected quality that meets a compute budget, beyond the paper; its threshold comes from
-`press.inference.budget`) share the runner and the stitcher, so they are compared on equal terms.
+`press.engine.thresholds`) share the loop and the stitcher, so they are compared on equal terms.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
-import torch
+import numpy as np
 
+from press.engine.backend import Exit
+from press.engine.rule import ExitProbabilities, expected_block_snr_db, segment_decision, segment_quality
 from press.errors import PressError
-from press.model import ExitOutput
-from press.prob.exits import ExitProbabilities, expected_block_snr_db, segment_decision
 
 
 @dataclass
@@ -24,13 +24,13 @@ class ExitContext:
 
     k: int
     n_exits: int
-    output: ExitOutput                  # estimate (N, S, W), alpha/beta (N, S, nbw)
+    output: Exit                        # estimate (N, S, W), alpha/beta (N, S, nbw), recalibrated
     probabilities: ExitProbabilities    # per block of the window, at the report target
     core: slice                         # the blocks of the window that belong to the segment
-    valid: torch.Tensor                 # (N, n_core) bool: core blocks holding input samples
-    previous: torch.Tensor | None       # (N, S, W) estimate of exit k-1, None at exit 1
-    mixture: torch.Tensor               # (N, W) the mixture windows
-    lengths: torch.Tensor               # (N,) valid samples per window
+    valid: np.ndarray                   # (N, n_core) bool: core blocks holding input samples
+    previous: np.ndarray | None         # (N, S, W) estimate of exit k-1, None at exit 1
+    mixture: np.ndarray                 # (N, W) the mixture windows
+    lengths: np.ndarray                 # (N,) valid samples per window
     p_ref: float                        # the whole input's mean power (reference of SNR_ref)
     block: int                          # likelihood block, samples
 
@@ -41,7 +41,7 @@ class ExitContext:
 
 
 class ExitPolicy(Protocol):
-    def __call__(self, ctx: ExitContext) -> torch.Tensor: ...   # (N,) bool: leave now
+    def __call__(self, ctx: ExitContext) -> np.ndarray: ...   # (N,) bool: leave now
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Dynamic:
 
     quantile: float = 1.0
 
-    def __call__(self, ctx: ExitContext) -> torch.Tensor:
+    def __call__(self, ctx: ExitContext) -> np.ndarray:
         return segment_decision(ctx.probabilities.decision[:, ctx.core], ctx.valid, self.quantile)
 
 
@@ -61,23 +61,23 @@ class Static:
 
     exit: int
 
-    def __call__(self, ctx: ExitContext) -> torch.Tensor:
+    def __call__(self, ctx: ExitContext) -> np.ndarray:
         if not 1 <= self.exit <= ctx.n_exits:
             raise PressError(f"exit must be between 1 and {ctx.n_exits}, got {self.exit}")
-        return torch.full((ctx.output.estimate.shape[0],), ctx.k >= self.exit)
+        return np.full(ctx.output.estimate.shape[0], ctx.k >= self.exit)
 
 
-def output_change(estimate: torch.Tensor, previous: torch.Tensor, core: slice) -> torch.Tensor:
+def output_change(estimate: np.ndarray, previous: np.ndarray, core: slice) -> np.ndarray:
     """The output-change heuristic's measure, ||x̂_k - x̂_{k-1}|| / ||x̂_k|| over all speakers and
     the samples `core` of the window: estimate, previous (..., S, W) -> (...).
 
     The one implementation, used by `OutputChange` at run time and by
     `press.evaluation.strategies.output_change_exits` on a trace, so the two cannot drift apart.
-    Computed in float64 whatever the network ran in; a silent output divides by 1e-12.
+    Computed in float64; a silent output divides by 1e-12.
     """
-    cur = estimate[..., core].double()
-    prev = previous[..., core].double()
-    return (cur - prev).pow(2).sum((-2, -1)).sqrt() / cur.pow(2).sum((-2, -1)).sqrt().clamp_min(1e-12)
+    cur = estimate[..., core].astype(np.float64)
+    prev = previous[..., core].astype(np.float64)
+    return np.sqrt(((cur - prev) ** 2).sum((-2, -1))) / np.maximum(np.sqrt((cur ** 2).sum((-2, -1))), 1e-12)
 
 
 @dataclass
@@ -88,21 +88,10 @@ class OutputChange:
 
     threshold: float = 0.05
 
-    def __call__(self, ctx: ExitContext) -> torch.Tensor:
-        n = ctx.output.estimate.shape[0]
+    def __call__(self, ctx: ExitContext) -> np.ndarray:
         if ctx.previous is None:
-            return torch.zeros(n, dtype=torch.bool)
+            return np.zeros(ctx.output.estimate.shape[0], dtype=bool)
         return output_change(ctx.output.estimate, ctx.previous, ctx.core_samples) < self.threshold
-
-
-def segment_quality(expected_db: torch.Tensor, core: slice, valid: torch.Tensor) -> torch.Tensor:
-    """One quality per segment: the mean of E[exit-SNR] (dB) over its valid core blocks and speakers.
-
-    expected_db: (..., N, S, nbw) per speaker and window block; valid: (N, n_core). Returns (..., N).
-    """
-    q = expected_db[..., core]
-    mask = valid.to(q.device)[:, None, :].expand(q.shape[-3:]).to(q.dtype)
-    return (q * mask).sum((-2, -1)) / mask.sum((-2, -1)).clamp_min(1.0)
 
 
 @dataclass
@@ -111,14 +100,31 @@ class Budget:
 
     The quality of a segment is the mean over its blocks and speakers of the expected exit-SNR in dB
     under the predicted precision (`segment_quality` of `expected_block_snr_db`). With a threshold
-    from `press.inference.budget.BudgetCalibration`, the mean compute meets a GMAC/s budget:
+    fitted on calibration segments (press.engine.thresholds), the mean compute meets a GMAC/s budget:
     `gmacs_per_second` records that budget (for reports) and plays no part in the decisions.
     """
 
     threshold_db: float
     gmacs_per_second: float | None = None
 
-    def __call__(self, ctx: ExitContext) -> torch.Tensor:
+    def __call__(self, ctx: ExitContext) -> np.ndarray:
         expected = expected_block_snr_db(ctx.output.estimate, ctx.mixture, ctx.output.alpha, ctx.output.beta,
-                                         ctx.block, p_ref=ctx.p_ref, lengths=ctx.lengths)
+                                         ctx.block, ctx.p_ref, ctx.lengths)
         return segment_quality(expected, ctx.core, ctx.valid) >= self.threshold_db
+
+
+def choose(n_exits: int, exit: int | None, budget: float | None, quantile: float,
+           threshold: Callable[[float], float]) -> ExitPolicy:
+    """The policy a separation asks for: a fixed exit, a budget in GMAC/s (whose threshold
+    `threshold(budget)` fits), or by default PRESS's rule on a `quantile` of each segment's blocks."""
+    if exit is not None and budget is not None:
+        raise PressError("choose one of exit= (a fixed exit) and budget= (a GMAC/s budget), not both")
+    if exit is not None:
+        if not 1 <= exit <= n_exits:
+            raise PressError(f"exit must be between 1 and {n_exits} for this model, got {exit}")
+        return Static(exit)
+    if budget is not None:
+        if budget <= 0:
+            raise PressError(f"budget must be a positive GMAC/s figure, got {budget}")
+        return Budget(threshold(budget), budget)
+    return Dynamic(quantile)

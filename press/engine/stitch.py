@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import torch
 
-from press.inference.plan import SegmentPlan
-from press.prob.permutation import best_permutation
+from press.engine.permutation import best_permutation
+from press.engine.plan import SegmentPlan
 
 
 class Stitcher:
@@ -45,8 +44,7 @@ class Stitcher:
             if self.align:
                 head = window[:, :2 * c]
                 diff = ((head[:, None, :] - self.tail[None, :, :]) ** 2).sum(-1)  # (S cur, S prev)
-                perm = best_permutation(torch.from_numpy(diff.T)[None])[0].numpy()  # prev j -> cur
-                window = window[perm]
+                window = window[best_permutation(diff.T[None])[0]]                # prev j -> cur
             head = window[:, :2 * c]
             self.sink(start - c, (1 - self.fade) * self.tail + self.fade * head)
             emit_from = c + c                    # window index of s_i + C

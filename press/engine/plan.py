@@ -11,7 +11,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from press.errors import PressError
 from press.io.streaming import Reader
+
+
+@dataclass(frozen=True)
+class Cut:
+    """How inputs are cut: segment and context in samples, whole likelihood blocks of `block`."""
+
+    segment: int
+    context: int
+    block: int
+
+    @classmethod
+    def from_seconds(cls, segment: float, context: float, sample_rate: int, block: int) -> Cut:
+        """Seconds rounded to whole blocks; a context of none, or of more than half a segment, is refused."""
+        seg = max(1, round(segment * sample_rate / block)) * block
+        ctx = max(0, round(context * sample_rate / block)) * block
+        if 2 * ctx > seg:
+            raise PressError("context must be at most half the segment length")
+        if ctx == 0:
+            # the stitcher matches each segment's speakers to the previous one's on the samples
+            # both windows saw: without that overlap, speakers could swap at every segment
+            raise PressError(f"context must be at least one likelihood block ({block / sample_rate:g} s): "
+                             "segments' speakers are aligned on the overlap of their windows; a longer "
+                             "segment runs more of the input whole")
+        return cls(seg, ctx, block)
+
+    def plan(self, n_samples: int, utterance: bool = False) -> SegmentPlan:
+        """Segments for an input of n_samples. The whole input is one segment without context in
+        utterance mode, and also when it fits in one window (segment + context on both sides):
+        the network then sees all of it at once, and no compute goes on padding. An empty input is refused."""
+        if n_samples == 0:
+            raise PressError("the input holds no samples")
+        if utterance or n_samples <= self.segment + 2 * self.context:
+            return SegmentPlan(n_samples, max(1, -(-n_samples // self.block)) * self.block, 0)
+        return SegmentPlan(n_samples, self.segment, self.context)
 
 
 @dataclass
@@ -32,7 +67,16 @@ class SegmentPlan:
     def core(self, i: int) -> tuple[int, int]:
         return i * self.segment, min((i + 1) * self.segment, self.n_samples)
 
-    def read(self, reader: Reader, indices: list[int] | range) -> "Windows":
+    def core_blocks(self, block: int) -> slice:
+        """The blocks of a window that belong to its segment."""
+        return slice(self.context // block, (self.context + self.segment) // block)
+
+    def valid_blocks(self, indices: list[int] | range, block: int) -> np.ndarray:
+        """(N, segment / block) bool: which core blocks of segments `indices` hold input."""
+        starts = np.array([self.core(i)[0] for i in indices])[:, None] + np.arange(self.segment // block) * block
+        return starts < np.array([self.core(i)[1] for i in indices])[:, None]
+
+    def read(self, reader: Reader, indices: list[int] | range) -> Windows:
         """The windows of segments `indices`, each with its valid length and its own level."""
         starts = [self.core(i)[0] - self.context for i in indices]
         audio = np.stack([reader.read(s, s + self.window) for s in starts])             # (N, W)
