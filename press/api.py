@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from press.engine.model import SeparationModel
+from press.engine.operating_point import OperatingPoint
 from press.engine.plan import SegmentPlan
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
@@ -51,6 +52,7 @@ class Press(SeparationModel):
         self.model, self.name = model, name
         stored = (extra or {}).get("recalibration")
         self.recalibration = Recalibration.from_dict(stored) if stored else Recalibration()
+        self.operating_point = OperatingPoint.from_dict((extra or {}).get("operating_point"))
         self._budget_mixtures: list[np.ndarray] | None = None
         self._budget_calibrations: dict[tuple[int, int], BudgetCalibration] = {}
 
@@ -111,14 +113,15 @@ class Press(SeparationModel):
         return self.budget_calibration(separator).threshold(gmacs_per_second, plan)
 
     def separate(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, sample_rate: int | None = None,
-                 target_db: float = 20.0, confidence: float = 0.9, exit: int | None = None,
+                 target_db: float | None = None, confidence: float | None = None, exit: int | None = None,
                  budget: float | None = None, channel: Channel = None, quantile: float = 1.0,
                  utterance: bool = False, **separator_options) -> Separation:
         """Separate a file or an array (mono; choose a channel of a multi-channel one).
 
         An array is taken at `sample_rate` (default: the model's rate); the sources come back at the
         input's rate. Exits: by default the first exit where P(exit-SNR >= target_db) >= confidence
-        for every block of a segment; `exit=k` runs every segment to exit k; `budget=G` aims at a
+        for every block of a segment (left None: the model's recommended operating point, which a
+        shipped model's card states); `exit=k` runs every segment to exit k; `budget=G` aims at a
         mean compute of G GMAC/s: a segment leaves at the first exit whose expected exit-SNR reaches
         a threshold fitted for G on calibration mixtures (see `calibrate_budget`).
         """
@@ -136,6 +139,7 @@ class Press(SeparationModel):
             if not np.isfinite(x).all():
                 raise PressError("the audio holds NaN or Inf samples")
         inner = resample(x, rate, self.sample_rate) if rate != self.sample_rate else x
+        target_db, confidence = self.operating_point.resolve(target_db, confidence)
         result, policy = self.run(ArrayReader(inner), target_db, confidence, exit, budget, quantile, utterance,
                                   **separator_options)
         sources = result.sources

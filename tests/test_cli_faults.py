@@ -139,3 +139,14 @@ def test_an_mp3_input_separates_without_decoder_chatter(tiny_checkpoint, tmp_pat
     err = capfd.readouterr().err
     assert "libmpg123" not in err and "error" not in err
     assert sf.info(tmp_path / "o" / "call_s1.wav").frames == sf.info(mp3).frames
+
+
+def test_integer_outputs_are_clipped_not_wrapped(tmp_path):
+    x = np.linspace(-2.0, 2.0, SR, dtype=np.float32)
+    with SourceWriter([tmp_path / "a.wav"], SR, SR, subtype="PCM_16") as writer:
+        writer(0, x[None])
+        writer.commit()
+    y, _ = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert sf.info(tmp_path / "a.wav").subtype == "PCM_16"
+    assert np.all(np.sign(y[np.abs(x) > 0.01]) == np.sign(x[np.abs(x) > 0.01]))   # no wrap-around
+    assert y.max() >= 0.999 and y.min() <= -0.999

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the TorchScript exporter's tracer and deprecation warnings
         path = export_onnx(model.model, args.out_dir, name=model.name, recalibration=model.recalibration,
-                           quantize=args.quantize, budget=budget)
+                           quantize=args.quantize, budget=budget, operating_point=model.operating_point)
     manifest = json.loads(path.read_text())
     for g in manifest["graphs"]:
         print(f"exit {g['exit']}: {path.parent / g['file']} ({g['bytes'] / 1e6:.2f} MB)")

@@ -36,10 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options `press separate` and `press enhance` share: quality target, exits, segments, backend."""
-    p.add_argument("--target-db", type=number(-100, 100), default=20.0,
-                   help="quality target t in dB of exit-SNR, -100 to 100 (default 20)")
-    p.add_argument("--confidence", type=number(0, 1, low_open=True, high_open=True), default=0.9,
-                   help="probability p in (0, 1) with which the target must hold to exit early (default 0.9)")
+    p.add_argument("--target-db", type=number(-100, 100), default=None,
+                   help="quality target t in dB of exit-SNR, -100 to 100 (default: the model's recommended "
+                        "operating point, which `press info MODEL` shows; 20 for a model without one)")
+    p.add_argument("--confidence", type=number(0, 1, low_open=True, high_open=True), default=None,
+                   help="probability p in (0, 1) with which the target must hold to exit early (default: the "
+                        "model's operating point; 0.9 for a model without one)")
     p.add_argument("--exit", type=number(1, integer=True), default=None,
                    help="run every segment to this exit instead")
     p.add_argument("--budget", type=number(0, low_open=True), default=None,
@@ -49,6 +51,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="for multi-channel input: 'mix' (average) or a channel index")
     p.add_argument("--segment", type=number(0, low_open=True), default=None, help="seconds per compute segment")
     p.add_argument("--context", type=number(0), default=None, help="seconds of context on each side")
+    p.add_argument("--subtype", choices=["FLOAT", "PCM_16", "PCM_24"], default="FLOAT",
+                   help="WAV sample format of the sources: FLOAT (32-bit, the default: twice a 16-bit input's "
+                        "size), PCM_16 or PCM_24 (clipped to full scale)")
     p.add_argument("--json", action="store_true", help="print the reports as one JSON list on stdout")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="torch (default) or onnx: run exported graphs with onnxruntime (press.runtime)")
@@ -93,7 +98,8 @@ def backend(args: argparse.Namespace) -> tuple[list[str], int, SeparateOne]:
     def separate_one(name: str, outputs: list[Path | None], options: dict) -> dict:
         return model.separate_file(name, outputs, target_db=args.target_db, confidence=args.confidence,
                                    exit=args.exit, budget=args.budget, channel=args.channel,
-                                   progress=not args.json and sys.stderr.isatty(), **options)
+                                   progress=not args.json and sys.stderr.isatty(), subtype=args.subtype,
+                                   **options)
 
     return model.source_names, model.n_exits, separate_one
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from press.engine.operating_point import OperatingPoint
 from press.engine.plan import SegmentPlan
 from press.engine.policies import ExitPolicy, choose
 from press.engine.report import file_report
@@ -42,6 +43,7 @@ class SeparationModel(ABC):
     n_src: int
     n_exits: int
     backend_name: str | None = None   # named in the report when not torch ("onnx")
+    operating_point: OperatingPoint = OperatingPoint()   # (t, p) when the caller names none
 
     @abstractmethod
     def separator(self, target_db: float = 20.0, confidence: float = 0.9, **options) -> Separating:
@@ -56,10 +58,13 @@ class SeparationModel(ABC):
         return choose(self.n_exits, exit, budget, quantile,
                       lambda gmacs: self.budget_threshold(separator, gmacs, plan))
 
-    def run(self, reader: Reader, target_db: float = 20.0, confidence: float = 0.9, exit: int | None = None,
+    def run(self, reader: Reader, target_db: float | None = None, confidence: float | None = None,
+            exit: int | None = None,
             budget: float | None = None, quantile: float = 1.0, utterance: bool = False,
             sink: Callable[[int, np.ndarray], None] | None = None, **options) -> tuple[SeparationResult, ExitPolicy]:
-        """Separate what `reader` holds (at the model's rate): the result and the policy it ran with."""
+        """Separate what `reader` holds (at the model's rate): the result and the policy it ran with.
+        A target or confidence left None is the model's operating point's."""
+        target_db, confidence = self.operating_point.resolve(target_db, confidence)
         separator = self.separator(target_db, confidence, **options)
         policy = self.exit_policy(separator, separator.plan(reader.n_samples, utterance), exit, budget, quantile)
         return separator.run(reader, policy, sink=sink, utterance=utterance), policy
@@ -70,14 +75,15 @@ class SeparationModel(ABC):
                            model_sample_rate=self.sample_rate, sample_rate=input_rate, target_db=target_db,
                            confidence=confidence, n_exits=self.n_exits, backend=self.backend_name)
 
-    def separate_file(self, path: str | os.PathLike, outputs: list[Path | None], target_db: float = 20.0,
-                      confidence: float = 0.9, exit: int | None = None, budget: float | None = None,
+    def separate_file(self, path: str | os.PathLike, outputs: list[Path | None], target_db: float | None = None,
+                      confidence: float | None = None, exit: int | None = None, budget: float | None = None,
                       channel: Channel = None, quantile: float = 1.0, progress: bool = False,
-                      **options) -> dict[str, Any]:
+                      subtype: str = "FLOAT", **options) -> dict[str, Any]:
         """Stream `path` through the model into one file per source (at the input's rate); the report.
 
         Memory stays bounded whatever the length. Output files appear only when complete. A source
-        whose path is None is not written.
+        whose path is None is not written. `subtype`: the WAV sample format (FLOAT: 32-bit float, as
+        the model computes; PCM_16 or PCM_24, clipped to full scale).
         """
         from tqdm import tqdm
 
@@ -85,11 +91,13 @@ class SeparationModel(ABC):
 
         if len(outputs) != self.n_src:
             raise PressError(f"the model separates {self.n_src} sources; {len(outputs)} output paths given")
+        target_db, confidence = self.operating_point.resolve(target_db, confidence)
         separator = self.separator(target_db, confidence, **options)
         with FileReader(path, self.sample_rate, channel) as reader:
             plan = separator.plan(reader.n_samples)
             policy = self.exit_policy(separator, plan, exit, budget, quantile)
-            with SourceWriter(outputs, self.sample_rate, reader.input_rate, n_output=reader.n_input) as writer, \
+            with SourceWriter(outputs, self.sample_rate, reader.input_rate, n_output=reader.n_input,
+                              subtype=subtype) as writer, \
                     tqdm(total=len(plan), unit="seg", disable=not progress, desc=Path(path).name) as bar:
                 result = separator.run(reader, policy, sink=writer, on_batch=bar.update)
                 writer.commit()

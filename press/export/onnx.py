@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from press.engine.operating_point import OperatingPoint
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
@@ -89,9 +90,11 @@ def _rms_norm_symbolic(g, x, normalized_shape, weight, eps):
 def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
                 recalibration: Recalibration | None = None, quantize: str | None = None,
                 segment: float = DEFAULT_SEGMENT, context: float = DEFAULT_CONTEXT,
-                budget: BudgetCalibration | None = None) -> Path:
+                budget: BudgetCalibration | None = None, operating_point: OperatingPoint | None = None) -> Path:
     """Write one graph per exit and the manifest into out_dir; returns the manifest's path.
 
+    operating_point: the (t, p) the model runs at when its user names none (its card's; default the
+    generic 20 dB, 0.9), kept in the manifest.
     budget: the model's budget calibration measured with a Separator cut at `segment`/`context`
     (press.api.Press.budget_calibration), written to budget_calibration.json for the runtime's
     budget mode; None: the export has no budget mode."""
@@ -169,6 +172,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
         "segment": segment, "context": context,
         "gmacs_per_second": [c.gmacs_per_second for c in costs],
         "recalibration": recalibration.to_dict(),
+        "operating_point": (operating_point or OperatingPoint()).to_dict(),
         "graphs": graphs,
         "budget_calibration": _write_budget(out, budget, costs, cfg, segment, context),
     }

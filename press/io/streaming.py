@@ -179,6 +179,8 @@ class SourceWriter:
         self.paths = [Path(paths[j]) for j in self._keep]
         self.n_output = n_output
         self._written = 0
+        # integer samples cannot hold a source that exceeds full scale: libsndfile would wrap it around
+        self._clip = subtype != "FLOAT" and subtype != "DOUBLE"
         self._tmps, self._files, self._streams = [], [], []
         with self._writing():
             for p in self.paths:
@@ -222,7 +224,7 @@ class SourceWriter:
             if stream is not None:
                 y = stream.resample_chunk(np.ascontiguousarray(y, dtype=np.float32), last=last)
             y = y if room is None else y[:room]
-            f.write(y)
+            f.write(np.clip(y, -1.0, 1.0) if self._clip else y)
             n = len(y)
         self._written += n
 

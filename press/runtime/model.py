@@ -17,6 +17,7 @@ import numpy as np
 from press.engine.backend import Exit, exit_scales
 from press.engine.loop import Engine
 from press.engine.model import SeparationModel
+from press.engine.operating_point import OperatingPoint
 from press.engine.plan import Cut, SegmentPlan
 from press.engine.results import SeparationResult
 from press.engine.thresholds import budget_threshold
@@ -46,6 +47,7 @@ class OnnxModel(SeparationModel):
         self.n_src, self.n_exits, self.gmacs = m["n_src"], m["n_exits"], m["gmacs_per_second"]
         self.sources = m.get("sources")
         self.source_names = self.sources or [f"s{j + 1}" for j in range(self.n_src)]
+        self.operating_point = OperatingPoint.from_dict(m.get("operating_point"))
 
     # ------------------------------------------------------------------ the backend (press.engine.backend)
 
@@ -113,7 +115,7 @@ class OnnxModel(SeparationModel):
         return budget_threshold(np.asarray(cal["quality"], dtype=np.float64),
                                 np.asarray(cal["gmacs_per_second"], dtype=np.float64), gmacs_per_second, plan)
 
-    def separate(self, audio: np.ndarray | Reader, target_db: float = 20.0, confidence: float = 0.9,
+    def separate(self, audio: np.ndarray | Reader, target_db: float | None = None, confidence: float | None = None,
                  exit: int | None = None, quantile: float = 1.0, segment: float | None = None,
                  context: float | None = None, batch_size: int = 8, utterance: bool = False,
                  sink: Callable[[int, np.ndarray], None] | None = None,

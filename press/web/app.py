@@ -41,8 +41,9 @@ INTRO = """# PRESS: separate a recording, listen to each speaker, see where the 
 Upload or record a mixture of two speakers (or pick a built-in test mixture), choose how the
 network decides when to stop, and run. Each segment leaves at the first exit whose predicted
 quality reaches the target with the confidence asked; easy audio stops early and costs less.
-Everything runs on this machine. (The shipped CPU model's outputs sit around 5-10 dB of exit-SNR:
-targets above that send every segment to the last exit.)"""
+Everything runs on this machine. The target and confidence start at the model's recommended
+operating point (its card says what it saves there); targets above what its outputs reach send
+every segment to the last exit."""
 
 
 def _theme() -> gr.themes.Base:
@@ -73,8 +74,9 @@ def build(model, limits: Limits, work: WorkArea) -> gr.Blocks:
                 gr.Markdown(f"Files up to {limits.max_megabytes:g} MB and {limits.max_seconds:g} s.")
             with gr.Column(scale=2):
                 mode = gr.Radio(list(MODES), value=MODES[0], label="how to choose the exit", elem_id="press-mode")
-                target = gr.Slider(-5, 30, value=5, step=0.5, label="target exit-SNR (dB)")
-                confidence = gr.Slider(0.05, 0.99, value=0.5, step=0.01, label="confidence")
+                point = model.operating_point
+                target = gr.Slider(-5, 30, value=point.target_db, step=0.5, label="target exit-SNR (dB)")
+                confidence = gr.Slider(0.05, 0.99, value=point.confidence, step=0.01, label="confidence")
                 exit_ = gr.Slider(1, n_exits, value=n_exits, step=1, label="fixed exit", visible=False)
                 budget = gr.Number(value=1.1, label="compute budget (GMAC/s; calibrated on first use)",
                                    visible=False)
