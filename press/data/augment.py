@@ -51,7 +51,7 @@ from scipy import signal
 from torch.utils.data import Dataset
 
 from press.data.noise import coloured
-from press.errors import PressError
+from press.errors import PressError, optional_module
 from press.io.files import atomic_write
 
 CODECS = ("mulaw", "alaw", "gsm", "opus")
@@ -132,7 +132,8 @@ def simulate_room(rng: np.random.Generator, sr: int, positions: int, rt60: tuple
     each RIR is cut after RT60 seconds (the image method's tail decays slower than Sabine predicts;
     its decay curve is 45-50 dB down at the cut, measured at RT60 0.5 and 1 s).
     """
-    import pyroomacoustics as pra  # 0.3 s to import: only processes that simulate rooms pay it
+    # 0.3 s to import: only processes that simulate rooms pay it
+    pra = optional_module("pyroomacoustics", "train", "simulating rooms (data.augment)")
 
     dims = np.array([rng.uniform(5, 10), rng.uniform(5, 10), rng.uniform(3, 4)])
     volume, surface = float(np.prod(dims)), 2 * float(dims[0] * dims[1] + dims[0] * dims[2] + dims[1] * dims[2])
@@ -186,7 +187,7 @@ def bank_room(number: int, sr: int, positions: int, rt60: tuple[float, float], e
     also kept on disk (`room_cache_dir`), keyed by every argument and pyroomacoustics' version: a new
     run, an ablation or a DataLoader worker reads them in milliseconds.
     """
-    import pyroomacoustics as pra
+    pra = optional_module("pyroomacoustics", "train", "simulating rooms (data.augment)")
 
     folder = room_cache_dir()
     key = hashlib.sha256(repr((ROOM_CACHE_VERSION, pra.__version__, number, sr, positions,

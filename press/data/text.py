@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from press.errors import optional_module
+
 _SUBJECTS = (
     "the old sailor", "my neighbour", "a tired doctor", "the young painter", "our teacher", "the quiet child",
     "a clever student", "the farmer", "her brother", "the new driver", "his grandmother", "the baker",
@@ -94,15 +96,14 @@ _LEXICON_SIZE = 3000
 
 def _lexicon(lang: str) -> tuple[list[str], np.ndarray]:
     """The language's most frequent written words (letters only) and Zipf weights over their ranks."""
-    from wordfreq import available_languages, top_n_list
-
-    if lang not in available_languages():   # wordfreq would silently fall back to English
+    wordfreq = optional_module("wordfreq", "render", "texts in other languages")
+    if lang not in wordfreq.available_languages():   # wordfreq would silently fall back to English
         raise ValueError(f"no word list for language {lang!r}")
     # wordfreq's lists hold loanwords and English from the web ("the" in Russian): a word that is more
     # frequent in English than in the language itself is dropped
-    english = {w: rank for rank, w in enumerate(top_n_list("en", _LEXICON_SIZE))} if lang != "en" else {}
+    english = {w: rank for rank, w in enumerate(wordfreq.top_n_list("en", _LEXICON_SIZE))} if lang != "en" else {}
     words = [
-        w for rank, w in enumerate(top_n_list(lang, _LEXICON_SIZE))
+        w for rank, w in enumerate(wordfreq.top_n_list(lang, _LEXICON_SIZE))
         if w.isalpha() and (len(w) > 1 or lang in _UNSPACED) and english.get(w, _LEXICON_SIZE) >= rank
     ]
     weights = 1.0 / (np.arange(len(words)) + 10.0)   # Zipf's law, flattened at the top ranks

@@ -24,9 +24,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-import pyworld
 
-from press.errors import PressError
+from press.errors import PressError, optional_module
 from press.io.audio import resample
 
 FRAME_PERIOD_MS = 5.0
@@ -140,6 +139,11 @@ class WorldAnalysis:
         return float(np.median(voiced))
 
 
+def _world():
+    """The WORLD vocoder (`pyworld`), which only rendering transformed voices needs."""
+    return optional_module("pyworld", "render", "transforming voices (the WORLD vocoder)")
+
+
 def _check_audio(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """The input as contiguous float64 (what pyworld takes), or a PressError saying what is wrong."""
     x = np.asarray(x)
@@ -173,14 +177,14 @@ def analyse(x: np.ndarray, sample_rate: int, f0_method: Literal["harvest", "dio"
     rate = max(sample_rate, WORLD_MIN_RATE)
     x64 = np.asarray(resample(x64, sample_rate, rate), dtype=np.float64)
     if f0_method == "harvest":
-        f0, t = pyworld.harvest(x64, rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS)
+        f0, t = _world().harvest(x64, rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS)
     elif f0_method == "dio":
-        f0, t = pyworld.dio(x64, rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS)
-        f0 = pyworld.stonemask(x64, f0, t, rate)
+        f0, t = _world().dio(x64, rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS)
+        f0 = _world().stonemask(x64, f0, t, rate)
     else:
         raise PressError(f"unknown F0 method {f0_method!r}: use 'harvest' or 'dio'")
-    sp = pyworld.cheaptrick(x64, f0, t, rate, f0_floor=F0_FLOOR_HZ)
-    ap = pyworld.d4c(x64, f0, t, rate)
+    sp = _world().cheaptrick(x64, f0, t, rate, f0_floor=F0_FLOOR_HZ)
+    ap = _world().d4c(x64, f0, t, rate)
     return WorldAnalysis(f0, sp, ap, sample_rate, rate, n, rms)
 
 
@@ -225,7 +229,7 @@ def synthesise(analysis: WorldAnalysis, shift: VoiceShift = IDENTITY) -> np.ndar
         freqs = np.linspace(0.0, analysis.world_rate / 2, sp.shape[-1])
         octaves = np.log2(np.maximum(freqs, TILT_FLOOR_HZ) / TILT_PIVOT_HZ)
         sp = sp * 10.0 ** (shift.tilt_db * octaves / 10.0)          # power envelope: dB / 10
-    y = pyworld.synthesize(f0, sp, ap, analysis.world_rate, analysis.frame_period)
+    y = _world().synthesize(f0, sp, ap, analysis.world_rate, analysis.frame_period)
     y = resample(y, analysis.world_rate, analysis.sample_rate).astype(np.float64)
     y = np.pad(y[: analysis.n_samples], (0, max(0, analysis.n_samples - y.size)))
     rms = float(np.sqrt(np.mean(y**2)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from press.errors import optional_module
 from press.prob.sisnr import si_snr, si_snri
 
 # ---------------------------------------------------------------------------------------------
@@ -25,7 +26,7 @@ def sdr(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
     reference (its target part is the filtered projection onto it), so each source is scored on
     its own: no permutation search can reorder an estimate the caller already aligned.
     """
-    import fast_bss_eval
+    fast_bss_eval = optional_module("fast_bss_eval", "metrics", "SDR (BSS Eval)")
 
     ref = np.asarray(reference, dtype=np.float64)
     est = np.asarray(estimate, dtype=np.float64)
@@ -54,23 +55,23 @@ def pesq_score(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) ->
     gets the WB score the field reports). Returns NaN when PESQ finds no utterance in the
     reference (silence): that is "no score", not zero quality, and averages skip it.
     """
-    from pesq import NoUtterancesError, PesqError, pesq
+    pesq_module = optional_module("pesq", "metrics", "PESQ")
 
     rate = 8000 if sample_rate <= 8000 else 16000
     ref = _to_rate(np.asarray(reference, np.float64), sample_rate, rate)
     est = _to_rate(np.asarray(estimate, np.float64), sample_rate, rate)
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # pesq normalises silence by 0
-            return float(pesq(rate, ref, est, "nb" if rate == 8000 else "wb"))
-    except (NoUtterancesError, PesqError):
+            return float(pesq_module.pesq(rate, ref, est, "nb" if rate == 8000 else "wb"))
+    except (pesq_module.NoUtterancesError, pesq_module.PesqError):
         return float("nan")
 
 
 def stoi_score(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
     """STOI (0..1) of one source (L,); pystoi resamples to its 10 kHz internally."""
-    from pystoi import stoi
+    pystoi = optional_module("pystoi", "metrics", "STOI")
 
-    return float(stoi(np.asarray(reference, np.float64), np.asarray(estimate, np.float64), sample_rate))
+    return float(pystoi.stoi(np.asarray(reference, np.float64), np.asarray(estimate, np.float64), sample_rate))
 
 
 def align_to_reference(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
