@@ -48,11 +48,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def joined_negative_values(argv: list[str]) -> list[str]:
+    """`--target-db -1e9` as `--target-db=-1e9`. argparse reads a token that starts with '-' as an
+    option unless it looks like -5 or -.5, so a negative value in exponent form would be refused with
+    "expected one argument" instead of being read (and range-checked) as the number it is."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and token.startswith("-"):
+            try:
+                float(token)
+            except ValueError:
+                pass
+            else:
+                out[-1] = f"{out[-1]}={token}"
+                continue
+        out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may follow options (`press train tiny --out run train.lr=1e-3`): argparse
     # hands positionals after an option back as unknown, so they join the command's `overrides`.
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(joined_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if extra:
         if not hasattr(args, "overrides"):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

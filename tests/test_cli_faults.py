@@ -150,3 +150,9 @@ def test_integer_outputs_are_clipped_not_wrapped(tmp_path):
     assert sf.info(tmp_path / "a.wav").subtype == "PCM_16"
     assert np.all(np.sign(y[np.abs(x) > 0.01]) == np.sign(x[np.abs(x) > 0.01]))   # no wrap-around
     assert y.max() >= 0.999 and y.min() <= -0.999
+
+
+def test_a_negative_number_in_exponent_form_is_read_as_a_number(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["separate", "default", "x.wav", "--out", str(tmp_path / "o"), "--target-db", "-1e9"])
+    assert "expected a number in [-100, 100], got -1e9" in capsys.readouterr().err
