@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from press.evaluation.report import evaluate_command
+    from press.evaluation.report import Request, run_request
 
     targets = _floats(args.targets, "--targets")
     if not 0.0 <= args.confidence <= 1.0:
@@ -68,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
         raise PressError(f"--limit must be at least 1, got {args.limit}")
     if args.save_calibrated and not args.calibrate_split:
         raise PressError("--save-calibrated needs --calibrate-split (the split to fit on)")
-    summary = evaluate_command(args, targets, Path(args.out))
+    summary = run_request(Request(
+        model=args.model, dataset=args.dataset, out=Path(args.out), targets=targets, confidence=args.confidence,
+        quality=not args.no_quality, root=args.root, split=args.split, subset=args.subset, limit=args.limit,
+        device=args.device, segment=args.segment, context=args.context, batch_size=args.batch_size,
+        calibrate_split=args.calibrate_split, calibrate_limit=args.calibrate_limit,
+        calibrate_method=args.calibrate_method, calibrate_pooled=args.calibrate_pooled,
+        save_calibrated=args.save_calibrated))
     if args.json:
         json.dump(summary, sys.stdout)
         print()

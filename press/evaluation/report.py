@@ -7,9 +7,9 @@ iterable of items (testable without files), and so that model loading is one fun
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -54,37 +54,63 @@ def dataset_items(name: str, root: str | None, split: str, model: PressNet, subs
     return (ds[i] for i in range(n)), n
 
 
+@dataclass(frozen=True)
+class Request:
+    """What `press evaluate` was asked: the model, the corpus items, the report's settings and an
+    optional recalibration to fit (and save) on another split."""
+
+    model: str
+    dataset: str
+    out: Path
+    targets: tuple[float, ...]
+    confidence: float = 0.9
+    quality: bool = True                 # SDRi, PESQ and STOI besides SI-SNRi
+    root: str | None = None
+    split: str = "test"
+    subset: str | None = None
+    limit: int | None = None
+    device: str | None = None
+    segment: float | None = None         # None: the API's defaults
+    context: float | None = None
+    batch_size: int = 8
+    calibrate_split: str | None = None
+    calibrate_limit: int | None = None
+    calibrate_method: str = "crps"
+    calibrate_pooled: bool = False
+    save_calibrated: str | None = None
+
+
 @torch.no_grad()
-def evaluate_command(args: argparse.Namespace, targets: tuple[float, ...], out: Path) -> dict:
-    """Everything `press evaluate` does after parsing; returns the summary it wrote."""
+def run_request(req: Request) -> dict:
+    """Everything `press evaluate` does after parsing; returns the summary it wrote into `req.out`."""
     from tqdm import tqdm
 
     from press.evaluation.evaluate import Options, evaluate, fit_on
     from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
     from press.model.checkpoint import save_model
 
-    model, cfg, recal, extra = resolve_model(args.model, args.device)
-    options = Options(targets=targets, confidence=args.confidence, quality=not args.no_quality)
-    segment = DEFAULT_SEGMENT if args.segment is None else args.segment
-    context = DEFAULT_CONTEXT if args.context is None else args.context
-    separator = Separator(model, segment=segment, context=context, batch_size=args.batch_size,
+    model, cfg, recal, extra = resolve_model(req.model, req.device)
+    options = Options(targets=req.targets, confidence=req.confidence, quality=req.quality)
+    segment = DEFAULT_SEGMENT if req.segment is None else req.segment
+    context = DEFAULT_CONTEXT if req.context is None else req.context
+    separator = Separator(model, segment=segment, context=context, batch_size=req.batch_size,
                           recalibration=recal)
-    items, n = dataset_items(args.dataset, args.root, args.split, model, args.subset, args.limit)
+    items, n = dataset_items(req.dataset, req.root, req.split, model, req.subset, req.limit)
     fitted = None
-    if args.calibrate_split:
-        val, n_val = dataset_items(args.dataset, args.root, args.calibrate_split, model, args.subset,
-                                   args.calibrate_limit)
+    if req.calibrate_split:
+        val, n_val = dataset_items(req.dataset, req.root, req.calibrate_split, model, req.subset,
+                                   req.calibrate_limit)
         fitted = fit_on(separator, tqdm(val, total=n_val, desc="fit recalibration", unit="utt",
-                                        disable=None), method=args.calibrate_method,
-                        per_exit=not args.calibrate_pooled)
-        if args.save_calibrated:
-            save_model(args.save_calibrated, model, cfg, {**extra, "recalibration": fitted.to_dict()})
+                                        disable=None), method=req.calibrate_method,
+                        per_exit=not req.calibrate_pooled)
+        if req.save_calibrated:
+            save_model(req.save_calibrated, model, cfg, {**extra, "recalibration": fitted.to_dict()})
     with tqdm(total=n, desc="evaluate", unit="utt", disable=None) as bar:
         result = evaluate(separator, items, options, recal, fitted, progress=bar.update)
-    summary = {"model": str(args.model), "dataset": args.dataset, "split": args.split, "subset": args.subset,
+    summary = {"model": str(req.model), "dataset": req.dataset, "split": req.split, "subset": req.subset,
                "recalibration": recal.to_dict(), "fitted_recalibration": fitted and fitted.to_dict(),
                **result.summary}
-    write_outputs(out, summary, result, targets, options.confidence, fitted or recal)
+    write_outputs(req.out, summary, result, req.targets, options.confidence, fitted or recal)
     return summary
 
 
