@@ -269,7 +269,7 @@ def test_page_builds_with_a_player_per_speaker_and_offline_settings(model, tmp_p
 
 
 def test_worst_speaker_bands_keep_one_speakers_band():
-    from press.web.page import worst_speaker_bands
+    from press.evaluation.bands import worst_speaker_bands
 
     q = np.array([[[0.0, 5.0], [1.0, 2.0]],       # 10 %: speaker 1, speaker 2 over two blocks
                   [[4.0, 9.0], [3.0, 10.0]],      # median
@@ -278,7 +278,7 @@ def test_worst_speaker_bands_keep_one_speakers_band():
 
 
 def test_separate_shows_every_exits_bands_and_skips_them_for_long_files(model, tmp_path):
-    from press.web.page import BAND_QUANTILES
+    from press.evaluation.bands import BAND_QUANTILES
 
     mix = write_builtin(builtin_labels()[0], 8000, tmp_path)
     res = separate(model, mix, tmp_path, Limits(), target_db=5, confidence=0.5)
