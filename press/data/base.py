@@ -7,8 +7,11 @@ rather than read so that the sources always sum exactly to the mixture, whatever
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -16,9 +19,10 @@ import torch
 from torch.utils.data import Dataset
 
 from press.errors import PressError
-from press.io.audio import load_audio
+from press.io.audio import header_promises_more, load_audio
 
 SPLITS = ("train", "val", "test")
+T = TypeVar("T")
 
 
 def layout_error(corpus: str, problem: str, layout: str) -> PressError:
@@ -42,6 +46,35 @@ def rate_folder(sample_rate: int) -> str:
     if sample_rate <= 0:
         raise PressError(f"sample_rate must be positive, got {sample_rate}")
     return "wav8k" if sample_rate <= 8000 else "wav16k"
+
+
+def read_or_skip(corpus: str, path: Path, read: Callable[[Path], T], skip: bool, skipped: list[str]) -> T | None:
+    """`read(path)`; with `skip`, None instead of its PressError, the file noted in `skipped` with a
+    warning that names it.
+
+    A corpus of thousands of files can hold one that a copy truncated or a disk damaged: without
+    `skip` that file stops training with an error naming it; with it (`data.skip_bad_files`) the
+    run goes on without it and says so, and the run records list it."""
+    try:
+        return read(path)
+    except PressError as err:
+        if not skip:
+            raise
+        skipped.append(str(err))
+        warnings.warn(f"{corpus}: skipping an unreadable file: {err}", stacklevel=2)
+        return None
+
+
+def header_frames(path: Path) -> tuple[int, int]:
+    """(frames, sample rate) from a file's header, or a PressError naming the file when the header is
+    unreadable or promises more data than the file holds."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise PressError(f"{path}: not a readable audio file ({err})") from None
+    if header_promises_more(info.extra_info):
+        raise PressError(f"{path}: truncated audio file: the header promises more data than the file holds")
+    return int(info.frames), int(info.samplerate)
 
 
 @dataclass(frozen=True)
@@ -91,6 +124,7 @@ class FileDataset(Dataset):
         self._layout = layout
         self._file_rate = file_rate  # the rate of Example.frames
         self._lengths: list[int] | None = None
+        self.skipped: list[str] = []  # the files `drop_unreadable` left out, with their problems
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -123,10 +157,29 @@ class FileDataset(Dataset):
                 else:
                     if not ex.mixture.exists():
                         raise layout_error(self.corpus, f"file {ex.mixture} is missing", self._layout)
-                    info = sf.info(str(ex.mixture))
-                    frames, rate = info.frames, info.samplerate
+                    frames, rate = header_frames(ex.mixture)
                 out.append(
                     frames if rate in (None, self.sample_rate) else int(np.ceil(frames * self.sample_rate / rate))
                 )
             self._lengths = out
         return self._lengths
+
+    def drop_unreadable(self) -> None:
+        """Leave out the examples with a missing file or an unreadable or truncated header, each noted
+        in `skipped` with a warning that names the file (`data.skip_bad_files`).
+
+        Files are read lazily, so this checks headers only, one open per file: it finds what a copy
+        cut short or a disk damaged in a WAV corpus, while a file whose samples fail to decode still
+        stops the run at its first use, with an error naming it."""
+        self.examples = [ex for ex in self.examples
+                         if all(read_or_skip(self.corpus, p, self._check_file, True, self.skipped) is not None
+                                for p in (ex.mixture, *ex.sources))]
+        if not self.examples:
+            raise layout_error(self.corpus, "no readable examples left", self._layout)
+        self._lengths = None
+
+    def _check_file(self, path: Path) -> Path:
+        if not path.exists():
+            raise layout_error(self.corpus, f"file {path} is missing", self._layout)
+        header_frames(path)
+        return path

@@ -27,6 +27,7 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
+from press.data.base import read_or_skip
 from press.data.mixing import SNR_DB, add_noise, place_sources, scale_to_level
 from press.data.noise import make_noise
 from press.errors import PressError
@@ -59,7 +60,10 @@ def _band_limit(x: np.ndarray, sr: int, band_rate: int) -> np.ndarray:
 
 
 class NoisySpeech(Dataset):
-    """Noisy speech from a rendered corpus folder (root=None: the shipped slice), two sources (speech, noise)."""
+    """Noisy speech from a rendered corpus folder (root=None: the shipped slice), two sources (speech, noise).
+
+    `skip_bad_files=True` leaves out a speech or noise file that is unreadable (listed in `skipped`,
+    with a warning) instead of stopping with an error that names it."""
 
     def __init__(
         self,
@@ -72,6 +76,7 @@ class NoisySpeech(Dataset):
         snr: tuple[float, float] = SNR_DB,
         narrowband: float = 0.0,
         max_seconds: float | None = None,
+        skip_bad_files: bool = False,
     ):
         if split not in ("train", "val", "test"):
             raise PressError(f"noisy: unknown split {split!r}; expected train, val or test")
@@ -85,15 +90,17 @@ class NoisySpeech(Dataset):
         self.narrowband = float(narrowband) if split == "train" else 0.0
         self._size = int(num_examples if num_examples is not None else (epoch_size if split == "train" else SIZES[split]))
         self.epoch = 0
-        speech = [r for r in _read_csv(self.root / "speech.csv") if r["split"] == split]
-        noise = [r for r in _read_csv(self.root / "noise.csv") if r["split"] == split]
+        self.skipped: list[str] = []
+        self._skip = bool(skip_bad_files)
+        speech = self._read_all([r for r in _read_csv(self.root / "speech.csv") if r["split"] == split])
+        noise = self._read_all([r for r in _read_csv(self.root / "noise.csv") if r["split"] == split])
         if not speech or not noise:
             raise PressError(f"noisy: {self.root} holds no {split} {'speech' if not speech else 'noise'}")
         self._utts: dict[str, list[np.ndarray]] = defaultdict(list)
         self._uids: dict[str, list[str]] = defaultdict(list)
         seconds: dict[str, float] = defaultdict(float)
-        for r in speech:
-            self._utts[r["speaker"]].append(self._read(r["path"]))
+        for r, x in speech:
+            self._utts[r["speaker"]].append(x)
             self._uids[r["speaker"]].append(r["id"])
             seconds[r["speaker"]] += float(r["seconds"])
         self._speakers = sorted(self._utts)
@@ -103,8 +110,8 @@ class NoisySpeech(Dataset):
                             for s in self._speakers])
         self._speaker_p = weights / weights.sum()
         self._noise: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
-        for r in noise:
-            self._noise[r["kind"]].append((r["id"], self._read(r["path"])))
+        for r, x in noise:
+            self._noise[r["kind"]].append((r["id"], x))
         kinds = [k for k in KIND_WEIGHTS if k in self._noise or k not in ("ambience", "machines", "impulses", "music")]
         if len(self._speakers) < 2:
             kinds.remove("babble")
@@ -112,8 +119,14 @@ class NoisySpeech(Dataset):
         p = np.array([KIND_WEIGHTS[k] for k in kinds])
         self._kind_p = p / p.sum()
 
-    def _read(self, path: str) -> np.ndarray:
-        x = load_audio(self.root / path, self.sample_rate)[0]
+    def _read_all(self, rows: list[dict]) -> list[tuple[dict, np.ndarray]]:
+        """(row, 16-bit audio) of each row whose file reads; an unreadable one stops with an error
+        naming it, or with `skip_bad_files` is left out (`read_or_skip`)."""
+        read = [(r, read_or_skip("noisy", self.root / r["path"], self._read, self._skip, self.skipped)) for r in rows]
+        return [(r, x) for r, x in read if x is not None]
+
+    def _read(self, path: Path) -> np.ndarray:
+        x = load_audio(path, self.sample_rate)[0]
         return (np.clip(x, -1, 1) * 32767).astype(np.int16)  # half the memory of float32; exact for the FLACs
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from press.errors import PressError
 from press.io.files import atomic_write
 
 Channel = Union[None, Literal["mix", "all"], int]
+SIZE_NOTE = re.compile(r": (\d+) \(should be (\d+)\)")   # libsndfile: "data : 2000 (should be 956)"
 
 
 
@@ -60,6 +62,14 @@ def is_mp3(f: sf.SoundFile) -> bool:
     return f.format in ("MP3", "MPEG")
 
 
+def header_promises_more(extra_info: str) -> bool:
+    """Whether libsndfile's notes on a header (`SoundFile.extra_info`) say a chunk claims more bytes
+    than the file holds ("data : 2000 (should be 956)"): a truncated file. Its other notes are no
+    sign of one: "'data' chunk should be an even number of bytes" marks every mono 24-bit WAV with
+    an odd number of samples, and a size smaller than the file holds means more data, not less."""
+    return any(int(claimed) > int(actual) for claimed, actual in SIZE_NOTE.findall(extra_info))
+
+
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """Read every frame as float32 (frames, channels), turning libsndfile failures into PressError."""
     try:
@@ -69,8 +79,7 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
             f"{path}: not a readable audio file ({err}); expected WAV, FLAC, OGG, MP3 or another "
             "format libsndfile reads"
         ) from None
-    # libsndfile reports a header whose sizes exceed the file as "... (should be N)".
-    if "should be" in info.extra_info:
+    if header_promises_more(info.extra_info):
         raise PressError(f"{path}: truncated audio file: the header promises more data than the file holds")
     try:
         with quiet_decoder():
@@ -133,7 +142,10 @@ def load_audio(
     data, sr = _read(path)
     x = select_channel(data, channel, str(path))
     if sample_rate is not None and sample_rate != sr:
+        n = x.shape[-1]
         x = resample(x, sr, sample_rate)
+        if x.shape[-1] == 0:   # soxr rounds a few samples at a high rate down to none at a low one
+            raise PressError(f"{path}: too short: {n} sample(s) at {sr} Hz make no sample at {sample_rate} Hz")
         sr = sample_rate
     return np.ascontiguousarray(x, dtype=np.float32), sr
 

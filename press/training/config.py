@@ -13,12 +13,14 @@ lives here, above the model in the layers.
 from __future__ import annotations
 
 import copy
+import math
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from press.data.augment import Recipe
 from press.errors import PressError
@@ -145,7 +147,10 @@ class DataConfig:
     the corpus's validation split, the same at every validation and after a resume, so that the best
     checkpoint is chosen on comparable numbers; it is part of the `data` section, which a resume may
     not change. `val_options` override `options` for validation only: `{subset: real}` chooses the
-    best checkpoint on the built-in corpus's recorded speech, the voices a user brings, not on TTS."""
+    best checkpoint on the built-in corpus's recorded speech, the voices a user brings, not on TTS.
+    `skip_bad_files` leaves out a corpus file that cannot be read (truncated, corrupt, missing) with a
+    warning naming it and a note in run.json, instead of stopping the run with an error naming it; a
+    resume may turn it on (it changes nothing while every file reads)."""
 
     name: str = "builtin"               # press.data.NAMES
     root: Optional[str] = None          # corpus folder (not needed for builtin)
@@ -157,6 +162,7 @@ class DataConfig:
     val_batch_size: int = 4
     val_max_batch_seconds: float = 40.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    skip_bad_files: bool = False
 
     def __post_init__(self) -> None:
         _require([(getattr(self, k) >= 1, f"data.{k} must be >= 1, got {getattr(self, k)}")
@@ -189,11 +195,55 @@ def resolve_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     if isinstance(train, dict) and isinstance(train.get("amp"), bool):
         # YAML 1.1 reads `off`/`on` (and false/true) as booleans
         train["amp"] = "bf16" if train["amp"] else "off"
+    _refuse_mappings_for_lists(RunConfig, plain, "")
     merged = typed_merge(RunConfig, plain)
-    OmegaConf.to_object(merged)  # runs every section's __post_init__ checks
+    try:
+        OmegaConf.to_object(merged)  # resolves interpolations and runs every section's __post_init__ checks
+    except OmegaConfBaseException as err:   # an interpolation (`${...}`) that does not resolve or fit its key
+        keys = err.full_key or ", ".join(f"{k}={v}" for k, v in _interpolations(plain))
+        raise PressError(f"config value {keys} does not resolve: {str(err).splitlines()[0]}") from None
+    _refuse_non_finite(OmegaConf.to_container(merged, resolve=True), "")
     if int(merged.train.steps) + int(merged.finetune.steps) < 1:
         raise PressError("train.steps and finetune.steps are both 0: there is nothing to train")
     return merged
+
+
+def _refuse_non_finite(values: Any, where: str) -> None:
+    """No setting means anything as NaN or infinity, and most would slip past a range check
+    (`nan >= 0` is false, but nothing checks `model.conv_expand`) into a NaN model, or an
+    OverflowError where a duration becomes samples; refused by name, corpus options included."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            _refuse_non_finite(value, f"{where}{key}.")
+    elif isinstance(values, list):
+        for i, value in enumerate(values):
+            _refuse_non_finite(value, f"{where}{i}.")
+    elif isinstance(values, float) and not math.isfinite(values):
+        raise PressError(f"{where.rstrip('.')} must be a finite number, got {values}")
+
+
+def _interpolations(values: Any, where: str = "") -> list[tuple[str, str]]:
+    """(dotted key, value) of every `${...}` value: the suspects when OmegaConf names no key."""
+    if isinstance(values, dict):
+        return [found for k, v in values.items() for found in _interpolations(v, f"{where}{k}.")]
+    if isinstance(values, list):
+        return [found for i, v in enumerate(values) for found in _interpolations(v, f"{where}{i}.")]
+    return [(where.rstrip("."), values)] if isinstance(values, str) and "${" in values else []
+
+
+def _refuse_mappings_for_lists(schema: type, values: Any, where: str) -> None:
+    """A mapping where the schema holds a list (`train.betas={a: 1}`) is refused by name: OmegaConf's
+    merge fails on it with a TypeError that names no key."""
+    if not isinstance(values, dict):
+        return
+    hints = typing.get_type_hints(schema)
+    for key, value in values.items():
+        tp, full = hints.get(key), f"{where}{key}"
+        kinds = typing.get_args(tp) if typing.get_origin(tp) is typing.Union else (tp,)   # Optional[List[...]]
+        if any(typing.get_origin(t) in (list, tuple) for t in kinds) and isinstance(value, dict):
+            raise PressError(f"{full} must be a list, got {value!r}")
+        if is_dataclass(tp):
+            _refuse_mappings_for_lists(tp, value, full + ".")
 
 
 def resumed_config(run_dir: Path, named: DictConfig, overrides: list[str]) -> tuple[DictConfig, list[str]]:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from press.data import get_dataset
 from press.data.augment import Acoustics
+from press.data.base import FileDataset
 from press.data.views import LengthBucketSampler, RandomCrop, collate_padded
 from press.errors import PressError
 
@@ -33,9 +34,13 @@ def build_dataset(cfg: DictConfig, split: str) -> Dataset:
         options.update(OmegaConf.to_container(data.val_options, resolve=True))
     if data.name == "builtin":
         options.setdefault("n_src", int(model.n_src))
+    if data.name in ("builtin", "noisy"):   # they read every file when built; file corpora read lazily
+        options["skip_bad_files"] = bool(data.skip_bad_files)
     root = None if data.root is None else str(data.root)
     ds = get_dataset(str(data.name), root, split=split, sample_rate=int(model.sample_rate),
                      mode=str(data.mode), **options)
+    if data.skip_bad_files and isinstance(ds, FileDataset):
+        ds.drop_unreadable()
     if ds.n_src != int(model.n_src):
         raise PressError(f"dataset {data.name} ({split}) has {ds.n_src} sources but the model separates "
                          f"{model.n_src} (model.n_src)")
@@ -44,6 +49,14 @@ def build_dataset(cfg: DictConfig, split: str) -> Dataset:
     if split == "train" and data.augment.enabled:
         ds = Acoustics(ds, OmegaConf.to_object(data.augment), seed=int(cfg.train.seed))
     return ds
+
+
+def skipped_files(dataset: Dataset) -> list[str]:
+    """The unreadable files the corpus under `dataset`'s views left out (`data.skip_bad_files`), one
+    problem per file, each naming it."""
+    while not hasattr(dataset, "skipped") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return list(getattr(dataset, "skipped", []))
 
 
 def item_lengths(dataset: Dataset) -> list[int]:
@@ -118,6 +131,31 @@ def _own_generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
 
 
+class ErrorsAsItems(Dataset):
+    """A dataset whose PressError (an unreadable file, named) becomes an item `{"error": message}`.
+
+    A DataLoader worker's exception reaches the loop re-raised with the worker's traceback pasted
+    into its message; passed as data, the message arrives as written and `BatchStream` raises it."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            return self.dataset[index]
+        except PressError as err:
+            return {"error": str(err)}
+
+
+def collate_or_error(items: list[dict]) -> dict:
+    """`collate_padded`, or the first `{"error": message}` among the items."""
+    errors = [it["error"] for it in items if "error" in it]
+    return {"error": errors[0]} if errors else collate_padded(items)
+
+
 @dataclass
 class Position:
     epoch: int = 0
@@ -143,8 +181,9 @@ class BatchStream:
         # One loader per epoch (the epoch's plan is fixed when it opens), so its workers live for an
         # epoch, thousands of steps: `persistent_workers` would change nothing. Pinned host memory lets
         # the copy to a GPU run asynchronously (`.to(device, non_blocking=True)` in the loop).
-        loader = DataLoader(self.plan.dataset, batch_sampler=[s for s, _ in shards], collate_fn=collate_padded,
-                            num_workers=self.num_workers, pin_memory=self.pin_memory, generator=_own_generator())
+        loader = DataLoader(ErrorsAsItems(self.plan.dataset), batch_sampler=[s for s, _ in shards],
+                            collate_fn=collate_or_error, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                            generator=_own_generator())
         self._it = iter(loader)
 
     def __next__(self) -> tuple[dict, bool]:
@@ -158,6 +197,8 @@ class BatchStream:
                 self._it = None
                 self.position = Position(self.position.epoch + 1, 0)
                 continue
+            if "error" in batch:
+                raise PressError(batch["error"])
             self.position.batch += 1
             return batch, next(self._counts)
         raise PressError("the training set yields no batches (is it empty?)")

@@ -21,16 +21,19 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from press.errors import PressError
+from press.io.files import atomic_write
 from press.model import PressNet, kernels, model_config
 from press.model.checkpoint import load_model, save_model
 from press.model.pretrained import resolve
@@ -44,6 +47,7 @@ from press.training.data import (
     StagePlan,
     build_dataset,
     pad_batch,
+    skipped_files,
     val_loader,
 )
 from press.training.records import RunRecords
@@ -69,6 +73,15 @@ def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.AdamW
     groups = [{"params": decay, "weight_decay": float(cfg.train.weight_decay)},
               {"params": keep, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's, NumPy's and Python's global generators: a checkpoint stores all three, and a
+    fresh process's NumPy and Python states come from the OS, so two runs of one config would
+    otherwise hold different states at every step, whatever their weights."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def has_fast_bf16(device: torch.device) -> bool:
@@ -169,7 +182,7 @@ class Trainer:
             # sums): several times the float32 rate, well inside what training noise tolerates
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        torch.manual_seed(int(cfg.train.seed))
+        seed_everything(int(cfg.train.seed))
         self.model = PressNet(model_config(cfg)).to(dev)
         self.model.checkpoint_blocks(bool(cfg.train.checkpoint_blocks))
         if cfg.train.init and not resume:
@@ -208,7 +221,8 @@ class Trainer:
         self.records = None
         if dist.is_main:
             self.records = RunRecords(run_dir, cfg, self.model.n_exits, self.step, dist.world, str(dev),
-                                      self.precision, tensorboard=bool(cfg.train.tensorboard))
+                                      self.precision, tensorboard=bool(cfg.train.tensorboard),
+                                      skipped=skipped_files(self.train_set) + skipped_files(self.val_loader.dataset))
 
     def _start_from(self, path: Path) -> None:
         """Start from the weights of an earlier model (`train.init`): a longer schedule, new data or
@@ -284,14 +298,22 @@ class Trainer:
                              "the data for silent or clipped items")
 
     def checkpoint(self) -> None:
-        """Write last.state.pt (everything) and last.safetensors (weights), after checking the loss is
-        finite and the ranks agree."""
+        """Write last.safetensors (weights), then last.state.pt (everything), after checking the loss
+        is finite and the ranks agree.
+
+        last.state.pt is the commit: a resume reads it alone. Written last, it is never ahead of
+        last.safetensors: a run killed between the two renames resumes from the previous state and
+        writes both again, whereas the other order could leave the final state beside an older
+        last.safetensors that a finished resume never rewrites.
+        """
         self.check_finite(self.window)
         digests = self.dist.gather_ints(distributed.weights_digest(self.model))
         if len(set(digests)) != 1:
             raise RuntimeError(f"ranks hold different weights at step {self.step} (digests {digests})")
         if not self.dist.is_main:
             return
+        save_model(self.run_dir / "last.safetensors", self.model, self.cfg,
+                   extra={"step": self.step, "stage": self.stage})
         pos = self.stream.position
         save_state(self.run_dir / "last.state.pt", {
             "step": self.step, "stage": self.stage, "epoch": pos.epoch, "batch": pos.batch,
@@ -299,9 +321,8 @@ class Trainer:
             "rng": capture_rng(self.dist.device), "best_val": self.best_val, "window": self.window.cpu(),
             "window_steps": self.window_steps, "crop_steps": self.crop_steps, "crop_seconds": self.crop_seconds,
             "config": OmegaConf.to_yaml(self.cfg)})
-        save_model(self.run_dir / "last.safetensors", self.model, self.cfg, extra={"step": self.step, "stage": self.stage})
-        (self.run_dir / "sync.json").write_text(json.dumps({"step": self.step, "world_size": self.dist.world,
-                                                            "weights_crc32": digests}) + "\n")
+        sync = json.dumps({"step": self.step, "world_size": self.dist.world, "weights_crc32": digests}) + "\n"
+        atomic_write(self.run_dir / "sync.json", lambda tmp: Path(tmp).write_text(sync))
 
     def validate(self) -> Validation:
         val = evaluate(self.model, self.val_loader, self.loss_fn, self.dist, self.amp,
@@ -391,17 +412,38 @@ class Trainer:
         return self.step
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete what writes cut short by a kill left behind: `press.io.files.atomic_write` writes NAME
+    as `.NAME.<random>.tmp` beside it, and a SIGKILL mid-checkpoint leaves one as large as the
+    checkpoint, another at every such kill. Only this run writes in its folder."""
+    for folder in (run_dir, run_dir / "snapshots"):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _fixed_keys(cfg: DictConfig, section: str) -> dict[str, Any]:
+    """The keys of a section a resume must keep: all of them but `data.skip_bad_files`."""
+    keys = OmegaConf.to_container(cfg[section])
+    if section == "data":
+        keys.pop("skip_bad_files")
+    return keys
+
+
 def prepare_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> DictConfig:
-    """Refuse to overwrite a run by accident; on resume, check the config still describes the same run."""
+    """Refuse to overwrite a run by accident; on resume, check the config still describes the same run.
+
+    `data.skip_bad_files` may change on resume: it changes nothing while every file reads, and it
+    lets a run whose corpus file broke since it started go on without that file."""
     has_run = (run_dir / "last.state.pt").exists()
     if has_run and not resume:
         raise PressError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
     if resume and not has_run:
         raise PressError(f"nothing to resume in {run_dir} (no last.state.pt)")
+    remove_stale_temporaries(run_dir)
     if resume:
         saved = resolve_config(OmegaConf.load(run_dir / "config.yaml"))
         for section in ("model", "loss", "data"):
-            old, new = OmegaConf.to_container(saved[section]), OmegaConf.to_container(cfg[section])
+            old, new = _fixed_keys(saved, section), _fixed_keys(cfg, section)
             if old != new:
                 keys = ", ".join(f"{section}.{k}" for k in old if old[k] != new.get(k))
                 raise PressError(f"the '{section}' section differs from the run's own {run_dir / 'config.yaml'} "

@@ -12,6 +12,7 @@ import json
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,17 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def write_text(path: Path, text: str) -> None:
+    """Replace a small text file atomically: a run killed while writing config.yaml or run.json must
+    still find them whole when it resumes."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 class RunRecords:
     """CSV + TensorBoard + PNG of the curves, and the config and provenance of the run."""
 
     def __init__(self, run_dir: Path, cfg: DictConfig, n_exits: int, start_step: int, world: int, device: str,
-                 precision: str = "float32", tensorboard: bool = True):
+                 precision: str = "float32", tensorboard: bool = True, skipped: Sequence[str] = ()):
         self.dir = run_dir
         self.n_exits = n_exits
         self.csv_path = run_dir / "log.csv"
@@ -47,8 +54,8 @@ class RunRecords:
         self.tb_dir = run_dir / "tensorboard"
         self.fields = (["step", "stage", "crop_minutes", "lr", "loss", "si_snr", "grad_norm", "val_loss"]
                        + [f"val_si_snri_{i + 1}" for i in range(n_exits)])
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        self._write_provenance(start_step, world, device, precision)
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        self._write_provenance(start_step, world, device, precision, list(skipped))
         self._truncate_csv(start_step)
         self.tb = None
         if tensorboard:
@@ -56,22 +63,31 @@ class RunRecords:
 
             self.tb = SummaryWriter(str(self.tb_dir), purge_step=start_step + 1 if start_step else None)
 
-    def _write_provenance(self, start_step: int, world: int, device: str, precision: str) -> None:
+    def _write_provenance(self, start_step: int, world: int, device: str, precision: str,
+                          skipped: list[str]) -> None:
+        """Add this session to run.json; `skipped`: the unreadable corpus files it trains and validates
+        without (`data.skip_bad_files`), each problem naming its file."""
         path = self.dir / "run.json"
         info = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
         info.update(press_version=__version__, git_commit=git_commit(), torch=torch.__version__,
                     python=platform.python_version())
         info["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from_step": start_step,
                                  "world_size": world, "device": device, "precision": precision,
-                                 "host": platform.node()})
-        path.write_text(json.dumps(info, indent=2) + "\n")
+                                 "host": platform.node(), "skipped_files": skipped})
+        write_text(path, json.dumps(info, indent=2) + "\n")
 
     def _truncate_csv(self, start_step: int) -> None:
-        rows = self.rows() if start_step else []
-        with open(self.csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(r for r in rows if int(r["step"]) <= start_step)
+        """Keep the rows up to the checkpoint being resumed, rewriting the file atomically: a kill
+        while it is rewritten must not lose the rows a later resume keeps."""
+        rows = [r for r in self.rows() if int(r["step"]) <= start_step] if start_step else []
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+        atomic_write(self.csv_path, write)
 
     def rows(self) -> list[dict[str, str]]:
         if not self.csv_path.is_file():

@@ -17,6 +17,7 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
+from press.data.base import read_or_skip
 from press.data.manifest import SAMPLE_RATE, read_manifest
 from press.data.mixing import SNR_DB, add_noise, place_sources, scale_to_level
 from press.data.noise import NOISE_KINDS, make_noise
@@ -75,6 +76,8 @@ class BuiltinMixtures(Dataset):
     speakers' draws (still w times a TTS speaker's on average) in proportion to their seconds of
     speech up to c: otherwise a talker who owns one 2-second clip is drawn as often as one with 45
     minutes, and the network hears that clip in a mixture every few hundred items.
+    `skip_bad_files=True` leaves out an utterance whose file is unreadable (listed in `skipped`, with
+    a warning) instead of stopping with an error that names it.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class BuiltinMixtures(Dataset):
         speed: tuple[float, float] | None = None,
         real_weight: float = 1.0,
         real_cap_seconds: float | None = None,
+        skip_bad_files: bool = False,
     ):
         for what, value, options in (
             ("split", split, ("train", "val", "test")),
@@ -119,11 +123,14 @@ class BuiltinMixtures(Dataset):
         )
         self.epoch = 0
         rows = load_manifest(root)
-        chosen = [r for r in rows if r["split"] == split and (subset == "all" or r["kind"] == subset)]
+        self.skipped: list[str] = []
+        self._skip = bool(skip_bad_files)
+        audio = self._read_all([r for r in rows if r["split"] == split and (subset == "all" or r["kind"] == subset)])
+        chosen = [r for r, _ in audio]
         self._speakers: dict[str, list[np.ndarray]] = defaultdict(list)
         self._uids: dict[str, list[str]] = defaultdict(list)
-        for r in chosen:
-            self._speakers[r["speaker"]].append(self._read(r))
+        for r, x in audio:
+            self._speakers[r["speaker"]].append(x)
             self._uids[r["speaker"]].append(r["id"])
         self._speaker_names = sorted(self._speakers)
         train = split == "train"
@@ -146,14 +153,22 @@ class BuiltinMixtures(Dataset):
                 f"builtin: split {split!r} subset {subset!r} has {len(self._speaker_names)} speaker(s); "
                 f"{self._n_talkers} needed for {task} with n_src={n_src}"
             )
-        self._babble = [self._read(r) for r in rows if r["split"] == "babble"] if task == "enhance" else []
+        babble = [r for r in rows if r["split"] == "babble"] if task == "enhance" else []
+        self._babble = [x for _, x in self._read_all(babble)]
         if task == "enhance" and not self._babble:
             raise PressError(
                 f"builtin: {self.root / 'manifest.csv'} lists no 'babble' voices, needed for enhancement noise"
             )
 
-    def _read(self, row: dict) -> np.ndarray:
-        return load_audio(self.root / row["path"], self.sample_rate)[0]
+    def _read_all(self, rows: list[dict]) -> list[tuple[dict, np.ndarray]]:
+        """(row, audio at the corpus rate) of each row whose file reads; an unreadable one stops
+        with an error naming it, or with `skip_bad_files` is left out (`read_or_skip`)."""
+        read = [(r, read_or_skip("builtin", self.root / r["path"], self._read, self._skip, self.skipped))
+                for r in rows]
+        return [(r, x) for r, x in read if x is not None]
+
+    def _read(self, path: Path) -> np.ndarray:
+        return load_audio(path, self.sample_rate)[0]
 
     def __len__(self) -> int:
         return self._size
