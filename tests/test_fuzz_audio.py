@@ -170,8 +170,6 @@ def test_an_odd_length_wav_is_read_not_called_truncated(tmp_path, subtype):
     assert load_audio(path)[0].shape == (3,)
 
 
-@pytest.mark.xfail(strict=True, reason="press/io/streaming.py `_open` takes any 'should be' note for "
-                                       "truncation; press.io.audio.header_promises_more tells them apart")
 def test_an_odd_length_wav_streams(tmp_path):
     path = tmp_path / "odd.wav"
     sf.write(path, np.full(3, 0.25), 8000, subtype="PCM_24")

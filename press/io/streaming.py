@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from press.errors import PressError
-from press.io.audio import Channel, is_mp3, quiet_decoder, select_channel
+from press.io.audio import Channel, header_promises_more, is_mp3, quiet_decoder, select_channel
 from press.io.files import publish
 
 CHUNK = 1 << 16  # frames per read/write when streaming (8 s at 8 kHz)
@@ -37,7 +37,7 @@ def _open(path: Path) -> sf.SoundFile:
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise PressError(f"{path}: not a readable audio file ({err}); expected WAV, FLAC, OGG, MP3 or "
                          "another format libsndfile reads") from None
-    if "should be" in f.extra_info:
+    if header_promises_more(f.extra_info):
         f.close()
         raise PressError(f"{path}: truncated audio file: the header promises more data than the file holds")
     if f.frames == 0:

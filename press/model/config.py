@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, List, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -61,14 +62,15 @@ class ModelConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.n_src >= 1, "n_src must be >= 1"),
-            (self.block % self.patch == 0, "block must be a multiple of patch"),
+            (self.patch >= 1 and self.block % self.patch == 0, "block must be a positive multiple of patch"),
             (self.n_exits >= 1 and self.n_dec_blocks % self.n_exits == 0,
              "n_dec_blocks must be a positive multiple of n_exits"),
             (set(self.enc_pattern) <= {"R", "C"} and self.enc_pattern != "",
              "enc_pattern may only use R and C"),
             (set(self.dec_pattern) <= {"R", "C", "A"} and self.dec_pattern != "",
              "dec_pattern may only use R, C and A"),
-            (self.dim % self.attn_heads == 0, "dim must be divisible by attn_heads"),
+            (self.attn_heads >= 1 and self.dim % self.attn_heads == 0,
+             "attn_heads must be >= 1 and divide dim"),
             (self.conv_kernel % 2 == 1, "conv_kernel must be odd"),
             (self.sources is None or (len(self.sources) == self.n_src and len(set(self.sources)) == self.n_src
                                       and all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in self.sources)),
@@ -115,10 +117,20 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
         raise PressError(f"unknown config {str(name_or_path)!r}; shipped configs: "
                          f"{', '.join(config_names())}, or give a path to a .yaml file")
     if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        cfg = merge_overrides(cfg, overrides)
     if "model" not in cfg:
         raise PressError(f"config {name_or_path} has no 'model' section")
     return cfg
+
+
+def merge_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """`cfg` with `key=value` overrides merged in; an override YAML or OmegaConf cannot take (a parse
+    error, a key under a list or an interpolation, a mapping onto a list) is a PressError naming it."""
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except (yaml.YAMLError, OmegaConfBaseException, TypeError, ValueError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PressError(f"cannot apply the overrides {' '.join(overrides)}: {first}") from None
 
 
 def model_config(cfg: DictConfig | dict[str, Any]) -> ModelConfig:

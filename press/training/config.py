@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from press.data.augment import Recipe
 from press.errors import PressError
-from press.model.config import ModelConfig, typed_merge
+from press.model.config import ModelConfig, merge_overrides, typed_merge
 from press.prob.likelihood import Objective, PitMode
 
 AMP_MODES = ("auto", "bf16", "off")
@@ -260,7 +260,7 @@ def resumed_config(run_dir: Path, named: DictConfig, overrides: list[str]) -> tu
         raise PressError(f"nothing to resume in {run_dir} (no config.yaml)")
     # merged before typing, as `load_config` does: YAML reads `train.amp=off` as a boolean
     raw = OmegaConf.load(path)
-    saved, cfg = resolve_config(raw), resolve_config(OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides))))
+    saved, cfg = resolve_config(raw), resolve_config(merge_overrides(raw, list(overrides)))
     given = set(dict.fromkeys(o.split("=", 1)[0] for o in overrides))
     notes = sorted(f"{key}: {OmegaConf.select(saved, key)} -> {OmegaConf.select(cfg, key)}" for key in given
                    if OmegaConf.select(saved, key) != OmegaConf.select(cfg, key))
