@@ -134,6 +134,37 @@ def table(data: Path, runs: Path) -> None:
     (runs / "scores.json").write_text(json.dumps(results, indent=1))
 
 
+def figure(runs: Path, path: Path) -> None:
+    """SI-SNRi against GMAC/s for every method of RUNS/scores.json (written by --table): PRESS's exits
+    joined by a line, its dynamic points, and each peer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = json.loads((runs / "scores.json").read_text())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    exits = sorted((k for k in scores if k.startswith("press-exit")), key=lambda k: int(k[len("press-exit"):]))
+    ax.plot([scores[k]["timing"]["gmacs_per_s"] for k in exits], [scores[k]["si_snri"] for k in exits],
+            "o-", color="C0", label="PRESS, exits 1..K")
+    dynamic = sorted((k for k in scores if k.startswith("press-t")), key=lambda k: scores[k]["timing"]["gmacs_per_s"])
+    ax.plot([scores[k]["timing"]["gmacs_per_s"] for k in dynamic], [scores[k]["si_snri"] for k in dynamic],
+            "s", color="C1", ms=5, label="PRESS, dynamic exits (" + ", ".join(k[len("press-"):] for k in dynamic) + ")")
+    for k, v in scores.items():
+        if not k.startswith("press-") and v.get("timing", {}).get("gmacs_per_s") is not None:
+            ax.plot(v["timing"]["gmacs_per_s"], v["si_snri"], "^", color="C2", ms=6)
+            ax.annotate(k, (v["timing"]["gmacs_per_s"], v["si_snri"]), fontsize=8, xytext=(4, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("GMAC per second of audio (log)")
+    ax.set_ylabel("SI-SNRi of the speech (dB)")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, type=Path,
@@ -143,11 +174,15 @@ def main() -> None:
     ap.add_argument("--targets", default="10,15", help="dynamic-exit targets in dB")
     ap.add_argument("--confidence", type=float, default=0.9)
     ap.add_argument("--table", action="store_true", help="score every folder of --runs and print the table")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="after --table: SI-SNRi against GMAC/s of every method, as a PNG")
     args = ap.parse_args()
     if args.model:
         run_press(args.data, args.runs, args.model, [float(t) for t in args.targets.split(",")], args.confidence)
     if args.table:
         table(args.data, args.runs)
+    if args.figure:
+        figure(args.runs, args.figure)
 
 
 if __name__ == "__main__":
