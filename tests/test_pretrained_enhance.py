@@ -11,9 +11,9 @@ from press.data import get_dataset
 from press.evaluation.metrics import aligned_si_snri
 from press.model.pretrained import resolve, shipped_names
 
-# Measured (CPU) on these 20 items at exit 3: the shipped weights 2.69 dB (exits 1 / 2: 2.63 / 2.61); the
-# same weights perturbed by half of each tensor's standard deviation 0.50, shuffled within each tensor -1.90.
-FLOOR = 1.8
+# Measured (CPU) on these 20 items at exit 3: the shipped weights 2.89 dB (exits 1 / 2: 2.59 / 2.81); the
+# earlier (stage 1) weights 2.69; the stage 1 weights perturbed by half of each tensor's standard deviation 0.50, shuffled within each tensor -1.90.
+FLOOR = 2.0
 
 
 def test_enhance_is_shipped_and_described():
