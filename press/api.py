@@ -12,6 +12,7 @@ file per source with bounded memory (what `press separate` uses).
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,16 @@ from press.prob.calibration import Recalibration
 # fits its threshold on, unless
 # `Press.calibrate_budget` was given others (measured: docs/exits.md, "Compute budget").
 BUDGET_CALIBRATION_MIXTURES = 10
+
+# Integer arrays are PCM, scaled to [-1, 1) the way soundfile reads PCM files, so an array separates
+# as the file holding it would: (offset, full scale) by kind and size; uint8 is 8-bit WAV's offset
+# binary (128 is silence). Other integer types have no PCM convention to follow.
+PCM_SCALES = {"i1": (0, 2.0 ** 7), "i2": (0, 2.0 ** 15), "i4": (0, 2.0 ** 31), "u1": (128, 2.0 ** 7)}
+AUDIO_DTYPES = "float samples (nominally in [-1, 1]) or int8 / int16 / int32 / uint8 PCM"
+# The command line's --target-db range: far beyond any exit-SNR a model reaches, and well inside
+# where 10 ** (t / 10) overflows a float (about 3080 dB).
+TARGET_DB_LIMIT = 100.0
+SEPARATOR_OPTIONS = ("segment", "context", "batch_size")
 
 
 @dataclass
@@ -124,21 +135,24 @@ class Press(SeparationModel):
         shipped model's card states); `exit=k` runs every segment to exit k; `budget=G` aims at a
         mean compute of G GMAC/s: a segment leaves at the first exit whose expected exit-SNR reaches
         a threshold fitted for G on calibration mixtures (see `calibrate_budget`).
+
+        An array holds float samples or integer PCM (int8, int16, int32, uint8: scaled to [-1, 1)
+        as a PCM file is read); the sources come back as float32. Anything else (bool, complex,
+        object, NaN or Inf samples, an empty array, a non-integer or non-positive `sample_rate`) is
+        refused with a PressError saying what was expected.
         """
+        check_options(target_db, confidence, exit, budget, quantile, separator_options)
         if isinstance(audio, (str, os.PathLike)):
+            if not os.fspath(audio):   # Path("") is the current folder
+                raise PressError("the audio path is empty")
             x, rate = load_audio(audio, channel=channel)
         else:
-            x = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
-            rate = sample_rate or self.sample_rate
-            if x.ndim == 2:
-                x = select_channel(x.T, channel, "the audio", allow_all=False)
-            if x.ndim != 1:
-                raise PressError(f"expected audio of shape (samples,) or (channels, samples), got {x.shape}")
-            if x.size == 0:
-                raise PressError("the audio holds no samples")
-            if not np.isfinite(x).all():
-                raise PressError("the audio holds NaN or Inf samples")
+            x = mono_samples(audio, channel)
+            rate = self.sample_rate if sample_rate is None else checked_rate(sample_rate)
         inner = resample(x, rate, self.sample_rate) if rate != self.sample_rate else x
+        if inner.size == 0:   # soxr rounds a few samples at a high rate down to none at the model's
+            raise PressError(f"the audio is too short: {len(x)} sample(s) at {rate} Hz make no sample at "
+                             f"the model's {self.sample_rate} Hz")
         target_db, confidence = self.operating_point.resolve(target_db, confidence)
         result, policy = self.run(ArrayReader(inner), target_db, confidence, exit, budget, quantile, utterance,
                                   **separator_options)
@@ -147,6 +161,98 @@ class Press(SeparationModel):
             sources = np.stack([resample(s, self.sample_rate, rate)[: len(x)] for s in sources])
             sources = np.pad(sources, ((0, 0), (0, len(x) - sources.shape[1])))
         return Separation(sources, rate, self.report(result, policy, target_db, confidence, rate))
+
+
+def audio_array(audio: Any) -> np.ndarray:
+    """The audio's samples as a real float array (integer PCM scaled to [-1, 1)), or a PressError
+    that says why they are not audio: a silent cast would turn complex, bool or text into noise."""
+    if isinstance(audio, torch.Tensor):
+        t = audio.detach().cpu()
+        if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+            t = t.float()   # bfloat16 and the float8s have no numpy dtype
+        try:
+            x = t.numpy()
+        except (TypeError, RuntimeError) as err:
+            raise PressError(f"a tensor of dtype {t.dtype} is not audio: pass {AUDIO_DTYPES} ({err})") from None
+    else:
+        try:
+            x = np.asarray(audio)
+        except (TypeError, ValueError) as err:   # e.g. ragged nested lists
+            raise PressError(f"the audio is not an array of samples ({err})") from None
+    kind = x.dtype.kind
+    if kind == "f":
+        return x
+    if kind in "iu" and f"{kind}{x.dtype.itemsize}" in PCM_SCALES:
+        offset, full_scale = PCM_SCALES[f"{kind}{x.dtype.itemsize}"]
+        return (x.astype(np.float32) - np.float32(offset)) / np.float32(full_scale)
+    what = {"b": "bool", "c": "complex (separation takes real audio: pass x.real if that is meant)",
+            "i": f"{x.dtype} (no PCM scale)", "u": f"{x.dtype} (no PCM scale)"}.get(kind, str(x.dtype))
+    raise PressError(f"audio of dtype {what} is not accepted: pass {AUDIO_DTYPES}")
+
+
+def mono_samples(audio: Any, channel: Channel) -> np.ndarray:
+    """An array given to `Press.separate` as one finite float32 channel, or a PressError.
+
+    Arrays are (samples,) or (channels, samples). One with more channels than samples is refused
+    rather than read as thousands of channels: it is almost surely (samples, channels).
+    """
+    x = audio_array(audio)
+    if x.ndim not in (1, 2):
+        raise PressError(f"expected audio of shape (samples,) or (channels, samples), got {x.shape}")
+    if x.size == 0:
+        raise PressError(f"the audio holds no samples (shape {x.shape})")
+    if x.ndim == 2 and x.shape[0] > x.shape[1]:
+        raise PressError(f"audio of shape {x.shape} has more channels than samples: arrays are "
+                         "(channels, samples); pass audio.T for a (samples, channels) array")
+    if not np.isfinite(x).all():
+        raise PressError("the audio holds NaN or Inf samples")
+    if x.ndim == 2:
+        x = select_channel(x.T, channel, "the audio", allow_all=False)
+    with np.errstate(over="ignore"):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():   # finite float64 samples, or a channel mix, beyond float32's range
+        raise PressError(f"the audio's samples exceed float32's range (±{np.finfo(np.float32).max:.3g}); "
+                         "scale it down")
+    return x
+
+
+def checked_rate(sample_rate: Any) -> int:
+    """An array's sample rate: a positive whole number of Hz. A float is refused rather than rounded,
+    since 44100.5 says the caller's rate is not what they think it is."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+        raise PressError(f"sample_rate must be a positive whole number of Hz (an int), got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def check_options(target_db: Any, confidence: Any, exit: Any, budget: Any, quantile: Any,
+                  separator_options: dict[str, Any]) -> None:
+    """Refuse option values of the wrong type or out of range before any work, as PressErrors that
+    name the option (the engine would otherwise fail deep inside with a TypeError or OverflowError,
+    or run with a NaN). Ranges the engine already states (confidence, exit, quantile, budget > 0,
+    segment against context) are left to it."""
+    def real(name: str, value: Any, finite: bool = True) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or (finite and not np.isfinite(value)):
+            raise PressError(f"{name} must be a {'finite ' if finite else ''}number, got {value!r}")
+
+    unknown = sorted(set(separator_options) - set(SEPARATOR_OPTIONS))
+    if unknown:
+        raise PressError(f"unknown option(s) {', '.join(unknown)}; separate also takes {', '.join(SEPARATOR_OPTIONS)}")
+    if target_db is not None:
+        real("target_db", target_db)
+        if abs(target_db) > TARGET_DB_LIMIT:
+            raise PressError(f"target_db must be within ±{TARGET_DB_LIMIT:g} dB, got {target_db!r}")
+    for name, value in (("confidence", confidence), ("budget", budget)):
+        if value is not None:
+            real(name, value)
+    real("quantile", quantile, finite=False)   # NaN and out-of-range values: the engine's message
+    for name in ("segment", "context"):
+        if name in separator_options:
+            real(name, separator_options[name])
+    if exit is not None and (isinstance(exit, bool) or not isinstance(exit, numbers.Integral)):
+        raise PressError(f"exit must be a whole exit number, got {exit!r}")
+    batch = separator_options.get("batch_size", 1)
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+        raise PressError(f"batch_size must be a positive whole number, got {batch!r}")
 
 
 def load(model: str | os.PathLike = "default", device: str | torch.device | None = None) -> Press:

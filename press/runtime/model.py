@@ -8,9 +8,11 @@ the report, is press.engine's, the same loop and front the torch backend (press.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from press.io.streaming import ArrayReader, Reader
 
 FORMAT = "press-onnx"   # as written by press.export.onnx
 FORMAT_VERSION = 1
+MISSING = object()   # a manifest field that is not there (null is a value)
 
 
 @dataclass
@@ -130,29 +133,38 @@ class OnnxModel(SeparationModel):
 
 
 def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = True) -> OnnxModel:
-    """An exported model from its manifest.json; every graph's sha256 is checked against it."""
+    """An exported model from its manifest.json; every graph's sha256 is checked against it.
+
+    Whatever is wrong with an export (a field missing or of the wrong type, another format or
+    version, a graph missing, changed, truncated or not matching the manifest's inputs and outputs)
+    is a PressError that names the file and the problem, never an onnxruntime traceback.
+    """
     try:
         import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
     except ImportError:
         raise PressError("the ONNX backend needs onnxruntime: pip install 'press-sep[export]'") from None
+    if threads is not None and (not is_int(threads) or threads < 1):
+        raise PressError(f"threads must be a positive whole number, got {threads!r}")
     path = Path(manifest)
     if path.is_dir():
         path = path / "manifest.json"
     if not path.is_file():
         raise PressError(f"{path}: no such manifest (press export MODEL OUT_DIR writes OUT_DIR/manifest.json)")
-    try:
-        m = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PressError(f"{path}: not a PRESS export manifest ({err})") from None
+    m = read_json(path, "manifest")
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise PressError(f"{path}: not a PRESS export manifest (no format {FORMAT!r})")
-    if m.get("version") != FORMAT_VERSION:
-        raise PressError(f"{path}: export format version {m.get('version')} is not {FORMAT_VERSION}; re-export")
+    if not is_int(m.get("version")) or m["version"] != FORMAT_VERSION:
+        raise PressError(f"{path}: export format version {m.get('version')!r} is not {FORMAT_VERSION}; re-export")
+    check_manifest(m, path)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    sessions = []
+    # what onnxruntime raises for a file it cannot read or run (its own classes, not RuntimeError's)
+    ort_failures = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph,
+                    ort_errors.NoSuchFile, ort_errors.NotImplemented, ort_errors.RuntimeException, RuntimeError,
+                    ValueError)
 
     def verified(entry: dict, what: str) -> Path:
         """The file a manifest entry names, present and (unless told not to check) unchanged."""
@@ -164,10 +176,119 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
                              "damaged after export; export again")
         return file
 
+    sessions = []
     for g in m["graphs"]:
-        sessions.append(ort.InferenceSession(str(verified(g, "graph")), options,
-                                             providers=["CPUExecutionProvider"]))
+        file = verified(g, "graph")
+        try:
+            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        except ort_failures as err:
+            raise PressError(f"{file}: onnxruntime cannot load this graph (truncated or damaged?): "
+                             f"{str(err).splitlines()[0][:300]}") from None
+        names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+        if names != (g["inputs"], g["outputs"]):
+            raise PressError(f"{file}: the graph's inputs and outputs {names} are not the manifest's "
+                             f"{(g['inputs'], g['outputs'])}; export again")
+        sessions.append(session)
     calibration = None
     if m.get("budget_calibration"):
-        calibration = json.loads(verified(m["budget_calibration"], "budget calibration").read_text())
+        file = verified(m["budget_calibration"], "budget calibration")
+        calibration = read_json(file, "budget calibration")
+        check_budget_calibration(calibration, m["n_exits"], file)
     return OnnxModel(m, sessions, calibration)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PressError(f"{path}: not a PRESS export {what} ({err})") from None
+
+
+def check_manifest(m: dict, path: Path) -> None:
+    """Refuse a manifest that lacks a field the runtime reads or holds one of the wrong type, naming
+    the field. A manifest is a text file a user may edit, merge or copy in part; a KeyError or
+    TypeError in the middle of a separation would not say which of its fields is wrong."""
+    def need(ok: bool, field: str, expected: str, value: Any) -> None:
+        if not ok:
+            shown = "missing" if value is MISSING else repr(value)[:80]
+            raise PressError(f"{path}: manifest field {field!r} must be {expected}, got {shown}; export again")
+
+    def get(key: str) -> Any:
+        return m.get(key, MISSING)
+
+    need(isinstance(get("model"), str), "model", "the model's name", get("model"))
+    for key in ("sample_rate", "n_src", "n_exits", "block", "patch", "scan_chunk", "pad_multiple",
+                "max_window_samples"):
+        need(is_int(get(key)) and get(key) > 0, key, "a positive whole number", get(key))
+    multiple = math.lcm(m["block"], m["patch"] * m["scan_chunk"])   # what the graphs' frames need (export)
+    need(m["pad_multiple"] == multiple, "pad_multiple", f"{multiple} (for block, patch and scan_chunk)",
+         m["pad_multiple"])
+    need(is_number(get("segment")) and get("segment") > 0, "segment", "a positive number of seconds",
+         get("segment"))
+    need(is_number(get("context")) and get("context") >= 0, "context", "a number of seconds >= 0",
+         get("context"))
+    n_exits, n_src = m["n_exits"], m["n_src"]
+    each_exit = f"a list of {n_exits} positive numbers (one per exit)"
+    gmacs = get("gmacs_per_second")
+    need(isinstance(gmacs, list) and len(gmacs) == n_exits and all(is_number(g) and g > 0 for g in gmacs),
+         "gmacs_per_second", each_exit, gmacs)
+    sources = m.get("sources")
+    need(sources is None or (isinstance(sources, list) and len(sources) == n_src
+                             and all(isinstance(x, str) for x in sources)),
+         "sources", f"null or a list of {n_src} names", sources)
+    recal = get("recalibration")
+    need(isinstance(recal, dict), "recalibration", "an object with alpha_scale and beta_scale", recal)
+    scales = [recal.get("alpha_scale", MISSING), recal.get("beta_scale", MISSING)]
+    need(all(is_number(a) and a > 0 for a in scales)
+         or all(isinstance(a, list) and len(a) == n_exits and all(is_number(x) and x > 0 for x in a)
+                for a in scales),
+         "recalibration", f"alpha_scale and beta_scale both positive numbers or both {each_exit}", recal)
+    OperatingPoint.from_dict(m.get("operating_point"))   # a malformed one: PressError
+    graphs = get("graphs")
+    need(isinstance(graphs, list) and len(graphs) == n_exits, "graphs", f"a list of {n_exits} graphs", graphs)
+    for k, g in enumerate(graphs, start=1):
+        where = f"graphs[{k - 1}]"
+        need(isinstance(g, dict) and g.get("exit") == k and is_int(g["exit"]), where,
+             f"an object for exit {k}", g)
+        check_file_entry(g, where, need)
+        for key, least in (("inputs", 1), ("outputs", 3)):   # outputs: estimate, alpha, beta, then the state
+            names = g.get(key, MISSING)
+            need(isinstance(names, list) and len(names) >= least and all(isinstance(x, str) for x in names),
+                 f"{where}.{key}", f"a list of at least {least} tensor names", names)
+    budget = m.get("budget_calibration")
+    need(budget is None or isinstance(budget, dict), "budget_calibration", "null or an object", budget)
+    if budget:
+        check_file_entry(budget, "budget_calibration", need)
+
+
+def check_file_entry(entry: dict, where: str, need: Callable[[bool, str, str, Any], None]) -> None:
+    """A manifest entry's file is a plain name in the manifest's folder (nothing elsewhere on the
+    machine is opened on a manifest's word) with a sha256 to check it against."""
+    file = entry.get("file", MISSING)
+    need(isinstance(file, str) and file not in ("", ".", "..") and Path(file).name == file
+         and "\\" not in file, f"{where}.file", "a file name in the manifest's folder", file)
+    digest = entry.get("sha256", MISSING)
+    need(isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) is not None, f"{where}.sha256",
+         "a sha256 (64 hexadecimal digits)", digest)
+
+
+def check_budget_calibration(cal: Any, n_exits: int, path: Path) -> None:
+    """budget_calibration.json holds what `OnnxModel.budget_threshold` reads, per exit."""
+    rows = cal.get("quality") if isinstance(cal, dict) else None
+    ok = (isinstance(cal, dict) and is_int(cal.get("segment_samples")) and is_int(cal.get("context_samples"))
+          and isinstance(cal.get("gmacs_per_second"), list) and len(cal["gmacs_per_second"]) == n_exits
+          and all(is_number(g) and g > 0 for g in cal["gmacs_per_second"])
+          and isinstance(rows, list) and len(rows) > 0
+          and all(isinstance(r, list) and len(r) == n_exits
+                  and all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in r) for r in rows))
+    if not ok:
+        raise PressError(f"{path}: not a budget calibration for {n_exits} exits (segment_samples, "
+                         "context_samples, gmacs_per_second, quality per segment and exit); export again")
