@@ -8,6 +8,9 @@ from press.model import ModelConfig, PressNet
 def _deterministic():
     torch.manual_seed(0)
     torch.set_num_threads(1)
+    # a test that runs `press.cli.main` switches flush-denormal on for the whole process (as the
+    # command does); every test starts from IEEE arithmetic again (hypothesis draws subnormals)
+    torch.set_flush_denormal(False)
 
 
 def tiny_config(**overrides) -> ModelConfig:
