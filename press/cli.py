@@ -12,8 +12,7 @@ import importlib
 import sys
 
 from press.allocator import tune_process
-from press.commands.signals import Interrupted, stop_cleanly
-from press.errors import PressError
+from press.commands.signals import run_cleanly
 
 # (name, module, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
@@ -82,15 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     # otherwise many times slower) and freed activations kept in the heap. The library leaves both
     # to its caller. Before the command runs anything in torch: threads inherit the flush mode.
     tune_process()
-    try:
-        with stop_cleanly():
-            return int(importlib.import_module(args._module).run(args) or 0)
-    except PressError as err:
-        print(f"press {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except Interrupted as stop:
-        print(f"press {args.command}: {stop}; nothing partial was kept", file=sys.stderr)
-        return stop.exit_code
+    return run_cleanly(f"press {args.command}", lambda: importlib.import_module(args._module).run(args))
 
 
 if __name__ == "__main__":

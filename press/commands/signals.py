@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
+
+from press.errors import PressError
 
 
 class Interrupted(KeyboardInterrupt):
@@ -51,3 +54,17 @@ def stop_cleanly() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def run_cleanly(prog: str, run: Callable[[], int]) -> int:
+    """Run a command's body the way every PRESS command ends: a PressError is one line and exit 2,
+    SIGTERM or Ctrl-C one line and 128 + the signal's number (`prog` starts each line)."""
+    try:
+        with stop_cleanly():
+            return int(run() or 0)
+    except PressError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        print(f"{prog}: {stop}; nothing partial was kept", file=sys.stderr)
+        return stop.exit_code

@@ -12,8 +12,7 @@ import argparse
 import sys
 
 from press_runtime.commands import separate
-from press_runtime.commands.signals import Interrupted, stop_cleanly
-from press_runtime.errors import PressError
+from press_runtime.commands.signals import run_cleanly
 from press_runtime.version import __version__
 
 TORCH_OPTIONS = {"backend", "device", "compile"}
@@ -48,15 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.backend != "onnx":
         parser.error("press-runtime runs exported ONNX graphs only; the torch backend is press-sep's `press separate`")
-    try:
-        with stop_cleanly():
-            return separate.run(args)
-    except PressError as err:
-        print(f"press-runtime {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except Interrupted as stop:
-        print(f"press-runtime {args.command}: {stop}; nothing partial was kept", file=sys.stderr)
-        return stop.exit_code
+    return run_cleanly(f"press-runtime {args.command}", lambda: separate.run(args))
 
 
 if __name__ == "__main__":
