@@ -22,6 +22,7 @@ import torch
 
 from press.engine.model import SeparationModel
 from press.engine.operating_point import OperatingPoint
+from press.engine.options import check_options
 from press.engine.plan import SegmentPlan
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
@@ -42,10 +43,6 @@ BUDGET_CALIBRATION_MIXTURES = 10
 # binary (128 is silence). Other integer types have no PCM convention to follow.
 PCM_SCALES = {"i1": (0, 2.0 ** 7), "i2": (0, 2.0 ** 15), "i4": (0, 2.0 ** 31), "u1": (128, 2.0 ** 7)}
 AUDIO_DTYPES = "float samples (nominally in [-1, 1]) or int8 / int16 / int32 / uint8 PCM"
-# The command line's --target-db range: far beyond any exit-SNR a model reaches, and well inside
-# where 10 ** (t / 10) overflows a float (about 3080 dB).
-TARGET_DB_LIMIT = 100.0
-SEPARATOR_OPTIONS = ("segment", "context", "batch_size")
 
 
 @dataclass
@@ -222,37 +219,6 @@ def checked_rate(sample_rate: Any) -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
         raise PressError(f"sample_rate must be a positive whole number of Hz (an int), got {sample_rate!r}")
     return int(sample_rate)
-
-
-def check_options(target_db: Any, confidence: Any, exit: Any, budget: Any, quantile: Any,
-                  separator_options: dict[str, Any]) -> None:
-    """Refuse option values of the wrong type or out of range before any work, as PressErrors that
-    name the option (the engine would otherwise fail deep inside with a TypeError or OverflowError,
-    or run with a NaN). Ranges the engine already states (confidence, exit, quantile, budget > 0,
-    segment against context) are left to it."""
-    def real(name: str, value: Any, finite: bool = True) -> None:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or (finite and not np.isfinite(value)):
-            raise PressError(f"{name} must be a {'finite ' if finite else ''}number, got {value!r}")
-
-    unknown = sorted(set(separator_options) - set(SEPARATOR_OPTIONS))
-    if unknown:
-        raise PressError(f"unknown option(s) {', '.join(unknown)}; separate also takes {', '.join(SEPARATOR_OPTIONS)}")
-    if target_db is not None:
-        real("target_db", target_db)
-        if abs(target_db) > TARGET_DB_LIMIT:
-            raise PressError(f"target_db must be within ±{TARGET_DB_LIMIT:g} dB, got {target_db!r}")
-    for name, value in (("confidence", confidence), ("budget", budget)):
-        if value is not None:
-            real(name, value)
-    real("quantile", quantile, finite=False)   # NaN and out-of-range values: the engine's message
-    for name in ("segment", "context"):
-        if name in separator_options:
-            real(name, separator_options[name])
-    if exit is not None and (isinstance(exit, bool) or not isinstance(exit, numbers.Integral)):
-        raise PressError(f"exit must be a whole exit number, got {exit!r}")
-    batch = separator_options.get("batch_size", 1)
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-        raise PressError(f"batch_size must be a positive whole number, got {batch!r}")
 
 
 def load(model: str | os.PathLike = "default", device: str | torch.device | None = None) -> Press:

@@ -245,3 +245,11 @@ def test_any_field_replaced_or_removed_loads_or_is_a_press_error(export, manifes
     except PressError as err:
         assert str(path.parent) in str(err) or "operating point" in str(err)
         event("refused")
+
+
+@pytest.mark.parametrize("options,name", [({"segment": float("nan")}, "segment"), ({"context": float("inf")}, "context"),
+                                          ({"target_db": float("nan")}, "target_db"), ({"batch_size": 0}, "batch_size")])
+def test_the_runtime_checks_its_options_as_the_api_does(export, options, name) -> None:
+    model = load(export / "manifest.json", threads=1)
+    with pytest.raises(PressError, match=name):
+        model.separate(np.zeros(4000, np.float32), **options)

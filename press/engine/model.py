@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from press.engine.operating_point import OperatingPoint
+from press.engine.options import check_options
 from press.engine.plan import SegmentPlan
 from press.engine.policies import ExitPolicy, choose
 from press.engine.report import file_report
@@ -64,6 +65,7 @@ class SeparationModel(ABC):
             sink: Callable[[int, np.ndarray], None] | None = None, **options) -> tuple[SeparationResult, ExitPolicy]:
         """Separate what `reader` holds (at the model's rate): the result and the policy it ran with.
         A target or confidence left None is the model's operating point's."""
+        check_options(target_db, confidence, exit, budget, quantile, options)
         target_db, confidence = self.operating_point.resolve(target_db, confidence)
         separator = self.separator(target_db, confidence, **options)
         policy = self.exit_policy(separator, separator.plan(reader.n_samples, utterance), exit, budget, quantile)
@@ -91,6 +93,7 @@ class SeparationModel(ABC):
 
         if len(outputs) != self.n_src:
             raise PressError(f"the model separates {self.n_src} sources; {len(outputs)} output paths given")
+        check_options(target_db, confidence, exit, budget, quantile, options)
         target_db, confidence = self.operating_point.resolve(target_db, confidence)
         separator = self.separator(target_db, confidence, **options)
         with FileReader(path, self.sample_rate, channel) as reader:
