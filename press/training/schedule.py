@@ -15,9 +15,6 @@ import math
 
 from omegaconf import DictConfig
 
-STAGES = ("train", "finetune")
-
-
 def total_steps(cfg: DictConfig, crop_steps: int | None = None) -> int:
     return (int(cfg.train.steps) if crop_steps is None else crop_steps) + int(cfg.finetune.steps)
 
