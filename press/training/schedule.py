@@ -15,6 +15,7 @@ import math
 
 from omegaconf import DictConfig
 
+
 def total_steps(cfg: DictConfig, crop_steps: int | None = None) -> int:
     return (int(cfg.train.steps) if crop_steps is None else crop_steps) + int(cfg.finetune.steps)
 
