@@ -38,6 +38,7 @@ hand them their bf16 projections converted (press.model.blocks).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -231,10 +232,8 @@ def _load(build: Build) -> bool:
 
 def _remember_failure(build: Build, message: str) -> None:
     """Write the error to the key's marker, which stops later processes from trying again."""
-    try:
+    with contextlib.suppress(OSError):   # a read-only cache: the next process tries again, nothing else to do
         build.failure.write_text(message + "\n")
-    except OSError:   # a read-only cache: the next process tries again, nothing else to do
-        pass
 
 
 def _first_line(text: str) -> str:
