@@ -1,4 +1,4 @@
-"""Training views: crops, padded collation, length buckets under distributed ranks, dynamic mixing."""
+"""Training views: crops, padded collation, length buckets under distributed ranks."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from press.data.views import (
-    DynamicMixing,
-    LengthBucketSampler,
-    RandomCrop,
-    collate_padded,
-)
+from press.data.views import LengthBucketSampler, RandomCrop, collate_padded
 from press.errors import PressError
 
 
 class Ramp(Dataset):
-    """Items whose samples encode (item, source, position), so crops and mixes can be checked exactly."""
+    """Items whose samples encode (item, source, position), so crops can be checked exactly."""
 
     sample_rate = 100
     n_src = 2
@@ -117,18 +112,3 @@ def test_dataloader_workers_are_deterministic():
         return [(b["ids"], b["mixture"].sum().item()) for b in loader]
 
     assert run(0) == run(2)
-
-
-def test_dynamic_mixing():
-    base = Ramp([400, 500, 600, 700])
-    dm = DynamicMixing(base, seconds=3.0, gain_db=(-5.0, 5.0), seed=0, size=20)
-    assert len(dm) == 20 and dm.n_src == 2
-    item = dm[3]
-    assert item["sources"].shape == (2, 300) and torch.allclose(item["mixture"], item["sources"].sum(0))
-    # Slot 0 comes from some item's source 0 (positive ramp), slot 1 from a source 1 (negative ramp).
-    assert (item["sources"][0] >= 0).all() and (item["sources"][1] <= 0).all()
-    pairs = {dm[i]["id"].split(":")[1] for i in range(20)}
-    assert len(pairs) > 4  # re-pairs utterances
-    assert torch.equal(DynamicMixing(base, seconds=3.0, seed=0, size=20)[3]["mixture"], item["mixture"])
-    dm.set_epoch(1)
-    assert not torch.equal(dm[3]["mixture"], item["mixture"])

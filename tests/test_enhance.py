@@ -14,7 +14,7 @@ from press.engine.plan import SegmentPlan
 from press.engine.stitch import Stitcher
 from press.errors import PressError
 from press.model import ModelConfig, PressNet
-from press.prob.likelihood import PressLoss
+from press.training.loss import TrainingLoss
 
 SR = 8000
 
@@ -52,8 +52,8 @@ def test_fixed_pit_never_permutes(tiny_model):
     mix = torch.randn(2, 1600)
     targets = torch.stack([0.7 * mix, 0.3 * mix], 1)
     outputs = [dataclasses.replace(o, estimate=targets.flip(1).clone()) for o in tiny_model(mix)]
-    shared = PressLoss(400, pit="shared")(outputs, targets, mix)
-    fixed = PressLoss(400, pit="fixed")(outputs, targets, mix)
+    shared = TrainingLoss(400, pit="shared")(outputs, targets, mix)
+    fixed = TrainingLoss(400, pit="fixed")(outputs, targets, mix)
     assert shared.perm.tolist() == [[1, 0], [1, 0]]
     assert fixed.perm.tolist() == [[0, 1], [0, 1]]
     assert fixed.loss > shared.loss

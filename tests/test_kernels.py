@@ -13,7 +13,7 @@ import press
 from press.model import PressNet, kernels
 from press.model.blocks import LinearRNN
 from press.model.kernels.linear_rnn import linear_rnn
-from press.prob.likelihood import PressLoss
+from press.training.loss import TrainingLoss
 
 # Without a C++ compiler, or where they are off (PRESS_KERNELS=0; by default outside Linux x86-64), PRESS
 # runs its PyTorch code (the rest of the suite); otherwise the kernels must build: a build error fails
@@ -212,7 +212,7 @@ def test_whole_network_and_its_gradients_equal_the_pytorch_code() -> None:
     model = PressNet(tiny_config()).train()
     sources = torch.randn(2, 2, 4000) * torch.rand(2, 2, 1)
     mixture = sources.sum(1)
-    loss_fn = PressLoss(400, "student_t", "shared", 0.2)
+    loss_fn = TrainingLoss(400, "student_t", "shared", 0.2)
     runs = []
     for off in (False, True):
         model.zero_grad()

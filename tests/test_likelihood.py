@@ -5,9 +5,11 @@ from conftest import tiny_config
 from scipy import stats
 
 from press.model import ExitOutput, PressNet
-from press.prob.likelihood import PressLoss, gaussian_loglik, student_t_loglik
+from press.model.heads import VARIANCE_FLOOR
+from press.prob.likelihood import ExitPrediction, LossResult, PressLoss, gaussian_loglik, student_t_loglik
 from press.prob.permutation import best_permutation
 from press.prob.sisnr import si_snr
+from press.training.loss import TrainingLoss
 
 
 @pytest.mark.parametrize("alpha,beta,n", [(0.7, 0.3, 5), (3.0, 2.0, 40), (50.0, 0.01, 16), (1e4, 1e3, 8)])
@@ -58,7 +60,7 @@ def test_numerically_safe_extremes():
 
 def test_loss_on_silence_and_extremes_is_finite():
     model = PressNet(tiny_config()).train()
-    loss = PressLoss(block=400)
+    loss = TrainingLoss(block=400)
     for mix, src in [(torch.zeros(2, 900), torch.zeros(2, 2, 900)),
                      (torch.randn(2, 900) * 1e4, torch.randn(2, 2, 900) * 1e4),
                      (torch.randn(2, 900) * 1e-7, torch.randn(2, 2, 900))]:
@@ -73,17 +75,12 @@ def test_exact_silence_does_not_reward_a_vanishing_shape():
     """A perfect estimate (error 0, below the variance floor) must not make α -> 0 pay: with the
     network's floor β = α·floor·s² alone, the likelihood there grew without bound as α fell, and
     training drove α to its floor in quiet blocks. The loss scores E + n·floor: larger α is better."""
-    from press.model.heads import VARIANCE_FLOOR
-    from press.model.press_net import input_scale
-
     src = torch.randn(2, 2, 800)
     src[:, 1, 400:] = 0.0                                   # the second talker pauses: digital silence
-    mix = src.sum(1)
-    s2 = input_scale(mix, torch.tensor([800, 800])).pow(2)[:, None, None]
 
-    def loss(alpha: float) -> float:
+    def loss(alpha: float) -> float:                        # at level 1: β = α·floor is the network's floor
         a = torch.full((2, 2, 2), alpha)
-        return PressLoss(400)([ExitOutput(1, src.clone(), a, a * VARIANCE_FLOOR * s2)], src, mix).loss.item()
+        return score([ExitPrediction(src.clone(), a, a * VARIANCE_FLOOR)], src).loss.item()
 
     losses = [loss(a) for a in (1e-3, 1e-1, 10.0, 1e3)]
     assert losses == sorted(losses, reverse=True), losses
@@ -105,28 +102,35 @@ def test_best_permutation_exhaustive_and_hungarian_agree():
 def fake_exit(estimate, block, alpha=2.0, beta=0.01):
     B, S, L = estimate.shape
     nb = -(-L // block)
-    return ExitOutput(1, estimate, torch.full((B, S, nb), alpha), torch.full((B, S, nb), beta))
+    return ExitPrediction(estimate, torch.full((B, S, nb), alpha), torch.full((B, S, nb), beta))
+
+
+def score(predictions, targets, objective="student_t", pit="shared", sisnr_weight=0.0,
+          lengths=None) -> LossResult:
+    """PressLoss on plain tensors with the network's variance floor, every item scored at level 1 (its
+    audio taken as already level-normalised), over all of its samples unless `lengths` says otherwise."""
+    B, _, L = targets.shape
+    loss = PressLoss(400, objective, pit, sisnr_weight, variance_floor=VARIANCE_FLOOR)
+    return loss(predictions, targets, torch.ones(B), torch.full((B,), L) if lengths is None else lengths)
 
 
 @pytest.mark.parametrize("objective", ["student_t", "gaussian", "sisnr"])
 def test_pit_finds_swapped_targets(objective):
     src = torch.randn(3, 2, 1000)
-    mix = src.sum(1)
     est = src + 0.05 * torch.randn_like(src)
     swapped = src.flip(1)
-    r = PressLoss(400, objective)([fake_exit(est, 400)], swapped, mix)
+    r = score([fake_exit(est, 400)], swapped, objective)
     assert r.perm.tolist() == [[1, 0]] * 3
-    r_true = PressLoss(400, objective)([fake_exit(est, 400)], src, mix)
+    r_true = score([fake_exit(est, 400)], src, objective)
     assert r.loss.item() == pytest.approx(r_true.loss.item(), rel=1e-5)
 
 
 def test_shared_permutation_across_exits_vs_per_exit():
     src = torch.randn(1, 2, 800)
-    mix = src.sum(1)
     good = fake_exit(src + 0.01 * torch.randn_like(src), 400)
     swapped = fake_exit(src.flip(1) + 0.3 * torch.randn_like(src), 400)
-    shared = PressLoss(400, pit="shared")([good, swapped], src, mix)
-    per_exit = PressLoss(400, pit="per_exit")([good, swapped], src, mix)
+    shared = score([good, swapped], src, pit="shared")
+    per_exit = score([good, swapped], src, pit="per_exit")
     assert shared.perm.tolist() == [[0, 1]]             # one permutation for both exits
     assert per_exit.perm.tolist() == [[1, 0]]           # the last exit picks its own
     assert per_exit.loss < shared.loss
@@ -135,12 +139,11 @@ def test_shared_permutation_across_exits_vs_per_exit():
 def test_padding_is_ignored_by_the_loss():
     src = torch.randn(1, 2, 700)
     est = src + 0.1 * torch.randn_like(src)
-    mix = src.sum(1)
-    alone = PressLoss(400)([fake_exit(est, 400)], src, mix)
+    alone = score([fake_exit(est, 400)], src)
     pad = lambda t: torch.nn.functional.pad(t, (0, 500))  # noqa: E731
     garbage = pad(est)
     garbage[..., 700:] = 5.0                              # whatever the model says in the padding
-    padded = PressLoss(400)([fake_exit(garbage, 400)], pad(src), pad(mix), lengths=torch.tensor([700]))
+    padded = score([fake_exit(garbage, 400)], pad(src), lengths=torch.tensor([700]))
     assert padded.loss.item() == pytest.approx(alone.loss.item(), rel=1e-5)
 
 
@@ -161,7 +164,7 @@ def test_overfit_one_example_drives_loss_down_and_si_snr_up():
     s2 = 0.3 * torch.sign(torch.sin(2 * torch.pi * 150 * t)) + 0.1 * torch.randn(4000)
     src = torch.stack([s1, s2])[None]
     mix = src.sum(1)
-    loss = PressLoss(block=400)
+    loss = TrainingLoss(block=400)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = loss(model(mix), src, mix)
     for _ in range(60):
@@ -175,13 +178,28 @@ def test_overfit_one_example_drives_loss_down_and_si_snr_up():
 
 def test_sisnr_weight_adds_the_si_snr_term():
     src = torch.randn(2, 2, 1000)
-    mix = src.sum(1)
     out = fake_exit(src + 0.2 * torch.randn_like(src), 400)
-    plain = PressLoss(400)([out], src, mix)
-    mixed = PressLoss(400, sisnr_weight=0.5)([out], src, mix)
+    plain = score([out], src)
+    mixed = score([out], src, sisnr_weight=0.5)
     # per sample: 0.5 x (-SI-SNR in dB), averaged over items and speakers
     expected = plain.loss - 0.5 * si_snr(out.estimate, src).mean()
     assert mixed.loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert mixed.perm.tolist() == [[0, 1], [0, 1]]
     with pytest.raises(ValueError):
-        PressLoss(400, objective="sisnr", sisnr_weight=0.5)
+        PressLoss(400, objective="sisnr", sisnr_weight=0.5, variance_floor=VARIANCE_FLOOR)
+
+
+def test_training_loss_does_not_depend_on_the_level():
+    """TrainingLoss scores the network's exits at the mixture's level: scaling the mixture, the targets
+    and the estimates by c and β by c² (what the network does with a louder input) leaves the loss."""
+    src = torch.randn(2, 2, 1000)
+    est = src + 0.2 * torch.randn_like(src)
+    lengths = torch.tensor([1000, 650])
+    alpha, beta = torch.rand(2, 2, 3) + 0.5, torch.rand(2, 2, 3) * 0.1
+
+    def loss(c: float) -> float:
+        out = ExitOutput(1, est * c, alpha, beta * c ** 2)
+        return TrainingLoss(400, sisnr_weight=0.2)([out], src * c, src.sum(1) * c, lengths).loss.item()
+
+    assert loss(1e-3) == pytest.approx(loss(1.0), rel=1e-5)
+    assert loss(1e3) == pytest.approx(loss(1.0), rel=1e-5)

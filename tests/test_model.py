@@ -246,12 +246,12 @@ def test_exit_heads_run_in_float32_under_bf16_autocast():
 
 def test_checkpointed_blocks_give_the_same_gradients():
     # training loss of a padded batch through every exit, with and without recomputing each block
-    from press.prob.likelihood import PressLoss
+    from press.training.loss import TrainingLoss
 
     model = PressNet(tiny_config()).train()
     src = torch.randn(2, 2, 1600) * torch.rand(2, 2, 1)
     mix, lengths = src.sum(1), torch.tensor([1600, 1100])
-    loss_fn = PressLoss(400, "student_t", "shared", 0.2)
+    loss_fn = TrainingLoss(400, "student_t", "shared", 0.2)
     grads = []
     for on in (False, True):
         model.checkpoint_blocks(on)

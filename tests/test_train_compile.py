@@ -10,8 +10,8 @@ from conftest import tiny_config
 from torch._dynamo.utils import counters
 
 from press.model import PressNet
-from press.prob.likelihood import PressLoss
 from press.training.data import pad_batch
+from press.training.loss import TrainingLoss
 
 MULTIPLE = 800   # samples: two likelihood blocks of the tiny model
 
@@ -22,7 +22,7 @@ def batch_of(length: int) -> dict:
 
 
 def train_step(net, batch) -> list[torch.Tensor]:
-    loss_fn = PressLoss(400, "student_t", "shared", 0.0)
+    loss_fn = TrainingLoss(400, "student_t", "shared", 0.0)
     net.zero_grad()
     loss_fn(net(batch["mixture"], batch["lengths"]), batch["sources"], batch["mixture"], batch["lengths"]).loss.backward()
     return [p.grad.clone() for p in net.parameters()]

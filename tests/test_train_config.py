@@ -11,11 +11,11 @@ from tiny_training import tiny_run_config
 from press.cli import main
 from press.errors import PressError
 from press.model import PressNet, load_config, model_config
-from press.prob.likelihood import PressLoss
 from press.training.config import resolve_config
 from press.training.data import val_loader
 from press.training.distributed import Dist
 from press.training.loop import evaluate
+from press.training.loss import TrainingLoss
 
 MISSPELT = [("train", "warmup", "warmup_steps", 10), ("finetune", "max_second", "max_seconds", 2.0),
             ("loss", "objectiv", "objective", "gaussian"), ("data", "val_example", "val_examples", 3)]
@@ -89,7 +89,7 @@ def test_validation_covers_exactly_the_capped_items_the_same_every_time(capsys):
     cfg = resolve_config(tiny_run_config("data.val_examples=5", "data.val_max_seconds=0.75"))
     torch.manual_seed(0)
     model = PressNet(model_config(cfg))
-    loss = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit))
+    loss = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit))
     dist = Dist(rank=0, world=1, device=torch.device("cpu"))
     first = evaluate(model, val_loader(cfg, 0, 1), loss, dist, contextlib.nullcontext, progress=True)
     assert first.items == 5

@@ -9,9 +9,9 @@ from tiny_training import tiny_run_config
 
 from press.data.views import collate_padded
 from press.model import PressNet, model_config
-from press.prob.likelihood import PressLoss
 from press.training.data import StagePlan, build_dataset, shard
 from press.training.loop import train
+from press.training.loss import TrainingLoss
 
 
 def test_finetune_batches_are_variable_length_buckets_within_the_caps():
@@ -36,7 +36,7 @@ def test_padding_changes_neither_loss_nor_gradients():
     items = [ds[i] for i in range(3)]
     torch.manual_seed(0)
     model = PressNet(model_config(cfg)).train()
-    loss_fn = PressLoss(cfg.model.block)
+    loss_fn = TrainingLoss(cfg.model.block)
 
     def loss_and_grads(batch):
         model.zero_grad()

@@ -1,4 +1,4 @@
-"""Training views over any PRESS dataset: random crops, padded batches, length buckets, dynamic mixing.
+"""Training views over any PRESS dataset: random crops, padded batches, length buckets.
 
 All randomness comes from NumPy generators keyed by (seed, epoch, index), never from global or
 per-worker state, so an item is the same whichever DataLoader worker (or rank) produces it. Call
@@ -148,51 +148,3 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.all_batches()[self.rank :: self.num_replicas])
-
-
-class DynamicMixing(Dataset):
-    """New mixtures on the fly: source j of item i comes from source j of a random utterance.
-
-    Each of the S sources is drawn from a different random item of `dataset`, cut to a common
-    length (at most `seconds`, at most the shortest drawn source) at a random offset, scaled by a
-    random gain in `gain_db`, and summed into the mixture. For enhancement corpora that re-pairs
-    speech (slot 0) with the noise of another item (slot 1).
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        seconds: float = 4.0,
-        gain_db: tuple[float, float] = (-5.0, 5.0),
-        seed: int = 0,
-        size: int | None = None,
-    ):
-        if len(dataset) < 1:
-            raise PressError("dynamic mixing needs a non-empty dataset")
-        self.dataset = dataset
-        self.sample_rate = dataset.sample_rate
-        self.n_src = dataset.n_src
-        self.crop = int(round(seconds * dataset.sample_rate))
-        self.gain_db = gain_db
-        self.seed = int(seed)
-        self.size = int(size if size is not None else len(dataset))
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        picks = rng.integers(0, len(self.dataset), size=self.n_src)
-        parts = [self.dataset[int(i)]["sources"][j] for j, i in enumerate(picks)]
-        length = min(self.crop, *(p.shape[-1] for p in parts))
-        out = []
-        for p in parts:
-            start = int(rng.integers(0, p.shape[-1] - length + 1))
-            out.append(p[start : start + length] * float(10 ** (rng.uniform(*self.gain_db) / 20)))
-        sources = torch.stack(out)
-        ids = "+".join(str(int(i)) for i in picks)
-        return {"mixture": sources.sum(0), "sources": sources, "id": f"dm-{self.epoch}-{index}:{ids}"}

@@ -30,7 +30,8 @@ BETA_FLOOR = 1e-8
 # bound, -(n/2) ln(beta/alpha), and training collapses into "one stream = the mixture, the other =
 # silence", which is exact wherever one talker pauses. Recorded speech has a noise floor that
 # bounds this by itself; the floor gives synthetic speech the same bound. It bounds beta / alpha,
-# not beta: the loss also floors the error energy (press.prob.likelihood), or alpha -> 0 pays.
+# not beta: the loss also floors the error energy (press.prob.likelihood, handed this floor by
+# press.training.loss), or alpha -> 0 pays.
 VARIANCE_FLOOR = 1e-4
 
 

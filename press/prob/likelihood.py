@@ -5,11 +5,15 @@ Per exit i, speaker j and likelihood block b of n samples, with error energy E =
     log p = lnΓ(α + n/2) - lnΓ(α) + α ln β - (α + n/2) ln(β + E/2) - (n/2) ln 2π        (the paper)
 The loss is minus that log-likelihood summed over blocks, speakers and every exit (unweighted),
 under one speaker permutation shared by all exits, chosen to minimise the summed loss. It is
-computed on level-normalised audio (divided by the mixture RMS, as the network sees it) and
+computed on level-normalised audio (divided by `scale`, the mixture RMS the network sees) and
 divided by the number of valid source samples [ours], so that it reads in nats per sample and
 does not depend on the utterance length or level; neither changes the optimum. [ours] E there is
-the error energy plus n × VARIANCE_FLOOR (−40 dB white noise on level-normalised audio): see
-`PressLoss.pairwise` for why the network's own floor is not enough.
+the error energy plus n × `variance_floor` (the network's −40 dB floor on level-normalised audio):
+see `PressLoss.pairwise` for why the network's own floor is not enough.
+
+The loss works on plain tensors (`ExitPrediction`, targets, the level, lengths), not on the
+network's output type: the level and the floor are the network's conventions, and
+`press.training.loss` passes them in with each batch's exits.
 
 Ablations of the paper: `objective="gaussian"` (σ² = β/α, no inverse-gamma mixing),
 `objective="sisnr"` (negative SI-SNR, no uncertainty), `pit="per_exit"` (each exit its own
@@ -27,13 +31,12 @@ the likelihood alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
-from press.model.heads import VARIANCE_FLOOR
-from press.model.press_net import ExitOutput, input_scale
 from press.prob.energy import block_energy
 from press.prob.permutation import best_permutation
 from press.prob.sisnr import si_snr
@@ -63,6 +66,16 @@ def gaussian_loglik(alpha: torch.Tensor, beta: torch.Tensor, energy: torch.Tenso
     return -(n / 2) * (LOG_2PI + torch.log(var)) - energy.double() / (2 * var)
 
 
+@dataclass(frozen=True)
+class ExitPrediction:
+    """One exit's predictive distribution of the sources, in the units of the input audio: per speaker
+    and likelihood block, x ~ Student-t(2α, estimate, β/α I_n)."""
+
+    estimate: torch.Tensor    # (B, S, L) the location: the separated sources
+    alpha: torch.Tensor       # (B, S, nb) inverse-gamma shape per likelihood block
+    beta: torch.Tensor        # (B, S, nb) inverse-gamma scale, in squared input units
+
+
 @dataclass
 class LossResult:
     loss: torch.Tensor          # scalar to minimise
@@ -75,7 +88,9 @@ class PressLoss(torch.nn.Module):
     """-sum over exits, speakers and blocks of the block log-likelihood, shared PIT."""
 
     def __init__(self, block: int, objective: Objective = "student_t", pit: PitMode = "shared",
-                 sisnr_weight: float = 0.0) -> None:
+                 sisnr_weight: float = 0.0, *, variance_floor: float) -> None:
+        """variance_floor: the white-noise variance per sample (on level-normalised audio) added to
+        every block's error energy: the network's floor on β/α, which press.training.loss passes in."""
         super().__init__()
         if objective not in ("student_t", "gaussian", "sisnr"):
             raise ValueError(f"unknown objective {objective!r}")
@@ -84,9 +99,9 @@ class PressLoss(torch.nn.Module):
         if sisnr_weight < 0 or (sisnr_weight > 0 and objective == "sisnr"):
             raise ValueError("sisnr_weight adds an SI-SNR term to a likelihood objective; it must be >= 0")
         self.block, self.objective, self.pit = block, objective, pit
-        self.sisnr_weight = sisnr_weight
+        self.sisnr_weight, self.variance_floor = sisnr_weight, variance_floor
 
-    def pairwise(self, out: ExitOutput, targets: torch.Tensor, scale: torch.Tensor,
+    def pairwise(self, out: ExitPrediction, targets: torch.Tensor, scale: torch.Tensor,
                  lengths: torch.Tensor) -> torch.Tensor:
         """Loss of every (estimate j, target k) pair for one exit: (B, S, S), summed over blocks."""
         L = targets.shape[-1]
@@ -102,7 +117,7 @@ class PressLoss(torch.nn.Module):
         # bound as α -> 0 (about 5 nats/sample at E = 0 for α = 1e-3 against α = 100), and training
         # on the full corpus drove α to its 1e-3 floor in most quiet blocks, ruining calibration
         # (docs/experiments.md). With the floored energy the best α on such a block is the largest.
-        energy = energy + n * VARIANCE_FLOOR
+        energy = energy + n * self.variance_floor
         alpha = out.alpha[:, :, None]                                          # (B, S, 1, nb)
         beta = (out.beta / s.pow(2))[:, :, None]
         loglik = student_t_loglik if self.objective == "student_t" else gaussian_loglik
@@ -120,19 +135,17 @@ class PressLoss(torch.nn.Module):
         t = tgt[:, None, :].expand(B, S, S, L).reshape(B, S * S, L)
         return si_snr(e, t, lengths).reshape(B, S, S)
 
-    def forward(self, outputs: Sequence[ExitOutput], targets: torch.Tensor, mixture: torch.Tensor,
-                lengths: torch.Tensor | None = None) -> LossResult:
-        """outputs: one ExitOutput per exit; targets: (B, S, L); mixture: (B, L); lengths: (B,)."""
+    def forward(self, predictions: Sequence[ExitPrediction], targets: torch.Tensor, scale: torch.Tensor,
+                lengths: torch.Tensor) -> LossResult:
+        """predictions: one per exit; targets: (B, S, L); scale: (B,) the level each item
+        is scored at (the network's input level); lengths: (B,) valid samples per item."""
         B, S, L = targets.shape
-        if lengths is None:
-            lengths = torch.full((B,), L, device=targets.device)
-        scale = input_scale(mixture, lengths)
-        pairs = torch.stack([self.pairwise(o, targets, scale, lengths) for o in outputs])  # (X, B, S, S)
+        pairs = torch.stack([self.pairwise(o, targets, scale, lengths) for o in predictions])  # (X, B, S, S)
         with torch.no_grad():
             if self.pit == "fixed":  # enhancement: estimate k is source k (speech first), no permutation
-                perms = torch.arange(S, device=pairs.device).expand(len(outputs), B, S)
+                perms = torch.arange(S, device=pairs.device).expand(len(predictions), B, S)
             elif self.pit == "shared":
-                perms = best_permutation(pairs.sum(0)).expand(len(outputs), B, S)
+                perms = best_permutation(pairs.sum(0)).expand(len(predictions), B, S)
             else:
                 perms = torch.stack([best_permutation(p) for p in pairs])          # (X, B, S)
         chosen = pairs.gather(-1, perms.unsqueeze(-1)).squeeze(-1)                # (X, B, S)
@@ -142,6 +155,6 @@ class PressLoss(torch.nn.Module):
         with torch.no_grad():
             idx = perms.unsqueeze(-1).expand(-1, -1, -1, L)                       # (X, B, S, L)
             snr = torch.stack([si_snr(o.estimate[..., :L], targets.gather(1, idx[i]), lengths).mean()
-                               for i, o in enumerate(outputs)])
+                               for i, o in enumerate(predictions)])
         return LossResult(loss=per_exit.sum().float(), perm=perms[-1], nll=per_exit.detach().float(),
                           si_snr=snr)

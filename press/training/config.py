@@ -39,7 +39,8 @@ def _require(checks: list[tuple[bool, str]]) -> None:
 
 @dataclass
 class LossConfig:
-    """`press.prob.likelihood.PressLoss`. Defaults are the paper's loss, as every shipped config uses."""
+    """`press.prob.likelihood.PressLoss`, through `press.training.loss`. Defaults are the paper's loss, as
+    every shipped config uses."""
 
     objective: str = "student_t"        # student_t | gaussian | sisnr
     pit: str = "shared"                 # shared: one permutation for all exits | per_exit (ablation) | fixed (enhancement)

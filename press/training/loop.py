@@ -37,7 +37,6 @@ from press.io.files import atomic_write
 from press.model import PressNet, kernels, model_config
 from press.model.checkpoint import load_model, save_model
 from press.model.pretrained import resolve
-from press.prob.likelihood import PressLoss
 from press.prob.sisnr import si_snri
 from press.training import distributed
 from press.training.config import resolve_config
@@ -50,6 +49,7 @@ from press.training.data import (
     skipped_files,
     val_loader,
 )
+from press.training.loss import TrainingLoss
 from press.training.records import RunRecords
 from press.training.schedule import lr_at, stage_at, total_steps
 from press.training.state import capture_rng, load_state, restore_rng, save_state
@@ -128,7 +128,7 @@ class Validation:
 
 
 @torch.no_grad()
-def evaluate(model: PressNet, loader, loss_fn: PressLoss, dist: distributed.Dist, amp,
+def evaluate(model: PressNet, loader, loss_fn: TrainingLoss, dist: distributed.Dist, amp,
              progress: bool = False) -> Validation:
     """The validation loss and SI-SNRi per exit over `loader` (every rank its share), with a
     progress bar of this rank's utterances when `progress`: on a CPU a pass can take minutes."""
@@ -187,8 +187,8 @@ class Trainer:
         self.model.checkpoint_blocks(bool(cfg.train.checkpoint_blocks))
         if cfg.train.init and not resume:
             self._start_from(resolve(str(cfg.train.init)))
-        self.loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
-                                 float(cfg.loss.sisnr_weight))
+        self.loss_fn = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
+                                    float(cfg.loss.sisnr_weight))
         self.optimizer = make_optimizer(self.model, cfg)
         self.precision = precision_for(cfg, dev)
         self.amp = autocast_for(self.precision, dev)
