@@ -28,8 +28,8 @@ Budgets: for each input, the fraction f of the way from its exit-1 GMAC/s to its
 Static exits and the default dynamic rule (t = 20 dB, p = 0.9) are printed for reference.
 
 The rate controller that budget mode replaced (a threshold on P(exit-SNR >= t) steered after every
-batch) and the offline knapsack optimum were compared with an earlier version of this script (in
-the git history at aac424c); docs/exits.md ("Compute budget") has both tables.
+batch) and the offline knapsack optimum were measured against it before they were removed from
+PRESS; docs/exits.md ("Compute budget") has both tables.
 """
 
 from __future__ import annotations

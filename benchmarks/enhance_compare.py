@@ -1,6 +1,6 @@
 """PRESS `enhance` beside the enhancement peers: the same files, the same scorer, one table.
 
-    python benchmarks/noisy_testset.py --root ~/press-data/noisy16k --split test --n 200 --out DATA
+    python benchmarks/noisy_testset.py --root NOISY --split test --n 200 --out DATA
     PEERS/bin/python benchmarks/enhance_peers.py run --noisy DATA/noisy --out RUNS     # the peers' outputs
     python benchmarks/enhance_compare.py --data DATA --runs RUNS --model enhance [--targets 10,15 --confidence 0.9]
     PEERS/bin/python benchmarks/enhance_peers.py dnsmos DATA/noisy RUNS/* --out RUNS/dnsmos.json    # (or

@@ -64,18 +64,18 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
              "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import abc  # noqa: E402
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from importlib import metadata, resources  # noqa: E402
-from pathlib import Path  # noqa: E402
+import abc
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
+import numpy as np
+import soundfile as sf
 
 SR = 16000
 ALL_PEERS = ("rnnoise", "deepfilternet3", "gtcrn", "dtln", "nsnet2", "noisereduce")
@@ -185,7 +185,7 @@ def site_file(package: str, relpath: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"package {package!r} is not installed in {sys.prefix}")
-    path = Path(list(spec.submodule_search_locations)[0]) / relpath
+    path = Path(next(iter(spec.submodule_search_locations))) / relpath
     if not path.exists():
         raise FileNotFoundError(path)
     return path
@@ -210,7 +210,7 @@ class Peer(abc.ABC):
 
     def new_stream(self):
         """Fresh per-file state (untimed)."""
-        return None
+        return
 
     @abc.abstractmethod
     def process(self, x: np.ndarray, state) -> np.ndarray:
@@ -235,6 +235,7 @@ class RNNoise(Peer):
 
     def setup(self) -> None:
         import ctypes
+
         from pyrnnoise import rnnoise as rn  # the package's ctypes handle on its bundled librnnoise.so
         self.rn, self.ct = rn, ctypes
         self.frame = rn.FRAME_SIZE
@@ -281,9 +282,9 @@ class RNNoise(Peer):
         per_frame = sum(per_layer.values())
         frames_per_s = self.sample_rate / self.frame
         return (per_frame * frames_per_s / 1e9,
-                f"counted: {per_frame} weights of {', '.join(per_layer)} in librnnoise.so's rnnoise_arrays "
-                f"= MACs per 10 ms frame, x {frames_per_s:.0f} frames/s; the DSP (FFTs, pitch search and "
-                f"pitch filter) is not counted",
+                (f"counted: {per_frame} weights of {', '.join(per_layer)} in librnnoise.so's rnnoise_arrays "
+                 f"= MACs per 10 ms frame, x {frames_per_s:.0f} frames/s; the DSP (FFTs, pitch search and "
+                 f"pitch filter) is not counted"),
                 {"macs_per_frame": per_frame, "weights_per_layer": per_layer})
 
 
@@ -329,8 +330,8 @@ class DeepFilterNet3(Peer):
         dfop = S * 96 * 5 * 4  # the deep-filter itself: 96 bins x order 5 complex MACs per frame
         total = enc + erb + df + dfop
         return (total / 1e9,
-                f"counted: enc + erb_dec + df_dec ONNX graphs of the bundled model on {S} frames (1 s) via "
-                f"onnxruntime shapes, plus the deep-filter op (96 bins x order 5 complex MACs per frame)",
+                (f"counted: enc + erb_dec + df_dec ONNX graphs of the bundled model on {S} frames (1 s) via "
+                 f"onnxruntime shapes, plus the deep-filter op (96 bins x order 5 complex MACs per frame)"),
                 {"enc": enc, "erb_dec": erb, "df_dec": df, "deep_filter": dfop,
                  "per_op": {k: enc_ops.get(k, 0) + erb_ops.get(k, 0) + df_ops.get(k, 0)
                             for k in set(enc_ops) | set(erb_ops) | set(df_ops)}})
@@ -379,8 +380,8 @@ class GTCRN(Peer):
             "mix": np.random.default_rng(0).standard_normal((1, 257, 1, 2)).astype(np.float32), **self.caches()})
         fps = SR / self.HOP
         return (per_frame * fps / 1e9,
-                f"counted: one frame of the streaming ONNX graph via onnxruntime shapes "
-                f"({per_frame} MACs) x {fps:g} frames/s",
+                (f"counted: one frame of the streaming ONNX graph via onnxruntime shapes "
+                 f"({per_frame} MACs) x {fps:g} frames/s"),
                 {"macs_per_frame": per_frame, "per_op": per_op})
 
 
@@ -436,8 +437,8 @@ class DTLN(Peer):
             np.float32), self.names2[1]: st2})
         bps = SR / self.SHIFT
         return ((m1 + m2) * bps / 1e9,
-                f"counted: one block of model_1 + model_2 via onnxruntime shapes ({m1} + {m2} MACs) x "
-                f"{bps:g} blocks/s; FFTs not counted",
+                (f"counted: one block of model_1 + model_2 via onnxruntime shapes ({m1} + {m2} MACs) x "
+                 f"{bps:g} blocks/s; FFTs not counted"),
                 {"model_1_per_block": m1, "model_2_per_block": m2, "per_op_model_1": ops1,
                  "per_op_model_2": ops2})
 
@@ -516,9 +517,9 @@ class NoiseReduce(Peer):
         kernel = (2 * n_freq + 1) * (2 * n_time + 1)
         per_frame = fft + bins * kernel + bins * 4  # + filtfilt (2 passes x 1st order)
         return (per_frame * fps / 1e9,
-                "estimate (no network): per 16 ms hop, a 1024-point forward + inverse FFT (2*4*(N/2)*log2 N "
-                f"real MACs), the {2 * n_freq + 1}x{2 * n_time + 1} mask-smoothing kernel over 513 bins "
-                "(direct-form equivalent of its fftconvolve) and the filtfilt smoother",
+                ("estimate (no network): per 16 ms hop, a 1024-point forward + inverse FFT (2*4*(N/2)*log2 N "
+                 f"real MACs), the {2 * n_freq + 1}x{2 * n_time + 1} mask-smoothing kernel over 513 bins "
+                 "(direct-form equivalent of its fftconvolve) and the filtfilt smoother"),
                 {"macs_per_frame": per_frame})
 
 
@@ -602,10 +603,10 @@ def run_peer(name: str, files: list[Path], out_root: Path) -> dict:
         "output_minus_input_level_db_median": round(float(np.median(levels)), 2) if levels else None,
         "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
         "notes": peer.notes + [
-            "rtf_1thread = wall / audio seconds (inflated when other processes share the CPU); "
-            "rtf_cpu_1thread = process CPU time / audio seconds",
-            "measured_delay: lag of the output's cross-correlation peak with the noisy input (+-100 ms), "
-            "after the 16 kHz round trip; not compensated in the written files"],
+            ("rtf_1thread = wall / audio seconds (inflated when other processes share the CPU); "
+             "rtf_cpu_1thread = process CPU time / audio seconds"),
+            ("measured_delay: lag of the output's cross-correlation peak with the noisy input (+-100 ms), "
+             "after the 16 kHz round trip; not compensated in the written files")],
     })
     (out_dir / "timing.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"[{name}] done: {len(files)} files, {audio_s:.1f} s audio, cpu RTF {cpu_s / audio_s:.4f}, "
@@ -676,7 +677,7 @@ def cmd_dnsmos(args) -> None:
                 for k in ("SIG", "BAK", "OVRL", "P808")}
         result["dirs"][str(d)] = {"files": len(per_file), "clipped_files": clipped, "mean": mean,
                                   "per_file": per_file}
-        print(f"{str(d):<60} n={len(per_file):>4}  SIG {mean['SIG']:.3f}  BAK {mean['BAK']:.3f}  "
+        print(f"{d!s:<60} n={len(per_file):>4}  SIG {mean['SIG']:.3f}  BAK {mean['BAK']:.3f}  "
               f"OVRL {mean['OVRL']:.3f}  P808 {mean['P808']:.3f}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -77,7 +77,7 @@ def main() -> None:
                 x = torch.randn(N, T, D, requires_grad=mode == "training")
                 mask = torch.ones(N, T, 1)
 
-                def run(off: bool) -> None:
+                def run(off: bool, mode=mode, module=module, x=x, mask=mask) -> None:
                     with kernels.disabled() if off else torch.enable_grad():
                         if mode == "inference":
                             with torch.inference_mode():
@@ -88,7 +88,7 @@ def main() -> None:
                 times = {False: [], True: []}
                 for _ in range(args.repeats + 1):          # the first round warms both up
                     for off in (False, True):
-                        times[off].append(timed(lambda: run(off), clock))
+                        times[off].append(timed(lambda off=off: run(off), clock))
                 on, off = min(times[False][1:]), min(times[True][1:])
                 row.append((N, T, off, on))
             (Ni, Ti, fi_off, fi_on), (Nt, Tt, ft_off, ft_on) = row

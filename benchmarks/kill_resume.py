@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("partial", "written", "renamed")
@@ -90,7 +90,7 @@ def kill_after_step(step: int, seconds: float, signum: int) -> None:
 
 def kill_in_write(name: str, k: int, phase: str, signum: int) -> None:
     """Signal this process in the `k`-th atomic write of the file `name`, at `phase`."""
-    import press.io.files as files
+    from press.io import files
 
     publish, seen = files.publish, {"writes": 0}
 
@@ -172,7 +172,7 @@ def differences(straight: Path, resumed: Path) -> list[str]:
     return found
 
 
-def checkpoint_step(run_dir: Path) -> Optional[int]:
+def checkpoint_step(run_dir: Path) -> int | None:
     """The step of the run's last.state.pt (None: none written yet)."""
     from press.training.state import load_state
 
@@ -201,13 +201,13 @@ class Kill:
 class Trial:
     kill: Kill
     exit_code: int
-    step: Optional[int]              # the checkpoint the run resumes from
+    step: int | None                 # the checkpoint the run resumes from
     left: int                        # temporary files the killed process left
     runs: int                        # processes until it finished, the killed one included
     diff: list[str]
 
 
-def command(run_dir: Path, kill: Optional[Kill]) -> list[str]:
+def command(run_dir: Path, kill: Kill | None) -> list[str]:
     """The process to start: `press train` (resuming when a checkpoint exists), through the driver
     when it is to be killed."""
     argv = train_argv(run_dir, resume=(run_dir / "last.state.pt").exists())
@@ -221,10 +221,10 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def start(run_dir: Path, kill: Optional[Kill]) -> tuple[int, str]:
+def start(run_dir: Path, kill: Kill | None) -> tuple[int, str]:
     """Run one process to its end (or its kill): (exit code, stderr)."""
     proc = subprocess.run(command(run_dir, kill), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
     return proc.returncode, proc.stderr
 
 

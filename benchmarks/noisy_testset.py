@@ -1,8 +1,10 @@
 """Write a split of the recorded enhancement corpus as WAV pairs, for tools that do not import PRESS.
 
-    python benchmarks/noisy_testset.py --root ~/press-data/noisy16k --split test --n 200 --out DIR
+    python benchmarks/noisy_testset.py --root NOISY --split test --n 200 --out DIR
 
-DIR/noisy/NAME.wav and DIR/clean/NAME.wav (16 kHz mono, PCM 16), and DIR/items.csv (name, the corpus
+NOISY is a corpus that `press data noisy NOISY` rendered (benchmarks/README.md: how); without
+--root, the slice shipped in the package. Writes DIR/noisy/NAME.wav and DIR/clean/NAME.wav (16 kHz
+mono, PCM 16), and DIR/items.csv (name, the corpus
 item id: speaker, utterance, noise sources, SNR). The peers' benchmark (benchmarks/enhance_peers.py)
 runs every enhancer on DIR/noisy and benchmarks/enhance_compare.py scores them all on DIR/clean.
 """

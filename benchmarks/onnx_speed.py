@@ -79,9 +79,9 @@ def main() -> None:
         for k in range(1, K + 1):
             sep = Separator(net, recalibration=model.recalibration)
             with torch.inference_mode():
-                t_torch = best_time(lambda: sep.run(ArrayReader(x), Static(k)), args.repeats)
-            t_ort = best_time(lambda: rt.separate(x, exit=k), args.repeats)
-            t_q = best_time(lambda: rq.separate(x, exit=k), args.repeats)
+                t_torch = best_time(lambda sep=sep, k=k: sep.run(ArrayReader(x), Static(k)), args.repeats)
+            t_ort = best_time(lambda rt=rt, k=k: rt.separate(x, exit=k), args.repeats)
+            t_q = best_time(lambda rq=rq, k=k: rq.separate(x, exit=k), args.repeats)
             rows[(threads, k)] = (t_torch / dur, t_ort / dur, t_q / dur)
     q = {"fp32": [], "int8": []}
     rt, rq = load(fp32, threads=2), load(int8, threads=2)
@@ -92,7 +92,7 @@ def main() -> None:
             q[name].append([si_snri(m.separate(mix, exit=k, utterance=True).sources, refs, mix)
                             for k in range(1, K + 1)])
     qa, qb = np.mean(q["fp32"], 0), np.mean(q["int8"], 0)
-    size = lambda d: sum(f.stat().st_size for f in d.parent.glob("*.onnx")) / 1e6  # noqa: E731
+    size = lambda d: sum(f.stat().st_size for f in d.parent.glob("*.onnx")) / 1e6
     params_mb = sum(p.numel() for p in net.parameters()) * 4 / 1e6
     print(f"audio: {dur:.1f} s of built-in test mixtures; load average {Path('/proc/loadavg').read_text().split()[:3]}")
     print(f"sizes: fp32 graphs {size(fp32):.2f} MB, int8 graphs {size(int8):.2f} MB, "

@@ -2,7 +2,8 @@
 
     python benchmarks/overhead.py [MODEL] [--seconds 60] [--threads 2] [--targets -5,0,5,20] [--repeats 2]
 
-MODEL: a checkpoint .safetensors or a config name (default: `small`, randomly initialised).
+MODEL: a shipped model's name (its weights: `default`, `enhance`), a checkpoint .safetensors, or
+any other config name (default: `small`), randomly initialised.
 Input: a built-in test mixture tiled to --seconds (speech, not noise, so the exit rule sees
 realistic level changes). For each policy — the last exit (Static(K)) and Dynamic at each
 target — one `Separator.run` is timed end to end, and the model's own calls (`begin`,
@@ -52,11 +53,17 @@ class TimedModel:
 
 
 def load(spec: str):
+    """A shipped model's weights, a checkpoint's, or a config randomly initialised (seed 0)."""
     from press.model import PressNet, load_config, model_config
     from press.model.checkpoint import load_model
+    from press.model.pretrained import shipped_names
 
     if Path(spec).suffix == ".safetensors":
         return load_model(spec)[0]
+    if spec in shipped_names():
+        from press.model.pretrained import load as load_shipped
+
+        return load_shipped(spec)[0]
     torch.manual_seed(0)
     return PressNet(model_config(load_config(spec))).eval()
 

@@ -1,12 +1,14 @@
 """PRESS beside Asteroid's Conv-TasNet, DPRNN-TasNet and SuDoRM-RF, measured in one run.
 
-    peers-venv/bin/python benchmarks/peers.py [--seconds 4] [--threads 2 1] [--repeats 5]
+    python benchmarks/peers.py --venv PEERS_VENV [--seconds 4] [--threads 2 1] [--repeats 5]
         [--train-batch 4] [--train-seconds 2] [--train-steps 3] [--models ...] [--compile]
 
-(run from the repository root with PYTHONPATH=$PWD). Asteroid is not a PRESS dependency: it lives in
-its own virtual environment that sees the system's torch (docs/results.md, "Beside Asteroid's
-separators", has the commands).
-This script installs nothing; without asteroid it says how to install it and measures PRESS alone.
+Asteroid is not a PRESS dependency: it lives in a virtual environment of its own that sees the
+installed torch and PRESS (benchmarks/README.md and docs/results.md, "Beside Asteroid's separators",
+have the commands). `--venv DIR` (or the environment variable PRESS_PEERS_VENV) names it: the script
+runs itself again with DIR/bin/python, and stops with the install commands when DIR has no Python or
+no asteroid. Run with that environment's Python directly, `--venv` is not needed. This script
+installs nothing; with no `--venv` and no asteroid it says how to install it and measures PRESS alone.
 
 For every model, each measurement runs in a fresh subprocess so that thread settings and memory peaks
 do not mix:
@@ -41,16 +43,40 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 SAMPLE_RATE = 8000
 PRESS_MODELS = ("PRESS default", "PRESS press4-s")
 ASTEROID_MODELS = ("Conv-TasNet", "DPRNN-TasNet", "SuDoRM-RF")
-INSTALL_HINT = """asteroid is not installed for this Python ({python}); only PRESS is measured.
-To measure the peers, install Asteroid in a separate virtual environment that sees the system torch:
-    python -m venv --system-site-packages /root/peers-venv
-    /root/peers-venv/bin/pip install --no-deps asteroid asteroid-filterbanks
-    /root/peers-venv/bin/pip install requests torchmetrics huggingface_hub pyyaml soundfile  # if missing
-    PYTHONPATH=$PWD /root/peers-venv/bin/python benchmarks/peers.py"""
+ROOT = Path(__file__).resolve().parents[1]
+VENV_VARIABLE = "PRESS_PEERS_VENV"
+INSTALL = """Install Asteroid in a virtual environment of its own that sees the installed torch and PRESS
+(--no-deps, so that pip cannot pull another torch):
+    python -m venv --system-site-packages {venv}
+    {venv}/bin/pip install --no-deps asteroid asteroid-filterbanks
+    {venv}/bin/pip install requests torchmetrics huggingface_hub pyyaml soundfile  # those not installed yet
+then pass --venv {venv} (or set {variable}={venv})."""
+INSTALL_HINT = "asteroid is not installed for this Python ({python}); only PRESS is measured.\n" + INSTALL
+
+
+def in_venv(venv: str | None) -> None:
+    """Run this script (sys.argv) again with `venv`'s Python unless it is the one running; stop with the
+    install commands when `venv` has no Python or its Python has no asteroid. None: keep this Python."""
+    if not venv:
+        return
+    path = Path(venv).expanduser().absolute()
+    python = path / "bin" / "python"
+    install = INSTALL.format(venv=venv, variable=VENV_VARIABLE)
+    if Path(sys.prefix).resolve() == path.resolve() or os.environ.get("PRESS_PEERS_VENV_RUNNING"):
+        if importlib.util.find_spec("asteroid") is None:
+            raise SystemExit(f"--venv {venv}: asteroid is not installed for {sys.executable}.\n{install}")
+        return
+    if not python.exists():
+        raise SystemExit(f"--venv {venv}: no Python at {python}.\n{install}")
+    env = {**os.environ, "PRESS_PEERS_VENV_RUNNING": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    sys.stdout.flush()
+    os.execve(python, [str(python), os.path.abspath(sys.argv[0]), *sys.argv[1:]], env)
 
 
 # --- models (imported inside the worker processes only) ---------------------------------------------
@@ -102,7 +128,7 @@ def measure_macs(name: str, seconds: float) -> dict:
     result = {"params": sum(p.numel() for p in model.parameters())}
     no_kernels = contextlib.nullcontext
     if name.startswith("PRESS"):      # the counter has no formula for PRESS's compiled kernels (the
-        from press.model import kernels   # depthwise convolution): count the PyTorch code they replace
+        from press.model import kernels  # depthwise convolution): count the PyTorch code they replace
         no_kernels = kernels.disabled
     for onednn in (True, False):
         counter = FlopCounterMode(display=False)
@@ -246,18 +272,21 @@ def main() -> None:
                    help="kept: press.allocator.keep_freed_memory in every worker (default); system: glibc's default")
     p.add_argument("--compile", action="store_true",
                    help="time inference of every model after torch.compile (training stays eager)")
+    p.add_argument("--venv", default=os.environ.get(VENV_VARIABLE),
+                   help=f"the virtual environment with asteroid (default: ${VENV_VARIABLE}); see above")
     p.add_argument("--worker", choices=("peak", "macs", "rtf", "train"), help=argparse.SUPPRESS)
     p.add_argument("--model", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         print(json.dumps(run_worker(args)))
         return
+    in_venv(args.venv)
 
     import torch
 
     models = list(args.models)
     if importlib.util.find_spec("asteroid") is None:
-        print(INSTALL_HINT.format(python=sys.executable), flush=True)
+        print(INSTALL_HINT.format(python=sys.executable, venv="peers-venv", variable=VENV_VARIABLE), flush=True)
         models = [m for m in models if m in PRESS_MODELS]
     else:
         import asteroid

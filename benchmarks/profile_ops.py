@@ -42,7 +42,7 @@ def inference(name: str, seconds: float, top: int) -> None:
 
 
 def training(name: str, batch: int, seconds: float, top: int) -> None:
-    from press.prob.likelihood import PressLoss
+    from press.training.loss import TrainingLoss
     from press.training.loop import make_optimizer
 
     model, cfg = build(name)
@@ -50,7 +50,7 @@ def training(name: str, batch: int, seconds: float, top: int) -> None:
     n = int(seconds * cfg.model.sample_rate)
     sources = torch.randn(batch, cfg.model.n_src, n) * torch.rand(batch, cfg.model.n_src, 1)
     mixture = sources.sum(1)
-    loss_fn = PressLoss(cfg.model.block, cfg.loss.objective, cfg.loss.pit, cfg.loss.sisnr_weight)
+    loss_fn = TrainingLoss(cfg.model.block, cfg.loss.objective, cfg.loss.pit, cfg.loss.sisnr_weight)
     optimizer = make_optimizer(model, cfg)
 
     def step() -> None:

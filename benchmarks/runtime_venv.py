@@ -33,7 +33,7 @@ def run(cmd: list[str], may_fail: bool = False, **kwargs) -> subprocess.Complete
     """Run a step, print it and its time; a failing step ends the script with its output, unless
     `may_fail` (a check that expects a failure)."""
     tic = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
     print(f"$ {' '.join(map(str, cmd))}   [{time.perf_counter() - tic:.1f} s, exit {proc.returncode}]")
     if proc.returncode != 0 and not may_fail:
         sys.exit(proc.stdout + proc.stderr)

@@ -4,8 +4,9 @@
                                         [--contexts 0.25,0.5] [--targets 15,20] [--subset real] [--split val]
                                         [--long N]
 
-MODEL: a checkpoint .safetensors (default: the `small` config randomly initialised, which only
-checks that the script runs: the numbers mean something for a trained model). On the first
+MODEL: a shipped model's name (`default`), a checkpoint .safetensors, or a config name randomly
+initialised (default: `small`, which only checks that the script runs: the numbers mean something
+for a trained model). On the first
 --limit utterances of a built-in split (--split: choose defaults on `val`, report on `test`), each
 (segment, context) pair with context at most half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
 context costs and what too little context loses) and of dynamic inference at each target with

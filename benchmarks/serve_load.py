@@ -237,12 +237,12 @@ def print_table(args: argparse.Namespace, tally: Tally, elapsed: float, peak: fl
     p50, p95 = (f"{np.percentile(lat, q):.1f}" for q in (50, 95)) if lat.size else ("-", "-")
     rows = [
         ("server", f"press serve {args.model} {args.serve_args}".strip() + f": {capacity}"),
-        ("clients", f"{args.clients}, files of {min(LENGTHS)}-{max(LENGTHS)} s, {args.minutes:g} min "
-                    f"(+ up to {args.grace:g} s for requests still out)"),
+        ("clients", (f"{args.clients}, files of {min(LENGTHS)}-{max(LENGTHS)} s, {args.minutes:g} min "
+                     f"(+ up to {args.grace:g} s for requests still out)")),
         ("answered", f"{len(lat)} ({tally.audio_seconds:.0f} s of audio)"),
         ("refused", f"{sum(tally.refused.values())}" + "".join(f"; {n} x {m}" for m, n in tally.refused.items())),
         ("errors", f"{sum(tally.errors.values())}" + "".join(f"; {n} x {m}" for m, n in tally.errors.items())),
-        ("hung (no answer in {:g} s)".format(args.timeout), f"{tally.hung}"),
+        (f"hung (no answer in {args.timeout:g} s)", f"{tally.hung}"),
         ("cut off by the end of the run", f"{tally.cut_off}"),
         ("answers naming another session's file", f"{tally.crossed}"),
         ("answers per minute", f"{len(lat) / (elapsed / 60):.2f}"),

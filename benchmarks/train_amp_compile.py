@@ -81,7 +81,7 @@ def main() -> int:
                "--finetune-steps", str(args.finetune_steps), "--threads", str(args.threads)]
         tic = time.perf_counter()
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
         except subprocess.TimeoutExpired:
             print(json.dumps({"mode": mode, "error": f"no result within {args.timeout:.0f} s"}), flush=True)
             ok = False

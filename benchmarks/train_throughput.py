@@ -7,8 +7,9 @@ under a millisecond, see data_throughput.py). A step is forward through every ex
 gradient clipping and AdamW, exactly as in press.training.loop. Every measurement runs in a fresh
 process so that peak resident memory (CPU) is its own; on a GPU the peak is torch's allocated memory.
 
-`--against REF` (default: the merge-base of HEAD with main, the code a branch started from)
-checks REF out into a temporary `git worktree` and measures its code (this script, with REF's tree
+`--against REF` (a commit or branch; `merge-base`: the merge-base of HEAD with main, the code a
+branch started from; default `none`, this tree alone) checks REF out into a temporary `git worktree`
+(so it needs a git clone) and measures its code (this script, with REF's tree
 first on PYTHONPATH: the same measurement for both), alternating with this tree's, `--rounds`
 times; each side's best round is kept and the table ends with this tree's ratio to REF. Machines
 are shared and differ: read the ratios, not the absolute times. On a loaded machine wall time
@@ -22,7 +23,7 @@ process (press.allocator; `--malloc system` measures it without), a REF from bef
 on glibc's default.
 
 Run:  python benchmarks/train_throughput.py [--configs default press4-s] [--steps 3] [--rounds 2]
-      [--against REF|none] [--set train.checkpoint_blocks=true] [--device cpu|cuda] [--threads 2] [--clock wall|cpu]
+      [--against REF|merge-base|none] [--set train.checkpoint_blocks=true] [--device cpu|cuda] [--threads 2] [--clock wall|cpu]
       [--amp off|bf16] [--compile] [--malloc kept|system]
 """
 
@@ -56,7 +57,7 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
 
         kept = keep_freed_memory()
     from press.model import PressNet, load_config, model_config
-    from press.prob.likelihood import PressLoss
+    from press.training.loss import TrainingLoss
     from press.training.config import resolve_config
     from press.training.loop import float_outputs, make_optimizer
 
@@ -70,7 +71,7 @@ def measure(name: str, device: str, steps: int, warmup: int, amp: str, compile_:
         model.checkpoint_blocks(True)
     net = torch.compile(model) if compile_ else model
     optimizer = make_optimizer(model, cfg)
-    loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
+    loss_fn = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
     try:                                            # the tree's own choice, as its `press train` makes it
         from press.training.loop import precision_for
         precision = precision_for(cfg, dev)
@@ -157,8 +158,8 @@ def main() -> None:
                         help="cpu: the process's CPU time per step (steadier on a loaded machine with --threads 1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for this tree only (repeatable)")
-    parser.add_argument("--against", default="merge-base",
-                        help="commit to measure beside this tree: a ref, merge-base (with main) or none")
+    parser.add_argument("--against", default="none",
+                        help="commit to measure beside this tree: a ref, merge-base (with main) or none (default)")
     parser.add_argument("--malloc", choices=("kept", "system"), default="kept",
                         help="this tree's memory policy: kept (press.allocator, as `press train`) or glibc's default")
     parser.add_argument("--one", help=argparse.SUPPRESS)   # internal: measure one config, print JSON
@@ -175,9 +176,13 @@ def main() -> None:
                                  args.clock, args.malloc)))
         return
     ref = args.against
-    if ref == "merge-base":
-        ref = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
+    if ref != "none":
+        spec = ["merge-base", "HEAD", "main"] if ref == "merge-base" else ["rev-parse", "--verify", f"{ref}^{{commit}}"]
+        found = subprocess.run(["git", *spec], cwd=ROOT, capture_output=True, text=True, check=False)
+        if found.returncode:
+            raise SystemExit(f"--against {ref}: no such commit in {ROOT} ({found.stderr.strip() or 'not a git clone'});"
+                             " --against none measures this tree alone")
+        ref = found.stdout.strip()
     ref_tree = None if ref == "none" else checkout(ref)
     print(f"{'config':<30}{'device':>7}{'params':>9}{'batch':>11}{'s/step':>9}{'steps/s':>9}{'audio s/s':>11}"
           f"{'peak GiB':>10}  malloc", flush=True)

@@ -214,7 +214,7 @@ class PressNet(nn.Module):
         Under autocast they run in float32, on a float32 copy of h: the trunk tolerates bf16, but
         the heads make what the likelihood scores block by block, and a bf16 mask and synthesis
         round the waveform by 2^-9 of its level, above the error of quiet blocks; in bf16 they
-        shortened the last exit's gradients (benchmarks/bf16_gradients.py --heads bf16).
+        shortened the last exit's gradients (experiments/bf16_gradients.py --heads bf16).
         """
         if h.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(h.device.type):  # not meta
             with torch.autocast(h.device.type, enabled=False):

@@ -1,7 +1,7 @@
 """Are transformed voices distinct speakers? Speaker-embedding similarities and pitch/formant statistics.
 
 On the recorded training talkers of the shipped corpus, each talker's utterances are analysed once
-(press.data.transform.analyse) and spoken again by `--voices` voices from draw_shifts, plus the
+(press.corpus.transform.analyse) and spoken again by `--voices` voices from draw_shifts, plus the
 identity resynthesis (what the vocoder alone changes). Reported:
 
 (a) cosine similarity of resemblyzer speaker embeddings (its shipped GE2E encoder, 16 kHz) between
@@ -21,8 +21,9 @@ identity resynthesis (what the vocoder alone changes). Reported:
 resemblyzer is not a PRESS dependency (it pulls librosa, numba and webrtcvad). Install it apart:
     python -m venv --system-site-packages voices-venv
     voices-venv/bin/pip install resemblyzer "setuptools<81"   # webrtcvad imports pkg_resources
-Run: PYTHONPATH=. voices-venv/bin/python benchmarks/voice_distinctness.py [--voices 6 --utterances 4]
+Run: PYTHONPATH=. voices-venv/bin/python experiments/voice_distinctness.py [--voices 6 --utterances 4]
 Without resemblyzer it reports (b) and (c) only and says so.
+Conclusion: docs/experiments.md, "Transformed voices as speakers"; the tables in docs/data.md.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from collections import defaultdict
 import numpy as np
 import scipy.signal
 
+from press.corpus.transform import IDENTITY, VoiceShift, WorldAnalysis, analyse, draw_shifts, synthesise
 from press.data.builtin import CORPUS_DIR, load_manifest
-from press.data.transform import IDENTITY, VoiceShift, WorldAnalysis, analyse, draw_shifts, synthesise
 from press.io.audio import load_audio, resample
 
 SR = 8000
@@ -81,9 +82,9 @@ def load_encoder():
         from resemblyzer import VoiceEncoder, preprocess_wav
     except ImportError as e:
         print(f"resemblyzer not importable ({e}); reporting pitch/formant statistics only. Install it apart:\n"
-              "  python -m venv --system-site-packages /root/voices-venv\n"
-              "  /root/voices-venv/bin/pip install resemblyzer 'setuptools<81'\n"
-              "  PYTHONPATH=. /root/voices-venv/bin/python benchmarks/voice_distinctness.py\n")
+              "  python -m venv --system-site-packages voices-venv\n"
+              "  voices-venv/bin/pip install resemblyzer 'setuptools<81'\n"
+              "  PYTHONPATH=. voices-venv/bin/python experiments/voice_distinctness.py\n")
         return None
     encoder = VoiceEncoder("cpu", verbose=False)
     return lambda x: encoder.embed_utterance(preprocess_wav(resample(x, SR, 16000), source_sr=16000))

@@ -3,7 +3,7 @@ the recorded speech of the validation split.
 
 Every run trains the same model from the same weights with the same recipe for the same number of
 steps (equal compute; the wall time of each run is printed beside it, and data loading is a few per
-cent of a step, see data_throughput.py and augment_throughput.py), then its last weights are scored
+cent of a step, see benchmarks/data_throughput.py and augment_throughput.py), then its last weights are scored
 on the validation split's recorded speakers (the mixtures of `press evaluate --split val --subset
 real`, speakers no variant trains on), each mixture separated whole. The variants add one thing at a
 time to the previous one:
@@ -18,7 +18,8 @@ and, asked for by name, +transformed+rooms: rooms and channels on the +transform
 The full corpus must be rendered first (`press data synth FULL --full --jobs 2`). Each variant's
 manifest is the full one filtered by kind and voice, beside a link to its audio, so nothing is copied.
 
-Run:  python benchmarks/data_ablation.py FULL OUT [--steps 600] [--init default] [--limit 200] [--threads 2]
+Run:  python experiments/data_ablation.py FULL OUT [--steps 600] [--init default] [--limit 200] [--threads 2]
+Conclusion: docs/experiments.md, "Which data helps"; the table in docs/data.md.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))   # realval.py: the shared scorer
 from realval import press_separator, score
 
+from press.corpus.voices import all_voices
 from press.data.manifest import read_manifest, write_manifest
-from press.data.voices import all_voices
 
 # variant -> (how much of the full corpus's training data: 0 shipped, 1 + recorded, 2 + transformed, 3 + languages;
 # rooms and channels on)

@@ -3,7 +3,7 @@
 Every candidate is trained from scratch for the same wall time (`train.max_minutes`, validation and
 checkpoints included) with the same recipe (AdamW at 1e-3 after 100 warm-up steps, 2 s crops,
 batches of 4, no fine-tuning: only the architecture differs), on the same corpus, then scored by
-realval.py on the recorded speech of the validation split (and, to report, of the test split). Its
+benchmarks/realval.py on the recorded speech of the validation split (and, to report, of the test split). Its
 curve is the in-training validation on the validation split's recorded speech (`data.val_options={subset: real}`) against crop-stage minutes.
 
     default   the shipped architecture: 3 exits after 2, 4, 6 decoder blocks
@@ -13,10 +13,12 @@ curve is the in-training validation on the validation split's recorded speech (`
 
 A peer trained by peer_baseline.py at the same budget can be drawn beside them (`--peer DIR`).
 
-    python benchmarks/recipe_comparison.py OUT --root ~/press-data/full [--minutes 20] [--threads 1]
+    python experiments/recipe_comparison.py OUT --root FULL [--minutes 20] [--threads 1]
         [--candidates default deep4 press4-s] [--peer OUT/conv-tasnet] [--limit 200]
 
-Runs that exist are resumed or, when finished, only scored; results.json keeps each candidate's score.
+FULL is the full training corpus, rendered once by `press data synth FULL --full --no-languages
+--jobs 2`. Runs that exist are resumed or, when finished, only scored; results.json keeps each
+candidate's score. Conclusion: docs/experiments.md, "PRESS against a peer at equal training budget".
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))   # realval.py: the shared scorer
 from realval import press_separator, score
 
 # name -> (config, overrides beyond the common recipe; val_every keeps ~5 validations in 20 minutes)

@@ -5,7 +5,7 @@ cosine between the bf16 and float32 gradients of the same batch and the ratio of
 direction kept but a norm shrunk points at rounding that hides part of the error the likelihood
 sees, not at noise (docs/experiments.md, "bf16 training": the exits' heads, now float32).
 
-    python benchmarks/bf16_gradients.py [--weights default] [--batch 4] [--seconds 2] [--heads float32|bf16]
+    python experiments/bf16_gradients.py [--weights default] [--batch 4] [--seconds 2] [--heads float32|bf16]
 
 `--heads bf16` runs the exits' heads in bf16 too, as PRESS did before they were kept in float32
 (PressNet.heads), to show the difference that makes.
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from press.data import get_dataset
 from press.model.pretrained import load
-from press.prob.likelihood import PressLoss
+from press.training.loss import TrainingLoss
 from press.training.loop import float_outputs
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     if args.heads == "bf16":   # skip PressNet.heads' float32 region: the heads' own modules, as they are
         model.heads = lambda i, h, basis, wave, mask: (
             model.decoder_heads[i](h, basis, wave), *model.ig_heads[i](h, mask))
-    loss_fn = PressLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
+    loss_fn = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit), float(cfg.loss.sisnr_weight))
     mix, src, lengths = training_batch(args.batch, args.seconds, model.cfg.sample_rate)
 
     def gradients(bf16: bool) -> dict[str, torch.Tensor]:

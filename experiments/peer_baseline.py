@@ -7,14 +7,19 @@ and BatchStream), with Asteroid's own recipe: Adam, permutation-invariant negati
 (PITLossWrapper), gradient-norm clip 5. Training stops after `--minutes` of wall time, validation
 included, as a PRESS run with `train.max_minutes` does. Every `--val-minutes` it logs the SI-SNRi
 on the fixed validation set of a PRESS run with `data.val_options` (the same items, cut the same
-way), and at the end the scores of realval.py (recorded speech of the validation and of the test
+way), and at the end the scores of benchmarks/realval.py (recorded speech of the validation and of the test
 split, each mixture whole), the numbers recipe_comparison.py reports for PRESS.
 
 A killed run resumes from `OUT/last.pt` (model, optimiser, step, minutes, batch position; loaded
-with weights_only). Asteroid is not a PRESS dependency (see peers.py for its virtual environment):
+with weights_only). Asteroid is not a PRESS dependency: `--venv PEERS_VENV` (or PRESS_PEERS_VENV)
+names the virtual environment that benchmarks/peers.py measures it in (benchmarks/README.md has the
+install commands), and the script runs itself again with that environment's Python:
 
-    PYTHONPATH=$PWD peers-venv/bin/python benchmarks/peer_baseline.py OUT --root ~/press-data/full \\
+    python experiments/peer_baseline.py OUT --root FULL --venv PEERS_VENV \\
         [--model Conv-TasNet] [--minutes 20] [--threads 1] [--limit 200]
+
+FULL is the full training corpus (`press data synth FULL --full --no-languages --jobs 2`).
+Conclusion: docs/experiments.md, "PRESS against a peer at equal training budget".
 """
 
 from __future__ import annotations
@@ -22,11 +27,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
 import torch
-from peers import build, measure_macs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))   # peers.py, realval.py
+from peers import VENV_VARIABLE, build, in_venv, measure_macs
 from realval import score
 
 from press.evaluation.metrics import aligned_si_snri
@@ -62,7 +71,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (Asteroid's recipes: 1e-3)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=200, help="mixtures of each final score")
+    parser.add_argument("--venv", default=os.environ.get(VENV_VARIABLE),
+                        help=f"the virtual environment with asteroid (default: ${VENV_VARIABLE})")
     args = parser.parse_args()
+    in_venv(args.venv)
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
     torch.set_num_threads(args.threads)

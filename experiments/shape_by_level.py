@@ -3,11 +3,11 @@
 A collapsed shape (α near its 1e-3 floor) makes P(exit-SNR >= t) say nothing: the distribution of
 the error variance is so heavy-tailed that every target is "maybe". Weights trained with a loss
 without a floor on the error energy had α collapsing in blocks where a source is quiet
-(docs/experiments.md); this prints, for each set of
+(docs/experiments.md, "A floor in the loss's error energy"); this prints, for each set of
 weights side by side, the share of blocks with α < 0.02 and the median α per bin of the reference
 block's energy relative to the mixture's power, at the chosen exit.
 
-    python benchmarks/shape_by_level.py default OTHER.safetensors \
+    python experiments/shape_by_level.py default OTHER.safetensors \
         --split test --limit 30 [--subset real] [--exit 3]
 
 Each mixture is separated whole in one forward pass; estimates are matched to references by the
