@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from press.data import get_dataset
 from press.data.builtin import CORPUS_DIR, load_manifest
+from press.data.manifest import pcm_sha256
 from press.data.mixing import MIX_DBFS, PEAK, place_sources
-from press.data.synth import pcm_sha256
 from press.data.views import RandomCrop, collate_padded
 from press.errors import PressError
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from press.corpus.debian import licence_of, read_audio, seconds_of
+from press.corpus.noise_catalogue import RESERVED, SOURCES, SPEECH, plan_noise, split_of
+from press.corpus.noisy_render import fingerprint, hf_db, render_noisy_corpus
+from press.corpus.wideband_catalogue import speakers
 from press.data import get_dataset
-from press.data.debian import licence_of, read_audio, seconds_of
-from press.data.noise_catalogue import RESERVED, SOURCES, SPEECH, kind_of, plan_noise, split_of
 from press.data.noisy import SHIPPED, NoisySpeech
-from press.data.noisy_render import fingerprint, hf_db, render_noisy_corpus
-from press.data.wideband_catalogue import speakers
 from press.errors import PressError
 
 SR = 16000

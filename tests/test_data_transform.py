@@ -1,4 +1,4 @@
-"""Voice transformation (press.data.transform) on a real recorded utterance of the shipped corpus.
+"""Voice transformation (press.corpus.transform) on a real recorded utterance of the shipped corpus.
 
 Each property is measured on the output with an independent analysis: F0 and spectral envelope by a
 fresh WORLD analysis of the transformed waveform (dio, another F0 estimator than the transform's
@@ -14,20 +14,20 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from press.data.builtin import CORPUS_DIR, load_manifest
-from press.data.transform import (
+from press.corpus.transform import (
     DISTINCT_F0,
     DISTINCT_TILT_DB,
     F0_RANGE_LIMITS,
     FORMANT_RATIO_LIMITS,
-    TILT_LIMITS_DB,
     IDENTITY,
+    TILT_LIMITS_DB,
     VoiceShift,
     WorldAnalysis,
     analyse,
     draw_shifts,
     synthesise,
 )
+from press.data.builtin import CORPUS_DIR, load_manifest
 from press.errors import PressError
 from press.io.audio import load_audio, resample
 

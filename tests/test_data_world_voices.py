@@ -9,10 +9,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from press.data.synth import plan_corpus, plan_voice
-from press.data.text import foreign_text
-from press.data.voices import all_voices
-from press.data.world_voices import TRANSFORMED_UTTERANCES, full_voices, world_tts_voices
+from press.corpus.synth import plan_corpus, plan_voice
+from press.corpus.text import foreign_text
+from press.corpus.voices import all_voices, mbrola_voices
+from press.corpus.world_voices import (
+    TRANSFORMED_UTTERANCES,
+    full_voices,
+    held_out_talents,
+    world_tts_voices,
+)
 from press.errors import PressError
 
 
@@ -20,7 +25,8 @@ def test_full_voices_keep_the_shipped_splits_and_add_only_training_talents():
     shipped = {v.speaker: v for v in all_voices(0)}
     full = full_voices(0)
     assert len({v.speaker for v in full}) == len(full)                       # speaker ids stay unique
-    held_out = {v.talent for v in shipped.values() if v.split != "train"}
+    held_out = held_out_talents(0)
+    assert {v.talent for v in shipped.values() if v.split != "train"} <= held_out
     for v in full:
         if v.speaker in shipped:
             assert v == shipped[v.speaker] and v.split == shipped[v.speaker].split
@@ -33,10 +39,23 @@ def test_full_voices_keep_the_shipped_splits_and_add_only_training_talents():
     assert len(languages) >= 25
 
 
+def test_mbrola_voices_are_never_shipped_and_train_only_in_the_full_corpus():
+    """MBROLA's licence forbids commercial use: no shipped voice renders with it, and the full corpus a
+    user renders has its English voices in training only, never the talents its seeded split holds out."""
+    assert all(v.engine != "mbrola" and "non-commercial" not in v.licence for v in all_voices(0))
+    english = mbrola_voices(0)
+    assert len(english) == 24 and {v.split for v in english} == {"train", "val", "test", "babble"}
+    full = {v.speaker: v for v in full_voices(0)}
+    assert {name for name, v in full.items() if v.engine == "mbrola" and "text_lang" not in v.params} == {
+        v.speaker for v in english if v.split == "train"}
+    assert all(v.split == "train" for v in full.values() if v.engine == "mbrola")
+    assert {v.talent for v in english if v.split != "train"} <= held_out_talents(0)
+
+
 
 def test_without_languages_the_full_corpus_drops_only_the_world_tts_voices(tmp_path):
     """`press data synth --full --no-languages`: the recommended training mix."""
-    from press.data.synth import synthesize
+    from press.corpus.synth import synthesize
     from press.errors import PressError
 
     every, mix = full_voices(0), full_voices(0, languages=False)
@@ -51,7 +70,7 @@ def test_without_languages_the_full_corpus_drops_only_the_world_tts_voices(tmp_p
 
 def installed(voice) -> bool:
     """Whether the Debian packages a voice renders from are here (CI installs only a few of them)."""
-    from press.data.voices import requirements
+    from press.corpus.voices import requirements
 
     source = voice.params.get("source", voice)
     return all(glob.glob(need) if "/" in need else shutil.which(need) for need, _ in requirements(source))

@@ -15,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     synth.add_argument(
         "--full", action="store_true",
-        help="render the full training corpus (every voice and language of the packages; hours, not minutes) "
-        "instead of the shipped one; validation and test stay the shipped ones",
+        help="render the full training corpus (every voice and language of the packages, MBROLA's voices for "
+        "non-commercial use included; hours, not minutes) instead of the shipped one; validation and test stay "
+        "the shipped ones",
     )
     synth.add_argument(
         "--no-languages", dest="languages", action="store_false",
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     if args.data_command == "noisy":
-        from press.data.noisy_render import render_noisy_corpus, slice_corpus
+        from press.corpus.noisy_render import render_noisy_corpus, slice_corpus
 
         start = time.perf_counter()
         if args.slice_of:
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
               f"to {args.out_dir} in {time.perf_counter() - start:.0f} s")
         return 0
 
-    from press.data.synth import synthesize
+    from press.corpus.synth import synthesize
 
     start = time.perf_counter()
     rows = synthesize(args.out_dir, seed=args.seed, full=args.full, jobs=args.jobs, languages=args.languages)

@@ -3,7 +3,7 @@
 Every dataset is a torch Dataset whose items are
 `{"mixture": FloatTensor (L,), "sources": FloatTensor (S, L), "id": str}` at the requested sample
 rate, with attributes `sample_rate` and `n_src`. Enhancement corpora have two sources: speech and
-noise = mixture - speech. Training views (crops, padding, bucketing, dynamic mixing) are in
+noise = mixture - speech. Training views (crops, padding, bucketing) are in
 `press.data.views`.
 """
 

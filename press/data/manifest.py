@@ -1,19 +1,28 @@
 """The built-in corpus's manifest: one CSV row per recorded or rendered utterance.
 
-Kept apart from the renderer (press.data.synth, which needs TTS engines and Debian packages) so
-that reading the shipped corpus imports nothing of it.
+Kept apart from the renderer (press.corpus, which needs TTS engines and Debian packages) so that
+reading the shipped corpus imports nothing of it; the renderer writes its manifests with this module.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
+
+import numpy as np
 
 from press.errors import PressError
 from press.io.files import atomic_write
 
 SAMPLE_RATE = 8000  # the corpus's rate: every utterance is stored at 8 kHz
 MANIFEST_FIELDS = ("id", "path", "speaker", "talent", "kind", "engine", "split", "seconds", "sha256", "licence", "text")
+
+
+def pcm_sha256(pcm: np.ndarray) -> str:
+    """The manifest's `sha256`: a checksum of the int16 samples (not of the FLAC bytes, which depend on
+    the encoder version)."""
+    return hashlib.sha256(np.ascontiguousarray(pcm, dtype="<i2").tobytes()).hexdigest()
 
 
 def read_manifest(path: Path) -> list[dict]:

@@ -5,7 +5,7 @@ holds 16 kHz speech and noise with a split each (speech by speaker, noise by sou
 is a pure function of (seed, split, index[, epoch]): one utterance laid out with 0-0.5 s of noise
 before and after it, one noise (a second with probability SECOND_NOISE) of a kind drawn by
 KIND_WEIGHTS, at an SNR uniform in -5...20 dB over the active speech, mixture level uniform in
--33...-18 dBFS. Kinds: the recorded ones (press.data.noise_catalogue.NOISE_KINDS), babble of 3-6 other
+-33...-18 dBFS. Kinds: the recorded ones (press.corpus.noise_catalogue.NOISE_KINDS), babble of 3-6 other
 talkers of the same split, and the generated kinds of press.data.noise (coloured noise, hum, clicks,
 tones). Impulses are short: they recur at random gaps over the item. Sources: (speech, noise =
 mixture - speech).
