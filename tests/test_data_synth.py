@@ -24,6 +24,7 @@ from press.commands import data as data_command
 from press.corpus.conditioning import TARGET_DBFS
 from press.corpus.synth import Plan, plan_corpus, plan_voice, render, synthesize
 from press.corpus.voices import all_voices
+from press.corpus.world_voices import full_voices
 from press.data.builtin import CORPUS_DIR, load_manifest
 from press.data.manifest import SAMPLE_RATE, pcm_sha256
 from press.errors import PressError
@@ -180,3 +181,11 @@ def test_info_command_reports_splits(capsys):
     out = capsys.readouterr().out
     assert f"{len(load_manifest())} utterances" in out.splitlines()[0]
     assert any(line.startswith("test    real") for line in out.splitlines())
+
+
+def test_no_mbrola_leaves_the_non_commercial_voices_out_of_the_full_corpus(tmp_path):
+    mbrola_id = next(v.speaker for v in full_voices(0, languages=False) if v.engine == "mbrola") + "-000"
+    assert [p.uid for p in plan_corpus(0, only={mbrola_id}, full=True, languages=False)] == [mbrola_id]
+    assert plan_corpus(0, only={mbrola_id}, full=True, languages=False, mbrola=False) == []
+    with pytest.raises(PressError, match="--no-mbrola applies to the full corpus"):
+        synthesize(tmp_path, mbrola=False, progress=False)

@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --full: leave out the synthetic voices in other languages (the recommended training mix: "
         "recorded and transformed voices; see docs/data.md)",
     )
+    synth.add_argument(
+        "--no-mbrola", dest="mbrola", action="store_false",
+        help="with --full: leave out MBROLA's voices, licensed for non-commercial, non-military use only, so that "
+        "everything rendered may be used commercially (docs/data.md)",
+    )
     synth.add_argument("--jobs", type=int, default=1, help="render in this many processes (default 1)")
     noisy = sub.add_parser(
         "noisy", help="render the recorded enhancement corpus: 16 kHz speech and recorded noise from Debian packages"
@@ -83,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     from press.corpus.synth import synthesize
 
     start = time.perf_counter()
-    rows = synthesize(args.out_dir, seed=args.seed, full=args.full, jobs=args.jobs, languages=args.languages)
+    rows = synthesize(
+        args.out_dir, seed=args.seed, full=args.full, jobs=args.jobs, languages=args.languages, mbrola=args.mbrola
+    )
     hours = sum(float(r["seconds"]) for r in rows) / 3600
     elapsed = time.perf_counter() - start
     print(f"wrote {len(rows)} utterances ({hours:.2f} h) to {args.out_dir} in {elapsed:.1f} s")

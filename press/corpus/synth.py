@@ -336,14 +336,18 @@ def render(plan: Plan) -> np.ndarray:
     return condition(x, sr)
 
 
-def plan_corpus(seed: int, only: set[str] | None = None, full: bool = False, languages: bool = True) -> list[Plan]:
+def plan_corpus(
+    seed: int, only: set[str] | None = None, full: bool = False, languages: bool = True, mbrola: bool = True,
+) -> list[Plan]:
     """All planned utterances (or those with ids in `only`; voices not needed are not planned).
 
     `full`: the full training corpus (press.corpus.world_voices), a superset of the shipped one;
-    `languages=False`: without its synthetic voices in other languages.
+    `languages=False`: without its synthetic voices in other languages; `mbrola=False`: without the
+    MBROLA voices, whose licence allows non-commercial use only (the shipped corpus never has them).
     """
     plans = []
-    for voice in full_voices(seed, languages) if full else all_voices(seed):
+    voices = full_voices(seed, languages) if full else all_voices(seed)
+    for voice in (v for v in voices if mbrola or v.engine != "mbrola"):
         if only is not None and not any(u.rsplit("-", 1)[0] == voice.speaker for u in only):
             continue
         plans.extend(p for p in plan_voice(voice, seed, full) if only is None or p.uid in only)
@@ -405,12 +409,13 @@ def _check_settings(out: Path, settings: dict) -> None:
 
 def synthesize(
     out_dir: str | Path, seed: int = 0, only: set[str] | None = None, progress: bool = True, full: bool = False,
-    jobs: int = 1, languages: bool = True,
+    jobs: int = 1, languages: bool = True, mbrola: bool = True,
 ) -> list[dict]:
     """Write `out_dir/audio/<speaker>/<id>.flac` and `out_dir/manifest.csv`; return the manifest rows.
 
     `full`: the full training corpus (the shipped voices plus press.corpus.world_voices), not the shipped one;
-    `languages=False`: the full corpus without its synthetic voices in other languages.
+    `languages=False`: the full corpus without its synthetic voices in other languages; `mbrola=False`:
+    without MBROLA's voices (non-commercial terms), so that everything rendered may be used commercially.
     A run that was killed resumes where it stopped: utterances already in `out_dir` are read, not
     rendered again. `jobs` > 1 renders in that many processes (same output, in the same order).
     """
@@ -422,7 +427,9 @@ def synthesize(
     out = Path(out_dir)
     if not full and not languages:
         raise PressError("leaving out the synthetic voices in other languages applies to the full corpus (--full)")
-    plans = plan_corpus(seed, only, full, languages)
+    if not full and not mbrola:
+        raise PressError("the shipped corpus has no MBROLA voices; --no-mbrola applies to the full corpus (--full)")
+    plans = plan_corpus(seed, only, full, languages, mbrola)
     if only is not None and len(plans) != len(only):
         missing = sorted(only - {p.uid for p in plans})
         raise PressError(f"unknown utterance ids for seed {seed}: {missing[:5]}")
@@ -430,6 +437,8 @@ def synthesize(
     settings = {"seed": seed, "full": full}
     if not languages:   # only then: folders rendered before the option existed hold every language
         settings["languages"] = False
+    if not mbrola:
+        settings["mbrola"] = False
     _check_settings(out, settings)
     work = partial(_render_to, out=out)
     bar = partial(tqdm, total=len(plans), desc="press data synth", unit="utt", disable=not progress)
