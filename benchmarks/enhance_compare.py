@@ -6,6 +6,7 @@
     PEERS/bin/python benchmarks/enhance_peers.py dnsmos DATA/noisy RUNS/* --out RUNS/dnsmos.json    # (or
         RUNS/dnsmos-press.json for PRESS's folders alone: both files are read)
     python benchmarks/enhance_compare.py --data DATA --runs RUNS --table              # the table, with DNSMOS
+    python benchmarks/enhance_compare.py --data DATA --runs RUNS --groups press-exit3,dtln  # where each wins
 
 The first call writes PRESS's outputs (each exit, and the dynamic rule at each target) to RUNS/press-*
 with a timing.json like the peers' (one thread, wall time inside the model, GMAC/s from the reports);
@@ -77,20 +78,67 @@ def run_press(data: Path, runs: Path, model_name: str, targets: list[float], con
         print(f"{name}: RTF {wall / audio:.3f} at 1 thread, {macs / audio:.3f} GMAC/s")
 
 
+def item_si_snri(data: Path, folder: Path) -> dict[str, float]:
+    """{file name: SI-SNRi} of a folder of outputs against DATA/clean (aligned first)."""
+    out = {}
+    for clean_path in sorted((data / "clean").glob("*.wav")):
+        if (folder / clean_path.name).exists():
+            clean, est, noisy = _aligned(data, folder, clean_path.name)
+            out[clean_path.name] = aligned_si_snri(est[None], clean[None], noisy)
+    return out
+
+
+def _aligned(data: Path, folder: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clean, output aligned to it and cut to its length, noisy) of one file."""
+    clean, _ = sf.read(data / "clean" / name, dtype="float32")
+    noisy, _ = sf.read(data / "noisy" / name, dtype="float32")
+    est, _ = sf.read(folder / name, dtype="float32")
+    est = align(est[: len(clean)] if len(est) >= len(clean) else np.pad(est, (0, len(clean) - len(est))), clean)
+    return clean, est, noisy
+
+
 def score_folder(data: Path, folder: Path) -> dict:
     """Mean SI-SNRi, PESQ-WB and STOI of a folder of outputs against DATA/clean (aligned first)."""
     rows = []
     for clean_path in sorted((data / "clean").glob("*.wav")):
-        out_path = folder / clean_path.name
-        if not out_path.exists():
+        if not (folder / clean_path.name).exists():
             continue
-        clean, _ = sf.read(clean_path, dtype="float32")
-        noisy, _ = sf.read(data / "noisy" / clean_path.name, dtype="float32")
-        est, _ = sf.read(out_path, dtype="float32")
-        est = align(est[: len(clean)] if len(est) >= len(clean) else np.pad(est, (0, len(clean) - len(est))), clean)
+        clean, est, noisy = _aligned(data, folder, clean_path.name)
         rows.append({"si_snri": aligned_si_snri(est[None], clean[None], noisy),
                      "pesq": pesq_score(est, clean, RATE), "stoi": stoi_score(est, clean, RATE)})
     return {k: float(np.nanmean([r[k] for r in rows])) for k in ("si_snri", "pesq", "stoi")} | {"n": len(rows)}
+
+
+def item_groups(item_id: str) -> list[str]:
+    """The groups a test item belongs to, read from its id (`noisy-test-000001-snr4.6:SPEAKER-NNNN+NOISE`,
+    benchmarks/noisy_testset.py): its input-SNR band, its noise (a generated kind, or the package a
+    recorded noise file came from) and its talker."""
+    head, _, tail = item_id.partition(":")
+    snr = float(head.rsplit("snr", 1)[1])
+    band = next(f"{lo:g} to {lo + 5:g} dB" for lo in (-5, 0, 5, 10, 15, 20) if snr < lo + 5 or lo == 20)
+    speaker, *noises = tail.split("+")
+    noise = noises[0].rsplit("-", 1)[0] if "-" in noises[0] else noises[0]
+    return [f"SNR {band}", f"noise: {noise}", f"talker: {speaker.rsplit('-', 1)[0]}"]
+
+
+def groups(data: Path, runs: Path, folders: list[str], least: int = 5) -> None:
+    """Mean SI-SNRi of each folder per input-SNR band, noise and talker (groups of at least `least` items)."""
+    import csv
+    from collections import defaultdict
+
+    ids = {f"{r['name']}.wav": r["id"] for r in csv.DictReader(open(data / "items.csv"))}
+    scores = {f: item_si_snri(data, runs / f) for f in folders}
+    members = defaultdict(list)
+    for name, item_id in ids.items():
+        for group in item_groups(item_id):
+            members[group].append(name)
+    print("| group | items | " + " | ".join(folders) + " |")
+    print("|---|---|" + "---|" * len(folders))
+    for group in sorted(members, key=lambda g: (g.split(":")[0].split(" ")[0], g)):
+        names = members[group]
+        if len(names) >= least:
+            print(f"| {group} | {len(names)} | "
+                  + " | ".join(f"{np.mean([scores[f][n] for n in names]):.2f}" for f in folders) + " |")
 
 
 def table(data: Path, runs: Path) -> None:
@@ -174,6 +222,8 @@ def main() -> None:
     ap.add_argument("--targets", default="10,15", help="dynamic-exit targets in dB")
     ap.add_argument("--confidence", type=float, default=0.9)
     ap.add_argument("--table", action="store_true", help="score every folder of --runs and print the table")
+    ap.add_argument("--groups", default=None,
+                    help="comma-separated folders of --runs: their SI-SNRi per input-SNR band, noise and talker")
     ap.add_argument("--figure", type=Path, default=None,
                     help="after --table: SI-SNRi against GMAC/s of every method, as a PNG")
     args = ap.parse_args()
@@ -181,6 +231,8 @@ def main() -> None:
         run_press(args.data, args.runs, args.model, [float(t) for t in args.targets.split(",")], args.confidence)
     if args.table:
         table(args.data, args.runs)
+    if args.groups:
+        groups(args.data, args.runs, args.groups.split(","))
     if args.figure:
         figure(args.runs, args.figure)
 

@@ -57,6 +57,9 @@ class ModelConfig:
     # exit heads
     ig_hidden: int = 64                 # width of the inverse-gamma head (GLU -> Snake -> Linear)
     cumulative: bool = False            # alpha_i = sum_k alpha~_k, beta_i = 1 / sum_k beta~_k
+    # no output depends on input more than patch - 1 samples ahead (PressNet.lookahead), so the model
+    # can run on a live stream: RNNs forward in time, causal convs and filterbanks, a running level
+    causal: bool = False
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class ModelConfig:
             (self.attn_heads >= 1 and self.dim % self.attn_heads == 0,
              "attn_heads must be >= 1 and divide dim"),
             (self.conv_kernel % 2 == 1, "conv_kernel must be odd"),
+            (isinstance(self.causal, bool), f"causal must be true or false, got {self.causal!r}"),
             (self.sources is None or (len(self.sources) == self.n_src and len(set(self.sources)) == self.n_src
                                       and all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in self.sources)),
              f"sources must name each of the n_src={self.n_src} outputs once, in lower case, got {self.sources}"),

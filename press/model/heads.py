@@ -12,6 +12,14 @@ The two sample-rate filterbanks are written as a matmul with the filters plus K 
 not as Conv1d: mathematically the same stride-1 convolutions, but CPU convolution kernels with
 one input or one output channel are slow (a 64->1 conv's backward ran 10x slower than this), and
 as Linear layers they are counted by every MAC counter like any other matmul.
+
+Causal heads (`causal=True`) see no later sample than the end of the frame that holds the output:
+the analysis filters take the K samples up to each sample (not K centred on it), and each sample's
+K synthesis taps land on itself and the K - 1 samples after it. A frame's mask needs the whole
+frame, so an output sample waits for at most the P - 1 samples after it (`PressNet.lookahead`).
+For a stream, the heads run a chunk of frames at a time: the encoder from the K - 1 normalised
+samples before the chunk, the decoder carrying the K - 1 partial output samples past the chunk,
+the inverse-gamma head's block mean as a running sum (`features`, then `pool` once a block ends).
 """
 
 from __future__ import annotations
@@ -40,6 +48,12 @@ def same_pad(x: torch.Tensor, kernel: int) -> torch.Tensor:
     return F.pad(x, ((kernel - 1) // 2, kernel // 2))
 
 
+def causal_pad(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Pad the last axis so that a stride-1 conv with `kernel` keeps its length and output t sees
+    inputs t - kernel + 1 .. t only."""
+    return F.pad(x, (kernel - 1, 0))
+
+
 class ShiftNorm(nn.Module):
     """Per-frame normalisation that keeps loudness: (x - mean) / std, plus log(std) as a channel.
 
@@ -63,9 +77,9 @@ class ShiftNorm(nn.Module):
 
 
 class EncoderHead(nn.Module):
-    def __init__(self, channels: int, kernel: int, patch: int, dim: int) -> None:
+    def __init__(self, channels: int, kernel: int, patch: int, dim: int, causal: bool = False) -> None:
         super().__init__()
-        self.kernel, self.patch = kernel, patch
+        self.kernel, self.patch, self.causal = kernel, patch, causal
         # set by the ONNX exporter (press.export): build the taps from K slices, since ONNX has no
         # Unfold over a dynamic length (same values; the matmul may round differently by ~1e-7)
         self.taps_by_slicing = False
@@ -75,9 +89,13 @@ class EncoderHead(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # wave: (B, L) with L a multiple of P -> frames (B, 1, T, D), basis (B, L, C)
-        padded = same_pad(wave, self.kernel)
+        return self.encode((causal_pad if self.causal else same_pad)(wave, self.kernel))
+
+    def encode(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (B, 1, T, D) and basis (B, L, C) from the samples (B, K - 1 + L) the L outputs'
+        taps span: the padded input, or in a stream the K - 1 samples before a chunk and the chunk."""
         if self.taps_by_slicing:
-            L = wave.shape[-1]
+            L = padded.shape[-1] - self.kernel + 1
             taps = torch.stack([padded[..., j:j + L] for j in range(self.kernel)], dim=-1)
         else:
             taps = padded.unfold(-1, self.kernel, 1)                      # (B, L, K)
@@ -96,9 +114,11 @@ class DecoderHead(nn.Module):
     starting from a random filtering of the mixture tens of dB below it.
     """
 
-    def __init__(self, dim: int, channels: int, kernel: int, patch: int) -> None:
+    def __init__(self, dim: int, channels: int, kernel: int, patch: int, causal: bool = False) -> None:
         super().__init__()
         self.kernel, self.patch = kernel, patch
+        # output t gathers the taps of samples t + offset - K + 1 .. t + offset: centred, or causal
+        self.offset = 0 if causal else (kernel - 1) // 2
         self.norm = RMSNorm(dim)
         self.mask = nn.Linear(dim, patch * channels)
         self.synthesis = nn.Linear(channels, kernel, bias=False)   # a conv's K taps per channel
@@ -106,23 +126,41 @@ class DecoderHead(nn.Module):
 
     def forward(self, h: torch.Tensor, basis: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
         # h: (B, S, T, D), basis: (B, L, C), wave: (B, L) -> (B, S, L)
-        B, S, T, _ = h.shape
+        S, L = h.shape[1], basis.shape[1]
+        y = self.overlap_add(self.taps(h, basis), self.offset, L)
+        return y + wave.unsqueeze(1) / S
+
+    def taps(self, h: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+        """Every sample's K synthesis taps (B, S, L, K) from the frames (B, S, T, D) and basis (B, L, C)."""
+        B, S = h.shape[:2]
         L, C = basis.shape[1:]
         m = self.mask(self.norm(h)).reshape(B, S, L, C)                   # un-patch: P samples a frame
-        z = self.synthesis(m * basis.unsqueeze(1))                        # (B, S, L, K)
-        # overlap-add: sample s adds its K taps z[s, j] onto outputs s + j - (K - 1) // 2, i.e.
-        # y[t] = sum_j z[t - j + (K - 1) // 2, j]: a stride-1 transposed conv, length kept. `fold`
-        # sums the overlapping taps in one op and its backward is one `unfold`; a sum of K shifted
-        # slices zero-filled a full-size gradient per slice (a tenth of a `default` training step).
-        # The ONNX exporter has no `fold` rule for a dynamic length: the exported graph keeps the sum.
-        K, c = self.kernel, (self.kernel - 1) // 2
+        return self.synthesis(m * basis.unsqueeze(1))                     # (B, S, L, K)
+
+    def overlap_add(self, z: torch.Tensor, offset: int, length: int) -> torch.Tensor:
+        """y[t] = sum_j z[t + offset - j, j] for t in [0, length) (B, S, length), from z (B, S, L, K).
+
+        Sample s adds its K taps z[s, j] onto outputs s + j - offset: a stride-1 transposed conv.
+        `fold` sums the overlapping taps in one op and its backward is one `unfold`; a sum of K
+        shifted slices zero-filled a full-size gradient per slice (a tenth of a `default` training
+        step). The ONNX exporter has no `fold` rule for a dynamic length: the exported graph keeps
+        the sum.
+        """
+        B, S, L, K = z.shape
         if torch.onnx.is_in_onnx_export():
-            z = F.pad(z, (0, 0, K // 2, c))
-            y = sum(z[..., k:k + L, K - 1 - k] for k in range(K))
-        else:
-            y = F.fold(z.reshape(B * S, L, K).transpose(1, 2), (1, L + K - 1), (1, K))  # (B S, 1, 1, L + K - 1)
-            y = y[:, 0, 0, c:c + L].reshape(B, S, L)
-        return y + wave.unsqueeze(1) / S
+            z = F.pad(z, (0, 0, K - 1 - offset, length - L + offset))
+            return sum(z[..., k:k + length, K - 1 - k] for k in range(K))
+        y = F.fold(z.reshape(B * S, L, K).transpose(1, 2), (1, L + K - 1), (1, K))  # (B S, 1, 1, L + K - 1)
+        return y[:, 0, 0, offset:offset + length].reshape(B, S, length)
+
+    def step(self, h: torch.Tensor, basis: torch.Tensor, wave: torch.Tensor, tail: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The causal head on the next n frames of a stream: h (B, S, n, D), basis (B, L, C) and
+        wave (B, L) of their L = n P samples, and the partial sums the earlier samples' taps left on
+        these and later samples (B, S, K - 1): (output (B, S, L), the partial sums past them)."""
+        S, L = h.shape[1], basis.shape[1]
+        y = self.overlap_add(self.taps(h, basis), 0, L + self.kernel - 1) + F.pad(tail, (0, L))
+        return y[..., :L] + wave.unsqueeze(1) / S, y[..., L:]
 
 
 class Snake(nn.Module):
@@ -153,9 +191,18 @@ class InverseGammaHead(nn.Module):
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # h: (B, S, T, D), mask: (B, 1, T, 1), T a multiple of frames_per_block
-        z = self.snake(F.glu(self.glu(self.norm(h)), dim=-1))             # (B, S, T, G)
+        z = self.features(h)                                              # (B, S, T, G)
         B, S, T, G = z.shape
         z = (z * mask).reshape(B, S, T // self.fpb, self.fpb, G).sum(3)
         count = mask.reshape(B, 1, T // self.fpb, self.fpb).sum(3, keepdim=True).clamp_min(1.0)
-        raw = F.softplus(self.out(z / count))                             # (B, S, nb, 2)
+        return self.pool(z, count)
+
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """What each frame (B, S, T, D) adds to its block's mean (B, S, T, G)."""
+        return self.snake(F.glu(self.glu(self.norm(h)), dim=-1))
+
+    def pool(self, total: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw (alpha~, beta~) (B, S, nb) from the features summed over each block's valid frames
+        (B, S, nb, G) and their number (broadcast to (B, S, nb, 1))."""
+        raw = F.softplus(self.out(total / count))                         # (B, S, nb, 2)
         return raw[..., 0] + ALPHA_FLOOR, raw[..., 1] + BETA_FLOOR

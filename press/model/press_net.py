@@ -14,6 +14,12 @@ the next state. Running to exit i computes nothing of later groups, and resuming
 recomputes nothing before it. `forward` is `begin` followed by `advance` for every exit. The
 fixed-depth computation of each step has no data-dependent Python control flow, so a step can be
 traced or exported on its own; the dynamic decision of whether to advance lives outside.
+
+A causal model (`ModelConfig.causal`) computes no output from input more than `lookahead` samples
+ahead of it: causal blocks and heads, and a running level (`press.model.level.running_level`)
+instead of the whole input's RMS, applied per frame and undone per sample (beta per block). It can
+also run on a live stream, chunk by chunk (`stream_begin`, `stream_step`, `stream_end`:
+`press.model.stream`), with the outputs of the whole-file forward.
 """
 
 from __future__ import annotations
@@ -23,25 +29,20 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from press.model import kernels
+from press.model import kernels, stream
 from press.model.blocks import Block, RMSNorm
 from press.model.config import ModelConfig
 from press.model.heads import VARIANCE_FLOOR, DecoderHead, EncoderHead, InverseGammaHead
-
-SCALE_FLOOR = 1e-5  # RMS below this (-100 dBFS) counts as digital silence
-
-
-def input_scale(mixture: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """RMS of each mixture (B, L) over its valid samples, floored: the level PRESS normalises by.
-
-    The Student-t likelihood is not scale invariant, so the network, the loss and the exit rules
-    all work on audio divided by this level, and outputs are scaled back by it.
-    """
-    if lengths is None:
-        return mixture.pow(2).mean(1).sqrt().clamp_min(SCALE_FLOOR)
-    valid = torch.arange(mixture.shape[1], device=mixture.device) < lengths[:, None]
-    power = (mixture * valid).pow(2).sum(1) / lengths.clamp_min(1).to(mixture.dtype)
-    return power.sqrt().clamp_min(SCALE_FLOOR)
+from press.model.level import (
+    SCALE_FLOOR,
+    block_power,
+    input_scale,
+    level_decay,
+    level_start,
+    running_level,
+    sample_level,
+)
+from press.model.stream import StreamOutput, StreamState
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class ExitState:
     basis: torch.Tensor             # (B, Lp, C) encoder basis the decoder heads mask
     wave: torch.Tensor              # (B, Lp) the normalised, padded input
     mask: torch.Tensor              # (B, 1, T, 1) 1 on frames holding input, 0 on padding
-    scale: torch.Tensor             # (B,) input RMS the network normalised by
+    scale: torch.Tensor             # (B,) input RMS the network normalised by; causal: (B, T) the
+                                    # running level of every frame
     length: int                     # samples to return (the unpadded input length)
     next_exit: int = 0              # 0-based index of the next exit to compute
     alpha_sum: torch.Tensor | None = None   # running sums for the cumulative parameterisation
@@ -90,16 +92,16 @@ class PressNet(nn.Module):
                          ffn_hidden=round((cfg.enc_ffn_expand or cfg.ffn_expand) * D), **shared)
         enc_kinds = [cfg.enc_pattern[i % len(cfg.enc_pattern)] for i in range(cfg.n_enc_blocks)]
         dec_kinds = [cfg.dec_pattern[i % len(cfg.dec_pattern)] for i in range(cfg.n_dec_blocks)]
-        self.encoder_head = EncoderHead(cfg.enc_channels, cfg.enc_kernel, cfg.patch, D)
-        self.encoder = nn.ModuleList(Block(k, D, **enc_sizes) for k in enc_kinds)
+        self.encoder_head = EncoderHead(cfg.enc_channels, cfg.enc_kernel, cfg.patch, D, cfg.causal)
+        self.encoder = nn.ModuleList(Block(k, D, causal=cfg.causal, **enc_sizes) for k in enc_kinds)
         self.split_norm = RMSNorm(D)
         self.split = nn.Linear(D, cfg.n_src * D)
         per = cfg.blocks_per_exit
         self.groups = nn.ModuleList(
-            nn.ModuleList(Block(k, D, **dec_sizes) for k in dec_kinds[i * per:(i + 1) * per])
+            nn.ModuleList(Block(k, D, causal=cfg.causal, **dec_sizes) for k in dec_kinds[i * per:(i + 1) * per])
             for i in range(cfg.n_exits))
         self.decoder_heads = nn.ModuleList(
-            DecoderHead(D, cfg.enc_channels, cfg.enc_kernel, cfg.patch) for _ in range(cfg.n_exits))
+            DecoderHead(D, cfg.enc_channels, cfg.enc_kernel, cfg.patch, cfg.causal) for _ in range(cfg.n_exits))
         self.ig_heads = nn.ModuleList(
             InverseGammaHead(D, cfg.ig_hidden, cfg.frames_per_block) for _ in range(cfg.n_exits))
 
@@ -129,6 +131,23 @@ class PressNet(nn.Module):
     def n_exits(self) -> int:
         return self.cfg.n_exits
 
+    @property
+    def lookahead(self) -> int | None:
+        """How many samples after an output sample its value may depend on; None: every sample
+        (a non-causal model's bidirectional RNNs, centred convolutions and whole-input level).
+
+        Causal: P - 1. Each frame's mask and features need the frame's P samples, and nothing
+        else looks ahead (the analysis filters end at their sample, the synthesis taps and every
+        block look back). A likelihood block ends on a frame's last sample, so its (alpha, beta)
+        depend on nothing after the block.
+        """
+        return self.cfg.patch - 1 if self.cfg.causal else None
+
+    @property
+    def level_decay(self) -> float:
+        """The running level's weight on the previous frame (causal models)."""
+        return level_decay(self.cfg.sample_rate, self.cfg.patch)
+
     def begin(self, mixture: torch.Tensor, lengths: torch.Tensor | None = None,
               scale: torch.Tensor | None = None) -> ExitState:
         """Encoder head, encoder blocks and speaker split for a batch of mixtures.
@@ -136,6 +155,7 @@ class PressNet(nn.Module):
         mixture: (B, L); lengths: (B,) valid samples per item (padded batches), None = all valid;
         scale: (B,) level to normalise by, None = the RMS of each item's valid samples (give a
         whole-file RMS when running segments of one file, so that quiet segments stay quiet).
+        A causal model normalises by its running level and ignores `scale`.
         """
         if mixture.dim() != 2:
             raise ValueError(f"mixture must be (batch, samples), got shape {tuple(mixture.shape)}")
@@ -144,35 +164,43 @@ class PressNet(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), L, device=mixture.device)
         x = nn.functional.pad(mixture, (0, Lp - L))
-        if scale is None:
+        if scale is None and not self.cfg.causal:
             valid = (torch.arange(Lp, device=mixture.device) < lengths[:, None]).to(mixture.dtype)
             scale = input_scale(x * valid, lengths)
         h, basis, wave, mask, scale = self.begin_padded(x, lengths, scale)
         return ExitState(h=h, basis=basis, wave=wave, mask=mask, scale=scale, length=L)
 
-    def begin_padded(self, x: torch.Tensor, lengths: torch.Tensor, scale: torch.Tensor
+    def begin_padded(self, x: torch.Tensor, lengths: torch.Tensor, scale: torch.Tensor | None
                      ) -> tuple[torch.Tensor, ...]:
-        """`begin` on a batch already padded to whole likelihood blocks (B, Lp), with its level:
-        (h, basis, wave, mask, scale). No Python control flow on shapes: what the ONNX exporter
-        traces (press.export)."""
+        """`begin` on a batch already padded to whole likelihood blocks (B, Lp), with its level
+        (None for a causal model, which computes its running level): (h, basis, wave, mask, scale).
+        No Python control flow on shapes: what the ONNX exporter traces (press.export)."""
         cfg = self.cfg
         B, Lp = x.shape[0], x.shape[1]
         valid = (torch.arange(Lp, device=x.device) < lengths[:, None]).to(x.dtype)
         x = x * valid                                                       # (B, Lp)
-        scale = scale.to(x.dtype).clamp_min(SCALE_FLOOR)
-        wave = x / scale[:, None]
-        frames, basis = self.encoder_head(wave)                             # (B,1,T,D), (B,Lp,C)
         # frames touching input; not -(-n // P): ONNX's integer Div truncates instead of flooring
         n_frames = (lengths + cfg.patch - 1) // cfg.patch
         T = Lp // cfg.patch
-        mask = (torch.arange(T, device=x.device) < n_frames[:, None]).to(x.dtype)
+        mask = (torch.arange(T, device=x.device) < n_frames[:, None]).to(x.dtype)   # (B, T)
+        if cfg.causal:
+            scale, _ = running_level(x, level_start(B, x), self.level_decay, cfg.patch, mask)  # (B, T)
+            wave = x / sample_level(scale, cfg.patch)
+        else:
+            scale = scale.to(x.dtype).clamp_min(SCALE_FLOOR)
+            wave = x / scale[:, None]
+        frames, basis = self.encoder_head(wave)                             # (B,1,T,D), (B,Lp,C)
         mask = mask[:, None, :, None]                                       # (B, 1, T, 1)
         h = frames * mask
         for block in self.encoder:
             h = block(h, mask)
+        return self.speakers(h) * mask, basis, wave, mask, scale
+
+    def speakers(self, h: torch.Tensor) -> torch.Tensor:
+        """The speaker split: the mixture stream (B, 1, T, D) -> one stream per source (B, S, T, D)."""
+        B, _, T, _ = h.shape
         h = self.split(self.split_norm(h))                                  # (B, 1, T, S*D)
-        h = h.reshape(B, T, cfg.n_src, cfg.dim).permute(0, 2, 1, 3) * mask  # (B, S, T, D)
-        return h, basis, wave, mask, scale
+        return h.reshape(B, T, self.cfg.n_src, self.cfg.dim).permute(0, 2, 1, 3)
 
     def advance(self, state: ExitState) -> tuple[ExitOutput, ExitState]:
         """Run the next decoder group and its exit heads."""
@@ -194,9 +222,21 @@ class PressNet(nn.Module):
         What `advance` runs and the ONNX exporter traces (press.export)."""
         for block in self.groups[i]:
             h = block(h, mask)
-        s = scale[:, None, None]
+        if self.cfg.causal:   # the level of every sample; beta of a block: its mean squared level
+            s = sample_level(scale, self.cfg.patch)[:, None]                 # (B, 1, Lp)
+            s2 = block_power(scale, mask[:, 0, :, 0], self.cfg.frames_per_block)[:, None]  # (B, 1, nb)
+        else:
+            s = scale[:, None, None]
+            s2 = s.pow(2)
         estimate, a_raw, b_raw = self.heads(i, h, basis, wave, mask)
         estimate = estimate * s
+        alpha, beta, a_sum, b_sum = self.exit_parameters(a_raw, b_raw, alpha_sum, beta_sum)
+        return estimate, alpha, beta * s2, h, a_sum, b_sum
+
+    def exit_parameters(self, a_raw: torch.Tensor, b_raw: torch.Tensor, alpha_sum: torch.Tensor | None,
+                        beta_sum: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """(alpha, beta on level-normalised audio, alpha_sum, beta_sum) from an exit's raw head outputs
+        (B, S, nb) and the running sums of the exits before it (cumulative parameterisation)."""
         a_sum = b_sum = None
         if self.cfg.cumulative:
             a_sum = a_raw if alpha_sum is None else alpha_sum + a_raw
@@ -204,8 +244,7 @@ class PressNet(nn.Module):
             alpha, beta = a_sum, 1.0 / b_sum
         else:
             alpha, beta = a_raw, b_raw
-        beta = beta + alpha * VARIANCE_FLOOR
-        return estimate, alpha, beta * s.pow(2), h, a_sum, b_sum
+        return alpha, beta + alpha * VARIANCE_FLOOR, a_sum, b_sum
 
     def heads(self, i: int, h: torch.Tensor, basis: torch.Tensor, wave: torch.Tensor, mask: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -232,3 +271,17 @@ class PressNet(nn.Module):
             out, state = self.advance(state)
             outputs.append(out)
         return outputs
+
+    def stream_begin(self, batch: int) -> StreamState:
+        """The state of `batch` streams before their first sample (a causal model only)."""
+        return stream.begin(self, batch)
+
+    def stream_step(self, chunk: torch.Tensor, state: StreamState, exits: int
+                    ) -> tuple[list[StreamOutput], StreamState]:
+        """The next samples of every stream (B, N), any N >= 0, through the first `exits` exits:
+        every exit's samples and likelihood blocks that no later input can change, and the state."""
+        return stream.step(self, chunk, state, exits)
+
+    def stream_end(self, state: StreamState, exits: int) -> list[StreamOutput]:
+        """The end of the streams: their last samples and their last, partial likelihood block."""
+        return stream.end(self, state, exits)

@@ -185,3 +185,15 @@ def fixed_depth_scan(a: torch.Tensor, b: torch.Tensor, chunk: int, steps: int) -
     _, ends = doubling(a_cum[..., -1, :], h[..., -1, :], steps)          # (..., N, H)
     h = h + a_cum * shift(ends, 1, 0.0)[..., None, :]
     return h.flatten(-3, -2)
+
+
+def scan_from(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """h_t = a_t h_{t-1} + b_t along dim -2 for every channel, forward in time, from h_{-1} = h0.
+
+    a, b: (..., T, H), h0: (..., H); returns h (..., T, H). What a stream runs on each chunk of
+    frames, carrying the last frame's state into the next chunk: the state enters `scan` as a frame
+    of its own, before the first, whose decay is never applied.
+    """
+    a = torch.cat([torch.zeros_like(a[..., :1, :]), a], dim=-2)
+    b = torch.cat([h0.unsqueeze(-2).to(b.dtype), b], dim=-2)
+    return scan(a, b, a.shape[-1], chunk)[..., 1:, :]
