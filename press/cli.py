@@ -22,9 +22,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "press.commands.train", "train a model (crops, then full-length fine-tuning); resume exactly"),
     ("separate", "press.commands.separate", "separate audio files at a quality target (dB, confidence)"),
     ("enhance", "press.commands.enhance", "remove noise from speech (the shipped enhance model) at a quality target"),
+    ("stream", "press.commands.stream", "enhance a live stream (a file, raw PCM on stdin, a microphone) with a causal "
+                                        "model, chunk by chunk"),
     ("average", "press.commands.average", "average the weights of several checkpoints of one run (SWA)"),
     ("export", "press.commands.export", "export a model to ONNX graphs and a manifest for press.runtime"),
-    ("demo", "press.commands.demo", "separate built-in test mixtures with the default model at a few targets"),
+    ("demo", "press.commands.demo", "enhance built-in noisy test recordings (or separate mixtures) at a few targets"),
     ("evaluate", "press.commands.evaluate", "SI-SNRi/SDRi/PESQ/STOI per exit and dynamic, strategies, calibration"),
     ("serve", "press.commands.serve", "a local web page: separate a recording, listen to each speaker, see the exits"),
     ("kernels", "press.commands.kernels", "build the compiled CPU kernels ahead of time, or see their status"),
