@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from press.engine.policies import Dynamic, Static  # noqa: E402
+from press.errors import PressError  # noqa: E402
 from press.export import export_onnx  # noqa: E402
 from press.inference.runner import Separator  # noqa: E402
 from press.io.streaming import ArrayReader  # noqa: E402
@@ -208,3 +209,8 @@ def test_default_budget_matches_torch(default_export, tmp_path, budget) -> None:
     assert report["policy"] == "budget" and report["budget_threshold_db"] == ref["budget_threshold_db"]
     assert [s["exit"] for s in report["segments"]] == got.exits
     assert [b["exit"] for b in report["blocks"]] == [b["exit"] for b in ref["blocks"]]
+
+
+def test_a_causal_model_is_refused_with_a_clear_error(tmp_path) -> None:
+    with pytest.raises(PressError, match="causal model has no ONNX export"):
+        export_onnx(PressNet(tiny_config(causal=True)), tmp_path)

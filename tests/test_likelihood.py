@@ -203,3 +203,74 @@ def test_training_loss_does_not_depend_on_the_level():
 
     assert loss(1e-3) == pytest.approx(loss(1.0), rel=1e-5)
     assert loss(1e3) == pytest.approx(loss(1.0), rel=1e-5)
+
+
+def test_one_level_per_block_is_a_change_of_variables_in_each_block():
+    """With a level per block (a causal network's), block b of every signal is divided by s_b and β
+    by s_b²: the loss is minus the Student-t log density of x/s_b, here from scipy's multivariate t,
+    summed over blocks and sources, per sample (no variance floor, so that scipy needs none)."""
+    rng = np.random.default_rng(0)
+    S, L, block = 2, 1000, 400                                    # blocks of 400, 400, 200 samples
+    src = rng.normal(size=(S, L)) * np.repeat([0.01, 1.0, 30.0], block)[:L]
+    est = src + 0.1 * rng.normal(size=(S, L)) * np.repeat([0.01, 1.0, 30.0], block)[:L]
+    alpha, beta = rng.uniform(0.5, 5.0, (S, 3)), rng.uniform(0.01, 2.0, (S, 3))
+    level = np.array([0.02, 0.8, 25.0])
+    ref = 0.0
+    for j in range(S):
+        for b in range(3):
+            part = slice(b * block, min((b + 1) * block, L))
+            n = len(src[j, part])
+            t = stats.multivariate_t(loc=est[j, part] / level[b], df=2 * alpha[j, b],
+                                     shape=np.eye(n) * beta[j, b] / (alpha[j, b] * level[b] ** 2))
+            ref -= t.logpdf(src[j, part] / level[b])
+    f64 = lambda v: torch.tensor(v, dtype=torch.float64)[None]  # noqa: E731
+    loss = PressLoss(block, pit="fixed", variance_floor=0.0)
+    got = loss([ExitPrediction(f64(est), f64(alpha), f64(beta))], f64(src), f64(level), torch.tensor([L]))
+    assert got.loss.item() == pytest.approx(ref / (S * L), rel=1e-5)
+
+
+def test_equal_block_levels_score_as_one_level_per_item():
+    src = torch.randn(2, 2, 1000)
+    out = fake_exit(src + 0.2 * torch.randn_like(src), 400)
+    lengths = torch.tensor([1000, 650])
+    loss = PressLoss(400, sisnr_weight=0.3, variance_floor=VARIANCE_FLOOR)
+    level = torch.tensor([0.5, 2.0])
+    per_item = loss([out], src, level, lengths)
+    per_block = loss([out], src, level[:, None].expand(2, 3), lengths)
+    assert per_block.loss.item() == pytest.approx(per_item.loss.item(), rel=1e-6)
+
+
+def test_block_levels_put_the_energy_floor_under_the_networks_floor_in_every_block():
+    """A perfect estimate, β at the network's floor α·floor·s_b² in blocks 100x apart in level: scored
+    at those levels, a larger α is better in every block. Scored at one level per item (their RMS),
+    the loss's energy floor in the quiet block lies 5000x above the variance the network predicts
+    there, and a vanishing α pays."""
+    level = torch.tensor([[0.01, 1.0]])                           # (B, nb): quiet block, loud block
+    src = torch.randn(1, 2, 800) * level.repeat_interleave(400, -1)[:, None]
+
+    def losses(scale: torch.Tensor) -> list[float]:
+        out = []
+        for a in (1e-3, 1e-1, 10.0, 1e3):
+            alpha = torch.full((1, 2, 2), a)
+            pred = ExitPrediction(src.clone(), alpha, alpha * VARIANCE_FLOOR * level[:, None] ** 2)
+            out.append(PressLoss(400, pit="fixed", variance_floor=VARIANCE_FLOOR)(
+                [pred], src, scale, torch.tensor([800])).loss.item())
+        return out
+
+    per_block = losses(level)
+    assert per_block == sorted(per_block, reverse=True), per_block
+    per_item = losses(level.pow(2).mean(1).sqrt())                # the blocks' RMS level
+    assert per_item != sorted(per_item, reverse=True), per_item
+
+
+def test_a_block_of_padding_with_no_level_scores_nothing():
+    """A causal network's β is 0 in a block holding only padding; the loss and its gradient stay finite."""
+    src = torch.randn(2, 2, 1000)
+    beta = torch.full((2, 2, 3), 0.01)
+    beta[1, :, 2] = 0.0                                           # item 2 holds 650 samples: block 3 is padding
+    beta.requires_grad_(True)
+    pred = ExitPrediction(src + 0.1, torch.full((2, 2, 3), 2.0), beta)
+    level = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1e-5]])
+    r = PressLoss(400, variance_floor=VARIANCE_FLOOR)([pred], src, level, torch.tensor([1000, 650]))
+    r.loss.backward()
+    assert torch.isfinite(r.loss) and torch.isfinite(beta.grad).all() and beta.grad[1, :, 2].eq(0).all()

@@ -98,6 +98,10 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
     budget: the model's budget calibration measured with a Separator cut at `segment`/`context`
     (press.api.Press.budget_calibration), written to budget_calibration.json for the runtime's
     budget mode; None: the export has no budget mode."""
+    if net.cfg.causal:
+        # the running level runs the scan operator, which the exporter does not convert, and the
+        # graphs pass a level per window (B,) from exit to exit, not the level per frame (B, T)
+        raise PressError("a causal model has no ONNX export yet; run it with the torch backend")
     try:
         import onnx
     except ImportError:

@@ -5,11 +5,23 @@ Per exit i, speaker j and likelihood block b of n samples, with error energy E =
     log p = lnΓ(α + n/2) - lnΓ(α) + α ln β - (α + n/2) ln(β + E/2) - (n/2) ln 2π        (the paper)
 The loss is minus that log-likelihood summed over blocks, speakers and every exit (unweighted),
 under one speaker permutation shared by all exits, chosen to minimise the summed loss. It is
-computed on level-normalised audio (divided by `scale`, the mixture RMS the network sees) and
-divided by the number of valid source samples [ours], so that it reads in nats per sample and
-does not depend on the utterance length or level; neither changes the optimum. [ours] E there is
-the error energy plus n × `variance_floor` (the network's −40 dB floor on level-normalised audio):
-see `PressLoss.pairwise` for why the network's own floor is not enough.
+computed on level-normalised audio and divided by the number of valid source samples [ours], so
+that it reads in nats per sample and does not depend on the utterance length or level; neither
+changes the optimum. [ours] E there is the error energy plus n × `variance_floor` (the network's
+−40 dB floor on level-normalised audio): see `PressLoss.pairwise` for why the network's own floor
+is not enough.
+
+The level is the one the network normalised by: one per item (B,), the mixture RMS, or one per
+likelihood block (B, nb), a causal network's running level (the root of the block's mean squared
+frame level, what it scales the block's β by). Block b of every signal is divided by its level s_b
+and β by s_b². That is a change of variables within each block: if x ~ Student-t(2α, x̂, β/α I_n),
+then x/s_b ~ Student-t(2α, x̂/s_b, β/(α s_b²) I_n), and since −α log1p(E/2β) is unchanged and
+−(n/2) ln(β + E/2) gains n ln s_b, log p gains n ln s_b, which depends on the input alone: the
+optimum and the gradients are those of the likelihood in input units, except through the floors.
+Those are relative to s_b², so the loss's energy floor, n × `variance_floor` × s_b² in input
+units, lines up block by block with the network's own β ≥ α × floor × s_b². The SI-SNR terms
+are per utterance; they are scale invariant and work on audio divided by one level per item (with
+per-block levels, the root of the mean squared level over the item's valid samples).
 
 The loss works on plain tensors (`ExitPrediction`, targets, the level, lengths), not on the
 network's output type: the level and the floor are the network's conventions, and
@@ -44,6 +56,7 @@ from press.prob.sisnr import si_snr
 Objective = Literal["student_t", "gaussian", "sisnr"]
 PitMode = Literal["shared", "per_exit", "fixed"]
 LOG_2PI = math.log(2 * math.pi)
+Pair = tuple[torch.Tensor, torch.Tensor]   # (estimates, targets), both (B, S, L)
 
 
 def student_t_loglik(alpha: torch.Tensor, beta: torch.Tensor, energy: torch.Tensor,
@@ -104,11 +117,9 @@ class PressLoss(torch.nn.Module):
     def pairwise(self, out: ExitPrediction, targets: torch.Tensor, scale: torch.Tensor,
                  lengths: torch.Tensor) -> torch.Tensor:
         """Loss of every (estimate j, target k) pair for one exit: (B, S, S), summed over blocks."""
-        L = targets.shape[-1]
-        s = scale[:, None, None]
-        est, tgt = out.estimate[..., :L] / s, targets / s                        # (B, S, L)
+        (est, tgt), utterance = self._normalised(out.estimate[..., :targets.shape[-1]], targets, scale, lengths)
         if self.objective == "sisnr":
-            return -self._pair_sisnr(est, tgt, lengths).double()
+            return -self._pair_sisnr(*utterance, lengths).double()
         energy, n = block_energy(est[:, :, None] - tgt[:, None, :], self.block,  # (B, S, S, nb)
                                  lengths=lengths[:, None, None])
         # [ours] The error is scored as if it carried white noise at the variance floor: E + n·floor.
@@ -119,17 +130,43 @@ class PressLoss(torch.nn.Module):
         # (docs/experiments.md). With the floored energy the best α on such a block is the largest.
         energy = energy + n * self.variance_floor
         alpha = out.alpha[:, :, None]                                          # (B, S, 1, nb)
-        beta = (out.beta / s.pow(2))[:, :, None]
+        beta = (out.beta / self._block_level(scale).pow(2))[:, :, None]
+        # a block of padding scores nothing, but a causal network's β there is 0 (no frame, no
+        # level), whose terms are not finite and would make the product with 0 and its gradient NaN
+        # (n depends on the item and the block alone)
+        beta = torch.where(n[:, :, :1] > 0, beta, 1.0)
         loglik = student_t_loglik if self.objective == "student_t" else gaussian_loglik
         nll = -(loglik(alpha, beta, energy, n) * (n > 0)).sum(-1)              # (B, S, S)
         if self.sisnr_weight:
             # in nats per sample like the likelihood: weight x (-SI-SNR in dB) x the item's samples
-            pair = self._pair_sisnr(est, tgt, lengths).double()
+            pair = self._pair_sisnr(*utterance, lengths).double()
             nll = nll - self.sisnr_weight * pair * lengths[:, None, None].double()
         return nll
 
+    def _normalised(self, estimate: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
+                    lengths: torch.Tensor) -> tuple[Pair, Pair]:
+        """(estimate, targets) (B, S, L) divided by their level, for the likelihood (every block by
+        its own) and for SI-SNR (by one level per item: SI-SNR is scale invariant, its epsilon is not).
+        With one level per item (B,) the two are the same tensors."""
+        if scale.dim() == 1:
+            s = scale[:, None, None]
+            levelled = estimate / s, targets / s
+            return levelled, levelled
+        s = scale.repeat_interleave(self.block, dim=-1)[:, None, :targets.shape[-1]]   # (B, 1, L)
+        start = torch.arange(scale.shape[1], device=scale.device) * self.block
+        count = (lengths[:, None] - start).clamp(0, self.block).to(scale.dtype)   # (B, nb) valid samples
+        # the root of the mean squared level over the item's valid samples
+        u = ((scale.pow(2) * count).sum(1) / count.sum(1).clamp_min(1.0)).sqrt()[:, None, None]
+        return (estimate / s, targets / s), (estimate / u, targets / u)
+
+    @staticmethod
+    def _block_level(scale: torch.Tensor) -> torch.Tensor:
+        """The level of every block, to broadcast against (B, S, nb): (B, 1, 1) or (B, 1, nb)."""
+        return scale[:, None, None] if scale.dim() == 1 else scale[:, None, :]
+
     @staticmethod
     def _pair_sisnr(est: torch.Tensor, tgt: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """SI-SNR in dB of every (estimate j, target k) pair (B, S, S)."""
         B, S, L = est.shape
         e = est[:, :, None].expand(B, S, S, L).reshape(B, S * S, L)
         t = tgt[:, None, :].expand(B, S, S, L).reshape(B, S * S, L)
@@ -137,9 +174,12 @@ class PressLoss(torch.nn.Module):
 
     def forward(self, predictions: Sequence[ExitPrediction], targets: torch.Tensor, scale: torch.Tensor,
                 lengths: torch.Tensor) -> LossResult:
-        """predictions: one per exit; targets: (B, S, L); scale: (B,) the level each item
-        is scored at (the network's input level); lengths: (B,) valid samples per item."""
+        """predictions: one per exit; targets: (B, S, L); scale: the level the network normalised
+        by, (B,) one per item or (B, nb) one per likelihood block (nb = ceil(L / block));
+        lengths: (B,) valid samples per item."""
         B, S, L = targets.shape
+        if scale.shape not in ((B,), (B, -(-L // self.block))):
+            raise ValueError(f"the level must be (B,) or (B, blocks), got {tuple(scale.shape)} for targets {(B, S, L)}")
         pairs = torch.stack([self.pairwise(o, targets, scale, lengths) for o in predictions])  # (X, B, S, S)
         with torch.no_grad():
             if self.pit == "fixed":  # enhancement: estimate k is source k (speech first), no permutation

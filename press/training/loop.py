@@ -188,7 +188,7 @@ class Trainer:
         if cfg.train.init and not resume:
             self._start_from(resolve(str(cfg.train.init)))
         self.loss_fn = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
-                                    float(cfg.loss.sisnr_weight))
+                                    float(cfg.loss.sisnr_weight), model=self.model.cfg)
         self.optimizer = make_optimizer(self.model, cfg)
         self.precision = precision_for(cfg, dev)
         self.amp = autocast_for(self.precision, dev)
