@@ -47,6 +47,16 @@ def number(low: float | None = None, high: float | None = None, *, low_open: boo
     return parse
 
 
+def channel_choice(value: str) -> str | int:
+    """`--channel mix|N`: which channel of a multi-channel input to run (press.io.audio.select_channel)."""
+    if value == "mix":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected 'mix' or a channel index (0, 1, ...)") from None
+
+
 def writable_folder(path: str | Path) -> Path:
     """Prove that files can be written in `path` before any work is done (a read-only or full output
     folder would otherwise fail only after the first input was separated). Folders made for the

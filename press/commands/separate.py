@@ -14,16 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from press.commands.options import add_device_argument, number, writable_folder
-
-
-def _channel(value: str):
-    if value in ("mix",):
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected 'mix' or a channel index (0, 1, ...)") from None
+from press.commands.options import add_device_argument, channel_choice, number, writable_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +38,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=number(0, low_open=True), default=None,
                    help="aim at a mean compute in GMAC/s instead: a threshold on the expected exit-SNR, "
                         "fitted for it on built-in validation mixtures (docs/exits.md)")
-    p.add_argument("--channel", type=_channel, default=None,
+    p.add_argument("--channel", type=channel_choice, default=None,
                    help="for multi-channel input: 'mix' (average) or a channel index")
     p.add_argument("--segment", type=number(0, low_open=True), default=None, help="seconds per compute segment")
     p.add_argument("--context", type=number(0), default=None, help="seconds of context on each side")

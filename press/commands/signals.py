@@ -56,6 +56,29 @@ def stop_cleanly() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def ctrl_c_ends_input() -> Iterator[Callable[[], bool]]:
+    """Within the block, a first Ctrl-C does not stop the command: it ends the input (a recording
+    from a microphone stops on Ctrl-C, and what was recorded is finished and kept). The yielded
+    function says whether it came; a second Ctrl-C stops the command as usual. Main thread only."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield lambda: False
+        return
+    asked = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def end(signum: int, frame) -> None:
+        asked.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, end)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_cleanly(prog: str, run: Callable[[], int]) -> int:
     """Run a command's body the way every PRESS command ends: a PressError is one line and exit 2,
     SIGTERM or Ctrl-C one line and 128 + the signal's number (`prog` starts each line)."""

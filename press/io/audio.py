@@ -164,6 +164,26 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     raise PressError(f"resample expects (L,) or (C, L) audio, got shape {x.shape}")
 
 
+class StreamResampler:
+    """Mono audio from `sr_in` to `sr_out` a chunk at a time, with soxr's streaming resampler (HQ, as
+    `resample`): causal, and exact (the chunks' outputs joined equal `resample` of the whole), but it
+    works in blocks of its own, so it holds back up to tens of milliseconds (`delay`). At one rate
+    it passes chunks through."""
+
+    def __init__(self, sr_in: int, sr_out: int) -> None:
+        self.sr_out = sr_out
+        self._stream = (None if sr_in == sr_out else
+                        soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ"))
+
+    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x if self._stream is None else self._stream.resample_chunk(x, last=last)
+
+    def delay(self) -> float:
+        """Seconds of output the resampler holds back now."""
+        return 0.0 if self._stream is None else self._stream.delay() / self.sr_out
+
+
 def write_audio(path: str | os.PathLike, x: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
     """Write (L,) or (C, L) audio atomically (press.io.files.atomic_write).
 

@@ -4,7 +4,8 @@
 sample rate; a file at another rate is first resampled chunk by chunk (soxr's streaming resampler)
 into a temporary float WAV. `SourceWriter` takes the runner's stitched output in order and writes one
 file per source, resampled back to the input's rate on the way out; files appear under their final
-names only when complete. Either way only a few seconds of audio are in memory at a time.
+names only when complete. `ChunkReader` reads a file in order, chunk by chunk at its own rate, for
+a live stream (`press stream`). Either way only a few seconds of audio are in memory at a time.
 """
 
 from __future__ import annotations
@@ -158,6 +159,54 @@ class FileReader:
             self._tmp.unlink()
 
     def __enter__(self) -> "FileReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ChunkReader:
+    """One channel of an audio file in order, `seconds` at a time (`frames` samples at the file's own
+    rate): what a live stream reads, with the whole file never in memory and no pass ahead
+    (`FileReader` scans first, for random access). A multi-channel file without a valid `channel`
+    is refused at open, before any output is written; a bad sample or a short file when the read
+    reaches it."""
+
+    def __init__(self, path: str | os.PathLike, seconds: float, channel: Channel = None) -> None:
+        self.path = Path(path)
+        self.channel = channel
+        self._file = _open(self.path)
+        self.rate, self.n_samples = self._file.samplerate, self._file.frames
+        self.frames = max(1, round(seconds * self.rate))
+        self._read = 0
+        try:   # the channel choice, checked on no samples
+            select_channel(np.zeros((0, self._file.channels), np.float32), channel, str(self.path), allow_all=False)
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> np.ndarray | None:
+        """The next chunk (float32), or None at the end of the file."""
+        with quiet_decoder() if is_mp3(self._file) else contextlib.nullcontext():
+            try:
+                block = self._file.read(self.frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise PressError(f"{self.path}: truncated or corrupt audio file ({err})") from None
+        if len(block) == 0:
+            if self._read < self.n_samples:
+                raise PressError(f"{self.path}: truncated audio file: read {self._read} of the "
+                                 f"{self.n_samples} frames in its header")
+            return None
+        x = select_channel(block, self.channel, str(self.path), allow_all=False)
+        if not np.isfinite(x).all():
+            raise PressError(f"{self.path}: audio holds NaN or Inf samples; expected finite samples")
+        self._read += len(x)
+        return np.ascontiguousarray(x)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ChunkReader":
         return self
 
     def __exit__(self, *exc) -> None:
