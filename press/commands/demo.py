@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(out / f"{name}_report.json", lambda tmp: Path(tmp).write_text(text))
         plot_exit_map(mixture, sr, {k: r["blocks"] for k, r in reports.items()}, model.n_exits,
                       out / f"{name}_exits.png", title=f"{name}: exit per block (confidence {args.confidence:g})")
-    what = "recorded speech in recorded noise, both" if enhancer else "of recorded speech"
-    print(f"PRESS demo: model {model.name}, {len(items)} built-in test mixtures "
+    what = "of recorded speech in recorded noise, both" if enhancer else "of recorded speech"
+    print(f"PRESS demo: model {model.name}, {len(items)} built-in test {'recordings' if enhancer else 'mixtures'} "
           f"({n_real} {what} unseen in training), confidence {args.confidence:g}")
     print(f"{'target':>8} {'SI-SNRi (dB)':>13} {'GMAC/s':>8} {'saving':>7}")
     for t, r in rows.items():
