@@ -1,6 +1,6 @@
 """`press stream`: a causal model on a file, a pipe or a sound device, chunk by chunk, gives the
-whole-file forward's output at its exit; bad inputs are refused in one line, and a stopped file
-output leaves nothing behind."""
+whole-file forward's output at its exit (fixed, or per block as the exit rule decides); bad inputs
+are refused in one line, and a stopped file output leaves nothing behind."""
 
 import os
 import signal
@@ -15,8 +15,10 @@ import soundfile as sf
 import soxr
 import torch
 from test_causal import random_synthesis
+from test_stream_exits import rule_exits
 
 from press.cli import main
+from press.commands.stream import Meter
 from press.model import PressNet, load_config, model_config
 from press.model.checkpoint import save_model
 from press.model.pretrained import load
@@ -73,7 +75,7 @@ def test_another_rate_is_resampled_in_and_out(causal_checkpoint, tmp_path, capsy
     x = noise(16000)
     sf.write(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
     assert main(["stream", str(causal_checkpoint), "--input", str(tmp_path / "in.wav"), "--output",
-                 str(tmp_path / "out.wav"), "--quiet"]) == 0
+                 str(tmp_path / "out.wav"), "--exit", "3", "--quiet"]) == 0
     y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
     inner = forward(causal_checkpoint, soxr.resample(x, 16000, SR, quality="HQ"))
     back = soxr.resample(inner, SR, 16000, quality="HQ")[:len(x)]
@@ -130,6 +132,8 @@ def test_a_reader_that_goes_away_ends_the_stream_quietly(causal_checkpoint, tmp_
     (lambda d: None, ["--input", "{d}/missing.wav"], "missing.wav: no such file"),
     (lambda d: sf.write(d / "in.wav", noise(SR), SR), ["--input", "{d}/in.wav", "--exit", "4"],
      "has 3 exits; --exit 4 is beyond them"),
+    (lambda d: sf.write(d / "in.wav", noise(SR), SR), ["--input", "{d}/in.wav", "--exit", "2", "--catch-up", "hold"],
+     "--exit runs every block to one exit; --target-db, --confidence and --catch-up choose the exit per block"),
 ])
 def test_bad_inputs_are_refused_in_one_line(causal_checkpoint, tmp_path, capsys, make, options, message):
     make(tmp_path)
@@ -145,7 +149,7 @@ def test_a_channel_of_a_stereo_file_streams(causal_checkpoint, tmp_path):
     left, right = noise(SR), noise(SR, 1)
     sf.write(tmp_path / "st.wav", np.stack([left, right], 1), SR, subtype="FLOAT")
     assert main(["stream", str(causal_checkpoint), "--input", str(tmp_path / "st.wav"), "--output",
-                 str(tmp_path / "out.wav"), "--channel", "1", "--quiet"]) == 0
+                 str(tmp_path / "out.wav"), "--channel", "1", "--exit", "3", "--quiet"]) == 0
     assert_close(sf.read(tmp_path / "out.wav", dtype="float32")[0], forward(causal_checkpoint, right))
 
 
@@ -204,7 +208,7 @@ def fake_sounddevice(recording: np.ndarray, played: list) -> types.ModuleType:
 def test_a_microphone_to_a_speaker_streams_until_ctrl_c(causal_checkpoint, monkeypatch, capsys):
     x, played = noise(SR * 2), []   # 200 chunks of 10 ms
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(x, played))
-    assert main(["stream", str(causal_checkpoint), "--input", "mic", "--output", "speaker"]) == 0
+    assert main(["stream", str(causal_checkpoint), "--input", "mic", "--output", "speaker", "--exit", "3"]) == 0
     assert_close(np.concatenate(played), forward(causal_checkpoint, x))
     assert capsys.readouterr().err.startswith("press stream: 2.00 s of audio at exit 3 of 3")
 
@@ -228,3 +232,97 @@ def test_a_signal_mid_file_leaves_no_output_and_one_line(causal_checkpoint, tmp_
     name = signal.Signals(signum).name
     assert err.strip().splitlines() == [f"press stream: stopped by {name}; nothing partial was kept"]
     assert list(out.iterdir()) == []
+
+
+def per_block(checkpoint, x: np.ndarray, exits: list[int]) -> np.ndarray:
+    """The speech of the whole-file forward, each likelihood block at its own exit."""
+    net = load(checkpoint)[0]
+    with torch.no_grad():
+        whole = net(torch.from_numpy(x)[None])
+    block = net.cfg.block
+    return np.concatenate([whole[k - 1].estimate[0, 0, b * block:(b + 1) * block].numpy() for b, k in enumerate(exits)])
+
+
+def histogram(exits: list[int]) -> str:
+    return " ".join(f"{k}: {exits.count(k)} ({exits.count(k) / len(exits):.0%})" for k in (1, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def mixed(causal_checkpoint):
+    """An input, and a target and confidence at which the rule sends its blocks to more than one
+    exit: (x, t, p, the exit of every block)."""
+    x = noise(SR + 3, seed=2)
+    net = load(causal_checkpoint)[0]
+    with torch.no_grad():
+        whole = net(torch.from_numpy(x)[None])
+    return next((x, t, p, exits) for p in (0.3, 0.5, 0.7) for t in np.arange(0.0, 6.0, 0.25)
+                if len(set(exits := rule_exits(whole, x[None], t, p)[0])) > 1)
+
+
+@pytest.mark.parametrize("target,confidence,exit", [("-100", "0.5", 1), ("100", "0.99", 3)])
+def test_a_target_every_block_meets_or_none_does(causal_checkpoint, tmp_path, capsys, target, confidence, exit):
+    x = noise(SR + 3)
+    sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
+    assert main(["stream", str(causal_checkpoint), "--input", str(tmp_path / "in.wav"), "--output",
+                 str(tmp_path / "out.wav"), "--target-db", target, "--confidence", confidence, "--progress"]) == 0
+    assert_close(sf.read(tmp_path / "out.wav", dtype="float32")[0], forward(causal_checkpoint, x, exit))
+    err = capsys.readouterr().err
+    # the status line: the first, before any block has ended (one a second in a log)
+    assert f"t = {target} dB, p = {confidence}, lazy catch-up | exits - | latency 59.9 ms (block 49.9 + chunk 10.0)" in err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith(f"press stream: 1.00 s of audio at t = {target} dB, p = {confidence}, lazy catch-up: ")
+    assert f"exits per block {histogram([exit] * 21)}, " in summary and "GMAC/s spent (catch-up 0.0% of it)" in summary
+
+
+@pytest.mark.parametrize("catch_up", ["lazy", "reset", "hold"])
+def test_exits_per_block_follow_the_rule(causal_checkpoint, tmp_path, capsys, mixed, catch_up):
+    """Each block takes the exit press.engine's rule gives on the whole-file forward's outputs; with
+    lazy catch-up the output is that forward's, each block at its exit, and only lazy spends MACs
+    catching up (where a block goes deeper than one before it)."""
+    x, target, confidence, exits = mixed
+    sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
+    assert main(["stream", str(causal_checkpoint), "--input", str(tmp_path / "in.wav"), "--output",
+                 str(tmp_path / "out.wav"), "--target-db", str(target), "--confidence", str(confidence),
+                 "--catch-up", catch_up, "--chunk-ms", "7"]) == 0
+    y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
+    summary = capsys.readouterr().err
+    if catch_up == "lazy":
+        assert_close(y, per_block(causal_checkpoint, x, exits))
+        assert f"exits per block {histogram(exits)}, " in summary
+        assert "(catch-up 0.0% of it)" not in summary
+    else:   # the exits may differ from the first block that follows a skipped one: outputs do
+        assert y.shape == x.shape
+        assert "(catch-up 0.0% of it)" in summary
+
+
+@pytest.mark.parametrize("stored,shown", [({"target_db": -100, "confidence": 0.5}, "t = -100 dB, p = 0.5"),
+                                          (None, "t = 20 dB, p = 0.9")])
+def test_the_default_is_the_models_operating_point(tmp_path, capsys, stored, shown):
+    """Neither --exit nor a target: the exit per block at the operating point the checkpoint stores
+    (press info shows it), else the generic one."""
+    torch.manual_seed(0)
+    cfg = load_config("tiny", ["model.causal=true", "model.sources=[speech,noise]"])
+    path = tmp_path / "card.safetensors"
+    save_model(path, random_synthesis(PressNet(model_config(cfg)).eval(), 0.3), cfg,
+               extra=None if stored is None else {"operating_point": stored})
+    x = noise(SR)
+    sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
+    assert main(["stream", str(path), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav"),
+                 "--target-db" if stored is None else "--chunk-ms", "-100" if stored is None else "10"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"press stream: 1.00 s of audio at {shown if stored else 't = -100 dB, p = 0.9'}, lazy ")
+    assert f"exits per block {histogram([1] * 20)}" in err   # -100 dB: every block leaves at exit 1
+    assert_close(sf.read(tmp_path / "out.wav", dtype="float32")[0], forward(path, x, 1))
+
+
+def test_the_status_line_shows_the_exits_of_the_last_blocks(capsys, monkeypatch):
+    monkeypatch.setattr("press.commands.stream.time.monotonic", iter(range(0, 1000, 2)).__next__)
+    meter = Meter(True, "t = 20 dB, p = 0.9, lazy catch-up", ("block", 0.0499), 0.01, per_block=True)
+    meter.chunk(0.01, 0.001, 0.0, [])
+    meter.chunk(0.01, 0.001, 0.0, [1, 3])
+    for k in range(14):
+        meter.chunk(0.01, 0.001, 0.0, [k % 3 + 1])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("t = 20 dB, p = 0.9, lazy catch-up | exits - | latency 59.9 ms (block 49.9 + chunk 10.0)")
+    assert lines[1].startswith("t = 20 dB, p = 0.9, lazy catch-up | exits 1 3 | ")
+    assert lines[-1].startswith("t = 20 dB, p = 0.9, lazy catch-up | exits 3 1 2 3 1 2 3 1 2 3 1 2 | ")   # the last 12

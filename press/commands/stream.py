@@ -1,10 +1,14 @@
 """`press stream MODEL --input IN --output OUT`: enhance a live stream with a causal model, a chunk at a time.
 
 IN is an audio file, `-` (raw PCM on stdin) or `mic`; OUT is a WAV file, `-` (raw PCM on stdout) or
-`speaker`. Each chunk runs through `PressNet.stream_step` (docs/model.md, "Causal models and streams")
-to one exit, and every sample the chunk makes final goes out at once, at the input's rate: the output
-is the whole-file forward's at that exit whatever the chunk size. The algorithmic latency is the chunk
-plus the model's look-ahead, plus soxr's buffering where the input's rate is not the model's.
+`speaker`. By default each likelihood block leaves at the first exit where the exit rule's target
+holds with the confidence asked (the model's operating point unless --target-db, --confidence say
+otherwise; press.model.stream_exits, with the skipped groups caught up as --catch-up says), and goes
+out once decided: the latency is the block plus the chunk. With --exit K every chunk runs through
+`PressNet.stream_step` to exit K and every sample it makes final goes out at once: the latency is the
+chunk plus the model's look-ahead. Either way soxr's buffering adds to it where the input's rate is
+not the model's, and with `lazy` catch-up (or a fixed exit) the output is the whole-file forward's at
+the exit each block took, whatever the chunk size (docs/model.md, "Causal models and streams").
 
 A file output appears under its name only complete (Ctrl-C and SIGTERM leave nothing of it); a pipe
 gets every sample as soon as it is made and ends quietly when its reader goes. stdout carries audio
@@ -17,6 +21,7 @@ import argparse
 import contextlib
 import sys
 import time
+from collections import Counter, deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
@@ -25,7 +30,9 @@ from press.commands.options import channel_choice, number, writable_folder
 if TYPE_CHECKING:
     import numpy as np
 
+    from press.engine.operating_point import OperatingPoint
     from press.model import PressNet
+    from press.model.stream import StreamOutput
 
 STDIO, MIC, SPEAKER = "-", "mic", "speaker"
 
@@ -41,12 +48,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the speech goes (the output named speech, else the model's first), at the "
                         "input's rate: a .wav file (complete or not at all), - (raw PCM on stdout, in --format) "
                         "or speaker (the default output device)")
+    p.add_argument("--target-db", type=number(-100, 100), default=None,
+                   help="quality target t in dB of exit-SNR, -100 to 100: each likelihood block leaves at the "
+                        "first exit where it holds with --confidence (default: the model's operating point, "
+                        "which `press info MODEL` shows; 20 for a model without one)")
+    p.add_argument("--confidence", type=number(0, 1, low_open=True, high_open=True), default=None,
+                   help="probability p in (0, 1) with which the target must hold to leave early (default: the "
+                        "model's operating point; 0.9 for a model without one)")
+    p.add_argument("--catch-up", choices=["lazy", "reset", "hold"], default=None,
+                   help="what a deeper block does about the decoder groups that earlier blocks skipped: lazy "
+                        "(the default) runs them over the skipped frames first, exact; reset restarts them "
+                        "from zero, hold from their stale state: no extra compute, not exact")
     p.add_argument("--exit", type=number(1, integer=True), default=None,
-                   help="the exit every chunk runs to (default: the model's last). A stream runs one fixed "
-                        "exit: choosing it per block, as press enhance does, is not available here yet")
+                   help="run every chunk to this exit instead, each sample out as soon as its frame ends "
+                        "(the look-ahead instead of a block's wait)")
     p.add_argument("--chunk-ms", type=number(0, 10000, low_open=True), default=10.0,
-                   help="milliseconds of input per step (default 10): the main part of the latency. A step "
-                        "has a fixed cost, so longer chunks cost less per second of audio")
+                   help="milliseconds of input per step (default 10): part of the latency. At a fixed exit "
+                        "a step has a fixed cost, so longer chunks cost less per second of audio; with exits "
+                        "per block the network runs once a block whatever the chunk")
     p.add_argument("--rate", type=number(1, integer=True), default=None,
                    help="sample rate of raw PCM input or of the microphone (default: the model's). An input "
                         "at another rate than the model's (a file's too) is resampled in and back out with "
@@ -101,6 +120,9 @@ def check_options(args: argparse.Namespace) -> None:
     from press.errors import PressError
     from press.io.devices import sounddevice
 
+    if args.exit is not None and (args.target_db, args.confidence, args.catch_up) != (None, None, None):
+        raise PressError("--exit runs every block to one exit; --target-db, --confidence and --catch-up choose "
+                         "the exit per block: give one or the other")
     if args.input not in (STDIO, MIC) and args.rate is not None:
         raise PressError("--rate is for raw PCM on stdin and for the microphone: a file's header gives its rate")
     if args.format is not None and STDIO not in (args.input, args.output):
@@ -117,9 +139,10 @@ def check_options(args: argparse.Namespace) -> None:
         sounddevice()
 
 
-def load_causal(spec: str) -> tuple[PressNet, str]:
-    """(the causal network, its name) for a checkpoint or shipped name; a PressError for a model that
-    cannot stream, or for a causal config whose weights are not shipped."""
+def load_causal(spec: str) -> tuple[PressNet, str, OperatingPoint]:
+    """(the causal network, its name, the operating point it stores) for a checkpoint or shipped name;
+    a PressError for a model that cannot stream, or for a causal config whose weights are not shipped."""
+    from press.engine.operating_point import OperatingPoint
     from press.errors import PressError
     from press.model.config import config_names
     from press.model.pretrained import load, shipped_names
@@ -127,13 +150,13 @@ def load_causal(spec: str) -> tuple[PressNet, str]:
     if spec not in shipped_names() and spec in config_names() and not Path(spec).exists():
         raise PressError(f"{spec} is a configuration whose trained weights are not shipped: train it "
                          f"(press train {spec} --out runs/{spec}) and stream runs/{spec}/best.safetensors")
-    net, cfg, _ = load(spec, device="cpu")
+    net, cfg, extra = load(spec, device="cpu")
     name = str(cfg.model.get("name", spec))
     if not net.cfg.causal:
         files = "press enhance" if "speech" in net.cfg.source_names else "press separate"
         raise PressError(f"{name} is not causal: stream needs a causal model such as enhance-rt; use {files} "
                          "for files")
-    return net, name
+    return net, name, OperatingPoint.from_dict(extra.get("operating_point"))
 
 
 def open_source(args: argparse.Namespace, model_rate: int, stack: contextlib.ExitStack) -> Source:
@@ -186,63 +209,129 @@ def stream(args: argparse.Namespace) -> int:
 
     from press.commands.signals import ctrl_c_ends_input
     from press.errors import PressError
-    from press.model.compute import exit_costs
 
     torch.set_num_threads(args.threads)
-    net, name = load_causal(args.model)
-    exit_k = args.exit or net.n_exits
-    if exit_k > net.n_exits:
-        raise PressError(f"{name} has {net.n_exits} exits; --exit {exit_k} is beyond them")
+    net, name, point = load_causal(args.model)
+    if args.exit is not None and args.exit > net.n_exits:
+        raise PressError(f"{name} has {net.n_exits} exits; --exit {args.exit} is beyond them")
     rate = net.cfg.sample_rate
     with torch.inference_mode():   # the first step loads compiled kernels: before a microphone records
-        net.stream_step(torch.zeros(1, max(1, round(args.chunk_ms * rate / 1000))), net.stream_begin(1), exit_k)
+        net.stream_step(torch.zeros(1, max(1, round(args.chunk_ms * rate / 1000))), net.stream_begin(1),
+                        args.exit or net.n_exits)
+    if args.exit:
+        runner: FixedExit | BlockExits = FixedExit(net, args.exit)
+    else:
+        runner = BlockExits(net, *point.resolve(args.target_db, args.confidence), args.catch_up or "lazy")
     with contextlib.ExitStack() as stack:
         source = open_source(args, rate, stack)
         ended = stack.enter_context(ctrl_c_ends_input()) if args.input == MIC else (lambda: False)
         sink = open_sink(args, source.rate, stack)
-        meter = Meter(show_status(args), f"exit {exit_k} of {net.n_exits}", net.lookahead / rate,
-                      source.frames / source.rate)
+        meter = Meter(show_status(args), runner.label, runner.wait, source.frames / source.rate,
+                      isinstance(runner, BlockExits))
         try:
-            pump(net, exit_k, source, sink, meter, ended)
+            pump(net, runner, source, sink, meter, ended)
         except BrokenPipeError:   # the reader of stdout went away: the stream ends there, quietly
             return 0
         finally:
             meter.clear()
     if not args.quiet:
-        print(f"press stream: {meter.summary(exit_costs(net)[exit_k - 1].gmacs_per_second)}"
+        print(f"press stream: {meter.summary(runner.compute())}"
               + "".join(f"; {note}" for note in notes(source, sink)), file=sys.stderr)
     return 0
 
 
-def pump(net: PressNet, exit_k: int, source: Source, sink: Sink, meter: Meter, ended: Callable[[], bool]) -> None:
-    """Every chunk of `source` through the model's stream step to exit `exit_k`, and the speech it makes
-    final (the output named speech, else the first) into `sink` at once, resampled to and from the
-    model's rate where the source's differs; at the end of the input, its last samples."""
+def speech_index(net: PressNet) -> int:
+    """The output that goes out: the one named speech, else the model's first."""
+    names = net.cfg.source_names
+    return names.index("speech") if "speech" in names else 0
+
+
+class FixedExit:
+    """Every chunk through `PressNet.stream_step` to exit `exit_k`: a frame's samples go out as soon as
+    the frame ends."""
+
+    def __init__(self, net: PressNet, exit_k: int) -> None:
+        self.net, self.exit_k, self.speech = net, exit_k, speech_index(net)
+        self.state = net.stream_begin(1)
+        self.label = f"exit {exit_k} of {net.n_exits}"
+        self.wait = ("look-ahead", net.lookahead / net.cfg.sample_rate)   # what a sample waits for, in s
+        self.taken: list[int] = []   # the exit of every block decided: none, the exit is fixed
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        outputs, self.state = self.net.stream_step(torch.from_numpy(x)[None], self.state, self.exit_k)
+        return outputs[self.exit_k - 1].estimate[0, self.speech].numpy()
+
+    def end(self) -> np.ndarray:
+        return self.net.stream_end(self.state, self.exit_k)[self.exit_k - 1].estimate[0, self.speech].numpy()
+
+    def compute(self) -> str:
+        from press.model.compute import exit_costs
+
+        return f"{exit_costs(self.net)[self.exit_k - 1].gmacs_per_second:.2f} GMAC/s"
+
+
+class BlockExits:
+    """Each likelihood block to the first exit where press.engine's exit rule lets it leave
+    (press.model.stream_exits.BlockStream); its samples go out once it is decided."""
+
+    def __init__(self, net: PressNet, target_db: float, confidence: float, catch_up: str) -> None:
+        from press.engine.stream_rule import StreamRule
+        from press.model.stream_exits import BlockStream
+
+        self.net, self.speech = net, speech_index(net)
+        self.stream = BlockStream(net, StreamRule(target_db, confidence), catch_up)
+        self.label = f"t = {target_db:g} dB, p = {confidence:g}, {catch_up} catch-up"
+        self.wait = ("block", (net.cfg.block - 1) / net.cfg.sample_rate)
+        self.taken: list[int] = []
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        return self._speech(self.stream.push(torch.from_numpy(x)[None]))
+
+    def end(self) -> np.ndarray:
+        return self._speech(self.stream.end())
+
+    def _speech(self, outputs: list[StreamOutput]) -> np.ndarray:
+        import numpy as np
+
+        self.taken += [out.exit for out in outputs]
+        return np.concatenate([np.zeros(0, np.float32)] + [out.estimate[0, self.speech].numpy() for out in outputs])
+
+    def compute(self) -> str:
+        """The exits the blocks took, and the GMAC/s spent over the audio (catch-up included)."""
+        counts, blocks = Counter(self.taken), max(len(self.taken), 1)
+        exits = " ".join(f"{k}: {counts[k]} ({counts[k] / blocks:.0%})" for k in range(1, self.net.n_exits + 1))
+        macs, catch_up = self.stream.macs()
+        seconds = max(self.stream.samples, 1) / self.net.cfg.sample_rate
+        return (f"exits per block {exits}, {macs / seconds / 1e9:.2f} GMAC/s spent "
+                f"(catch-up {catch_up / max(macs, 1):.1%} of it)")
+
+
+def pump(net: PressNet, runner: FixedExit | BlockExits, source: Source, sink: Sink, meter: Meter,
+         ended: Callable[[], bool]) -> None:
+    """Every chunk of `source` through `runner`, and the speech it makes final into `sink` at once,
+    resampled to and from the model's rate where the source's differs; at the end of the input, its
+    last samples."""
     import numpy as np
     import torch
 
     from press.io.audio import StreamResampler
 
-    names = net.cfg.source_names
-    speech = names.index("speech") if "speech" in names else 0
     to_model = StreamResampler(source.rate, net.cfg.sample_rate)
     to_output = StreamResampler(net.cfg.sample_rate, source.rate)
-
-    def final(outputs) -> np.ndarray:
-        return outputs[exit_k - 1].estimate[0, speech].numpy()
-
-    state, n_in, n_out = net.stream_begin(1), 0, 0
+    n_in = n_out = 0
     with torch.inference_mode():
         while not ended() and (x := source.read()) is not None:
-            start = time.perf_counter()
-            outputs, state = net.stream_step(torch.from_numpy(to_model(x))[None], state, exit_k)
-            y = to_output(final(outputs))
-            meter.chunk(len(x) / source.rate, time.perf_counter() - start, to_model.delay() + to_output.delay())
+            start, decided = time.perf_counter(), len(runner.taken)
+            y = to_output(runner.step(to_model(x)))
+            meter.chunk(len(x) / source.rate, time.perf_counter() - start, to_model.delay() + to_output.delay(),
+                        runner.taken[decided:])
             sink.write(y)
             n_in, n_out = n_in + len(x), n_out + len(y)
-        outputs, state = net.stream_step(torch.from_numpy(to_model(np.zeros(0, np.float32), last=True))[None],
-                                         state, exit_k)
-        tail = np.concatenate([final(outputs), final(net.stream_end(state, exit_k))])
+        tail = np.concatenate([runner.step(to_model(np.zeros(0, np.float32), last=True)), runner.end()])
     y = to_output(tail, last=True)[:n_in - n_out]        # the output has the input's length: soxr
     sink.write(np.pad(y, (0, n_in - n_out - len(y))))   # rounds it by a sample either way
     sink.finish()
@@ -268,16 +357,19 @@ class Meter:
     """Processing time per chunk against the chunk's duration: a live status line on stderr (four a
     second on a terminal, one a second in a log) and the summary at the end."""
 
-    def __init__(self, live: bool, exit_used: str, lookahead: float, chunk: float) -> None:
+    def __init__(self, live: bool, exit_used: str, wait: tuple[str, float], chunk: float, per_block: bool) -> None:
         self.live, self.tty = live, sys.stderr.isatty()
-        self.exit_used, self.lookahead, self.chunk_s = exit_used, lookahead, chunk
+        self.exit_used, self.wait, self.chunk_s, self.per_block = exit_used, wait, chunk, per_block
         self.audio = self.spent = self.worst = self.resampling = 0.0
+        self.recent: deque[int] = deque(maxlen=12)   # the exits the last blocks took (per_block)
         self._shown, self._since = -float("inf"), (0.0, 0.0)   # the first chunk shows the line
 
-    def chunk(self, audio: float, spent: float, resampling: float) -> None:
-        """One chunk of `audio` seconds processed in `spent` seconds; the resamplers hold `resampling`."""
+    def chunk(self, audio: float, spent: float, resampling: float, exits: list[int]) -> None:
+        """One chunk of `audio` seconds processed in `spent` seconds, which decided blocks at `exits`;
+        the resamplers hold `resampling`."""
         self.audio, self.spent = self.audio + audio, self.spent + spent
         self.worst, self.resampling = max(self.worst, spent / audio), max(self.resampling, resampling)
+        self.recent.extend(exits)
         if not self.live:
             return
         since = (self._since[0] + audio, self._since[1] + spent)
@@ -285,7 +377,8 @@ class Meter:
         if now - self._shown < (0.25 if self.tty else 1.0):
             self._since = since
             return
-        line = (f"{self.exit_used} | latency {self.latency()} | {self.audio:.1f} s | "
+        taken = f" | exits {' '.join(map(str, self.recent)) or '-'}" if self.per_block else ""
+        line = (f"{self.exit_used}{taken} | latency {self.latency()} | {self.audio:.1f} s | "
                 f"{since[1] / since[0] * self.chunk_s * 1e3:.1f} ms per {self.chunk_s * 1e3:.1f} ms chunk "
                 f"(load {since[1] / since[0]:.0%})")
         sys.stderr.write(f"\r{line}\x1b[K" if self.tty else f"{line}\n")
@@ -293,11 +386,12 @@ class Meter:
         self._shown, self._since = now, (0.0, 0.0)
 
     def latency(self) -> str:
-        """The algorithmic latency: the model's look-ahead, the chunk, the resamplers' largest hold."""
-        parts = [f"look-ahead {self.lookahead * 1e3:.1f}", f"chunk {self.chunk_s * 1e3:.1f}"]
+        """The algorithmic latency: the model's look-ahead (a block's wait, with exits per block), the
+        chunk, the resamplers' largest hold."""
+        parts = [f"{self.wait[0]} {self.wait[1] * 1e3:.1f}", f"chunk {self.chunk_s * 1e3:.1f}"]
         if self.resampling:
             parts.append(f"resampling {self.resampling * 1e3:.1f}")
-        total = self.lookahead + self.chunk_s + self.resampling
+        total = self.wait[1] + self.chunk_s + self.resampling
         return f"{total * 1e3:.1f} ms ({' + '.join(parts)})"
 
     def clear(self) -> None:
@@ -305,7 +399,7 @@ class Meter:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
 
-    def summary(self, gmacs_per_second: float) -> str:
+    def summary(self, compute: str) -> str:
         rtf = self.spent / self.audio if self.audio else 0.0
         return (f"{self.audio:.2f} s of audio at {self.exit_used}: real-time factor {rtf:.3f} (worst chunk "
-                f"{self.worst:.3f}), {gmacs_per_second:.2f} GMAC/s, latency {self.latency()}")
+                f"{self.worst:.3f}), {compute}, latency {self.latency()}")

@@ -24,9 +24,10 @@ graph inputs and outputs:
   depth      ()             how many decoder groups have run every frame (int64)
 
 Each exit's group keeps its own state, so a group that skipped frames is visible (`depth`). Running
-it again needs the residual stream, the normalised samples and the level of the skipped frames,
-which this state does not keep yet: a stream runs a fixed number of exits, or fewer later on,
-never more (a `ValueError`).
+it again needs the residual stream of the skipped frames, which this state does not keep: a stream
+here runs a fixed number of exits, or fewer later on, never more (a `ValueError`). Choosing the exit
+per likelihood block, with the skipped groups caught up, is `press.model.stream_exits`, which runs
+the same pieces: `encode` (level, analysis, encoder, speaker split) and `run_group`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ class StreamState:
 
 
 @dataclass(frozen=True)
+class Front:
+    """What the network before the decoder groups carries from frame to frame (see StreamState)."""
+
+    history: torch.Tensor             # (B, K - 1) the last level-normalised samples
+    level: torch.Tensor               # (B, 2) the running level's sums
+    encoder: tuple[torch.Tensor, ...]  # per encoder block
+
+
+@dataclass(frozen=True)
+class Frames:
+    """New frames through the front: what the decoder groups and every exit's heads read."""
+
+    h: torch.Tensor       # (B, S, n, D) residual stream after the speaker split
+    basis: torch.Tensor   # (B, n P, C) the analysis basis the decoder heads mask
+    wave: torch.Tensor    # (B, n P) the level-normalised samples
+    level: torch.Tensor   # (B, n) the running level of every frame
+
+
+@dataclass(frozen=True)
 class StreamOutput:
     """What one exit says about the part of a stream that a chunk made final, in input units."""
 
@@ -72,22 +92,39 @@ def begin(net: nn.Module, batch: int) -> StreamState:
     """The state of `batch` streams before their first sample. `net` is a causal PressNet (typed as
     a module here: press_net imports this module for its stream methods)."""
     cfg = net.cfg
-    if not cfg.causal:
-        raise ValueError("only a causal model (model.causal: true) runs on a stream")
     like = net.split.weight
-    n = batch * cfg.n_src
     G = net.ig_heads[0].out.in_features
+    front = front_begin(net, batch)
     return StreamState(
         pending=like.new_zeros(batch, 0),
-        history=like.new_zeros(batch, cfg.enc_kernel - 1),
-        level=level_start(batch, like),
-        encoder=tuple(block.stream_state(batch, like) for block in net.encoder),
-        groups=tuple(tuple(block.stream_state(n, like) for block in group) for group in net.groups),
-        overlap=tuple(like.new_zeros(batch, cfg.n_src, cfg.enc_kernel - 1) for _ in range(cfg.n_exits)),
+        history=front.history,
+        level=front.level,
+        encoder=front.encoder,
+        groups=tuple(group_begin(net, i, batch) for i in range(cfg.n_exits)),
+        overlap=tuple(tail_begin(net, batch) for _ in range(cfg.n_exits)),
         pooled=tuple(like.new_zeros(batch, cfg.n_src, G) for _ in range(cfg.n_exits)),
         power=like.new_zeros(batch, 1),
         frames=torch.zeros((), dtype=torch.int64),
         depth=torch.tensor(cfg.n_exits))
+
+
+def front_begin(net: nn.Module, batch: int) -> Front:
+    """The front's state before a stream's first sample; a `ValueError` for a model that cannot stream."""
+    if not net.cfg.causal:
+        raise ValueError("only a causal model (model.causal: true) runs on a stream")
+    like = net.split.weight
+    return Front(history=like.new_zeros(batch, net.cfg.enc_kernel - 1), level=level_start(batch, like),
+                 encoder=tuple(block.stream_state(batch, like) for block in net.encoder))
+
+
+def group_begin(net: nn.Module, i: int, batch: int) -> tuple[torch.Tensor, ...]:
+    """Decoder group i's state (0-based) before a stream's first frame: every block's initial one."""
+    return tuple(block.stream_state(batch * net.cfg.n_src, net.split.weight) for block in net.groups[i])
+
+
+def tail_begin(net: nn.Module, batch: int) -> torch.Tensor:
+    """A decoder head's overlap-add tail before a stream's first sample (B, S, K - 1): nothing yet."""
+    return net.split.weight.new_zeros(batch, net.cfg.n_src, net.cfg.enc_kernel - 1)
 
 
 def step(net: nn.Module, chunk: torch.Tensor, state: StreamState, exits: int
@@ -113,8 +150,8 @@ def _check(net: nn.Module, state: StreamState, exits: int) -> None:
     if not 1 <= exits <= net.n_exits:
         raise ValueError(f"exits must lie in 1..{net.n_exits}, got {exits}")
     if exits > int(state.depth):
-        raise ValueError(f"exit {int(state.depth) + 1} skipped frames of this stream; running it again "
-                         "(catching its group up) is not supported yet")
+        raise ValueError(f"exit {int(state.depth) + 1} skipped frames of this stream, which keeps nothing to "
+                         "catch its group up: choose the exit per block with press.model.stream_exits")
 
 
 def _advance(net: nn.Module, x: torch.Tensor, state: StreamState, exits: int, keep: int, close: bool
@@ -150,30 +187,44 @@ def _run(net: nn.Module, x: torch.Tensor, state: StreamState, exits: int
          ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, StreamState]:
     """The network on n >= 1 new frames x (B, n P): per exit the normalised estimate (B, S, n P) and
     the inverse-gamma features (B, S, n, G), the level of every frame (B, n), and the new state."""
-    cfg = net.cfg
-    level, level_state = running_level(x, state.level, net.level_decay, cfg.patch)   # (B, n)
-    wave = x / sample_level(level, cfg.patch)                                        # (B, n P)
-    taps = torch.cat([state.history, wave], dim=1)                                   # (B, K - 1 + n P)
-    frames, basis = net.encoder_head.encode(taps)                                    # (B,1,n,D), (B,nP,C)
-    h, encoder = frames, []
-    for block, s in zip(net.encoder, state.encoder):
-        h, s = block.step(h, s)
-        encoder.append(s)
-    h = net.speakers(h)                                                              # (B, S, n, D)
-    groups, overlap = list(state.groups), list(state.overlap)
+    frames, front = encode(net, x, Front(state.history, state.level, state.encoder))
+    h, groups, overlap = frames.h, list(state.groups), list(state.overlap)
     estimates, features = [], []
     for i in range(exits):
-        carried = []
-        for block, s in zip(net.groups[i], state.groups[i]):
-            h, s = block.step(h, s)
-            carried.append(s)
-        groups[i] = tuple(carried)
-        estimate, overlap[i] = net.decoder_heads[i].step(h, basis, wave, state.overlap[i])
+        h, groups[i] = run_group(net, i, h, state.groups[i])
+        estimate, overlap[i] = net.decoder_heads[i].step(h, frames.basis, frames.wave, state.overlap[i])
         estimates.append(estimate)
         features.append(net.ig_heads[i].features(h))
-    state = replace(state, history=taps[:, wave.shape[1]:], level=level_state, encoder=tuple(encoder),
+    state = replace(state, history=front.history, level=front.level, encoder=front.encoder,
                     groups=tuple(groups), overlap=tuple(overlap))
-    return estimates, features, level, state
+    return estimates, features, frames.level, state
+
+
+def encode(net: nn.Module, x: torch.Tensor, front: Front) -> tuple[Frames, Front]:
+    """The running level, the analysis filters, the encoder and the speaker split on n >= 1 new
+    frames x (B, n P), from the front's state after the frames before them."""
+    cfg = net.cfg
+    level, level_state = running_level(x, front.level, net.level_decay, cfg.patch)   # (B, n)
+    wave = x / sample_level(level, cfg.patch)                                        # (B, n P)
+    taps = torch.cat([front.history, wave], dim=1)                                   # (B, K - 1 + n P)
+    h, basis = net.encoder_head.encode(taps)                                         # (B,1,n,D), (B,nP,C)
+    encoder = []
+    for block, s in zip(net.encoder, front.encoder):
+        h, s = block.step(h, s)
+        encoder.append(s)
+    frames = Frames(h=net.speakers(h), basis=basis, wave=wave, level=level)         # h: (B, S, n, D)
+    return frames, Front(history=taps[:, wave.shape[1]:], level=level_state, encoder=tuple(encoder))
+
+
+def run_group(net: nn.Module, i: int, h: torch.Tensor, state: tuple[torch.Tensor, ...]
+              ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Decoder group i (0-based) on the next frames h (B, S, n, D) from its state after the frames
+    before them: (h after the group, the group's state after these frames)."""
+    carried = []
+    for block, s in zip(net.groups[i], state):
+        h, s = block.step(h, s)
+        carried.append(s)
+    return h, tuple(carried)
 
 
 def _blocks(open_sum: torch.Tensor, new: torch.Tensor, phase: int, fpb: int, close: bool
