@@ -80,6 +80,13 @@ def test_train_init_starts_from_an_earlier_model(tmp_path, capsys):
     assert main(["train", "tiny", "--out", str(tmp_path / "third"), "--device", "cpu", "--no-progress", *SHORT,
                  f"train.init={first / 'best.safetensors'}", "model.dim=24"]) == 2
     assert "architecture" in capsys.readouterr().err
+    # the same tensors run causally with another likelihood block: a causal model may start from them
+    assert main(["train", "tiny", "--out", str(tmp_path / "causal"), "--device", "cpu", "--no-progress", *SHORT,
+                 f"train.init={first / 'best.safetensors'}", "model.causal=true", "model.block=200",
+                 "train.steps=1", "train.lr=0", "finetune.lr=0", "finetune.steps=0"]) == 0
+    assert "causal False -> True" in capsys.readouterr().err
+    causal = load_file(str(tmp_path / "causal" / "last.safetensors"))
+    assert all(torch.equal(causal[k], source[k]) for k in source)
 
 
 def test_train_init_takes_a_shipped_models_name(tmp_path, capsys):

@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +54,11 @@ from press.training.loss import TrainingLoss
 from press.training.records import RunRecords
 from press.training.schedule import lr_at, stage_at, total_steps
 from press.training.state import capture_rng, load_state, restore_rng, save_state
+
+# Model fields that shape no parameter: `train.init` may start a run from weights saved under other
+# values, e.g. a causal `enhance-rt` from the bidirectional `enhance` (the same tensors, run forward
+# only and with a running level) or another likelihood block.
+WEIGHTLESS_FIELDS = ("name", "causal", "block")
 
 
 @dataclass(frozen=True)
@@ -230,10 +236,15 @@ class Trainer:
         optimiser, schedule and data order start afresh. A shipped model's name (`train.init=default`)
         or a checkpoint path."""
         source, source_cfg, _ = load_model(path)
-        if model_config(source_cfg) != model_config(self.cfg):
+        mine, theirs = model_config(self.cfg), model_config(source_cfg)
+        changed = [f for f in WEIGHTLESS_FIELDS if getattr(mine, f) != getattr(theirs, f)]
+        if replace(theirs, **{f: getattr(mine, f) for f in changed}) != mine:
             raise PressError(f"train.init={path}: its model config differs from this run's; "
                              "only a model of the same architecture can be continued")
         self.model.load_state_dict(source.state_dict())
+        if changed and self.dist.is_main:
+            print(f"press train: train.init={path}: the same weights in another setting: "
+                  + ", ".join(f"{f} {getattr(theirs, f)} -> {getattr(mine, f)}" for f in changed), file=sys.stderr)
 
     def _enter(self, stage: str, position: Position) -> None:
         """Begin (or resume inside) a stage: the parameters it updates, its batches from `position`, and
