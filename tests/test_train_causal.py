@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
 from test_train_resume import Killed, assert_same_tree, kill_at
-from tiny_training import tiny_run_config
+from tiny_training import loss_and_grads, tiny_run_config
 
 import press
 from press.cli import main
@@ -93,22 +93,16 @@ def test_padding_changes_neither_loss_nor_gradients_of_a_causal_model():
     model = PressNet(model_config(cfg)).train()
     loss_fn = TrainingLoss(cfg.model.block, sisnr_weight=0.2, model=model.cfg)
 
-    def loss_and_grads(batch):
-        model.zero_grad()
-        res = loss_fn(model(batch["mixture"], batch["lengths"]), batch["sources"], batch["mixture"], batch["lengths"])
-        res.loss.backward()
-        return res.loss.detach(), [p.grad.clone() for p in model.parameters()]
-
     batch = collate_padded(items)
     lengths = batch["lengths"].tolist()
     assert max(lengths) - min(lengths) > cfg.model.block                # some item has a block of padding
     for b, n in enumerate(lengths):                                   # garbage, not zeros, in the padding
         batch["mixture"][b, n:] = 5.0
         batch["sources"][b, :, n:] = -3.0
-    padded_loss, padded_grads = loss_and_grads(batch)
+    padded_loss, padded_grads = loss_and_grads(model, loss_fn, batch)
     assert torch.isfinite(padded_loss) and all(torch.isfinite(g).all() for g in padded_grads)
     weights = batch["lengths"].double() / batch["lengths"].sum()
-    alone = [loss_and_grads(collate_padded([it])) for it in items]
+    alone = [loss_and_grads(model, loss_fn, collate_padded([it])) for it in items]
     torch.testing.assert_close(padded_loss.double(), sum(w * l for w, (l, _) in zip(weights, alone)),
                                rtol=1e-5, atol=1e-6)
     for k, g in enumerate(padded_grads):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from test_train_resume import Killed, kill_at
-from tiny_training import tiny_run_config
+from tiny_training import loss_and_grads, tiny_run_config
 
 from press.data.views import collate_padded
 from press.model import PressNet, model_config
@@ -38,21 +38,15 @@ def test_padding_changes_neither_loss_nor_gradients():
     model = PressNet(model_config(cfg)).train()
     loss_fn = TrainingLoss(cfg.model.block)
 
-    def loss_and_grads(batch):
-        model.zero_grad()
-        res = loss_fn(model(batch["mixture"], batch["lengths"]), batch["sources"], batch["mixture"], batch["lengths"])
-        res.loss.backward()
-        return res.loss.detach(), [p.grad.clone() for p in model.parameters()]
-
     batch = collate_padded(items)
     assert len(set(batch["lengths"].tolist())) == 3
     for b, n in enumerate(batch["lengths"].tolist()):      # garbage, not zeros, in the padding
         batch["mixture"][b, n:] = 5.0
         batch["sources"][b, :, n:] = -3.0
-    padded_loss, padded_grads = loss_and_grads(batch)
+    padded_loss, padded_grads = loss_and_grads(model, loss_fn, batch)
     # the batch loss is per valid sample: the items' losses weighted by their lengths
     weights = batch["lengths"].double() / batch["lengths"].sum()
-    alone = [loss_and_grads(collate_padded([it])) for it in items]
+    alone = [loss_and_grads(model, loss_fn, collate_padded([it])) for it in items]
     expected_loss = sum(w * l for w, (l, _) in zip(weights, alone))
     torch.testing.assert_close(padded_loss.double(), expected_loss, rtol=1e-5, atol=1e-6)
     for k, g in enumerate(padded_grads):

@@ -24,3 +24,11 @@ OVERRIDES = [
 def tiny_run_config(*extra: str) -> DictConfig:
     """Resolved, as `press train` resolves it: every section and default present (the typed configs)."""
     return resolve_config(load_config("tiny", OVERRIDES + list(extra)))
+
+
+def loss_and_grads(model, loss_fn, batch: dict) -> tuple:
+    """The loss of one padded batch and every parameter's gradient: what padding must not change."""
+    model.zero_grad()
+    res = loss_fn(model(batch["mixture"], batch["lengths"]), batch["sources"], batch["mixture"], batch["lengths"])
+    res.loss.backward()
+    return res.loss.detach(), [p.grad.clone() for p in model.parameters()]
