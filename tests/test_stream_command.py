@@ -326,3 +326,51 @@ def test_the_status_line_shows_the_exits_of_the_last_blocks(capsys, monkeypatch)
     assert lines[0].startswith("t = 20 dB, p = 0.9, lazy catch-up | exits - | latency 59.9 ms (block 49.9 + chunk 10.0)")
     assert lines[1].startswith("t = 20 dB, p = 0.9, lazy catch-up | exits 1 3 | ")
     assert lines[-1].startswith("t = 20 dB, p = 0.9, lazy catch-up | exits 3 1 2 3 1 2 3 1 2 3 1 2 | ")   # the last 12
+
+
+@pytest.fixture(scope="module")
+def stream_export(causal_checkpoint, tmp_path_factory):
+    """`press export` of the causal checkpoint: its streaming graphs."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("export")
+    assert main(["export", str(causal_checkpoint), str(out)]) == 0
+    return out / "manifest.json"
+
+
+def test_the_onnx_backend_in_a_pipe_gives_the_whole_file_forward(causal_checkpoint, stream_export, capsys):
+    """raw PCM through onnxruntime at a fixed exit: the torch whole-file forward's samples."""
+    x = noise(SR + 3, seed=4)
+    done = subprocess.run([*PRESS, str(stream_export), "--backend", "onnx", "--input", "-", "--output", "-",
+                           "--rate", str(SR), "--format", "f32le", "--exit", "2"], input=x.astype("<f4").tobytes(),
+                          capture_output=True, env=ENV, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert_close(np.frombuffer(done.stdout, dtype="<f4"), forward(causal_checkpoint, x, 2))
+    summary = done.stderr.decode()
+    assert "exit 2 of 3 (onnx)" in summary and "exits per block 1: 0 (0%) 2: 21 (100%) 3: 0 (0%)" in summary
+
+
+def test_the_onnx_backend_decides_each_block_as_torch_does(causal_checkpoint, stream_export, mixed, tmp_path,
+                                                           capsys):
+    """Exits per block with lazy catch-up through onnxruntime: each whole block at the exit the rule
+    gives, the whole-file forward's samples there (the last, partial block's (alpha, beta) cover
+    its zero-padded block, so its exit may differ)."""
+    x, target, confidence, exits = mixed
+    sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
+    assert main(["stream", str(stream_export), "--backend", "onnx", "--input", str(tmp_path / "in.wav"), "--output",
+                 str(tmp_path / "out.wav"), "--target-db", str(target), "--confidence", str(confidence)]) == 0
+    y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
+    whole_blocks = len(x) // 400 * 400
+    assert_close(y[:whole_blocks], per_block(causal_checkpoint, x, exits)[:whole_blocks])
+    assert y.shape == x.shape
+
+
+def test_the_onnx_backend_refuses_a_segment_export(tmp_path, capsys):
+    torch.manual_seed(0)
+    cfg = load_config("tiny", ["model.sources=[speech,noise]"])
+    save_model(tmp_path / "offline.safetensors", PressNet(model_config(cfg)).eval(), cfg)
+    assert main(["export", str(tmp_path / "offline.safetensors"), str(tmp_path / "graphs"), "--no-budget"]) == 0
+    assert main(["stream", str(tmp_path / "graphs"), "--backend", "onnx", "--input", "x.wav", "--output",
+                 str(tmp_path / "y.wav")]) == 2
+    assert "an export of segment graphs; press stream needs a causal model's streaming export" in \
+        capsys.readouterr().err

@@ -22,8 +22,9 @@ import contextlib
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from press.commands.options import channel_choice, number, writable_folder
 
@@ -78,7 +79,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subtype", choices=["FLOAT", "PCM_16", "PCM_24"], default="FLOAT",
                    help="WAV sample format of a file output (default FLOAT; PCM_16, PCM_24 clip to full scale)")
     p.add_argument("--threads", type=number(1, integer=True), default=1,
-                   help="torch threads (default 1: a chunk of milliseconds gains little from more)")
+                   help="torch or onnxruntime threads (default 1: a chunk of milliseconds gains little from more)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch (MODEL a checkpoint or shipped name) or onnx: MODEL the manifest.json (or its "
+                        "folder) that `press export` wrote for a causal model, run by onnxruntime without "
+                        "torch; it runs whole blocks, so a fixed --exit waits a block too")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--progress", action="store_true",
                        help="the live status line on stderr even when stderr is not a terminal")
@@ -92,6 +97,21 @@ class Source(Protocol):
     frames: int
 
     def read(self) -> np.ndarray | None: ...
+
+
+class Runner(Protocol):
+    """A model on the stream: `step` takes the next samples at the model's rate and returns the speech
+    samples it made final, `end` the rest; `taken` lists the exit of every block decided so far."""
+
+    label: str
+    wait: tuple[str, float]   # what a sample waits for before it can go out, in s
+    taken: list[int]
+
+    def step(self, x: np.ndarray) -> np.ndarray: ...
+
+    def end(self) -> np.ndarray: ...
+
+    def compute(self) -> str: ...
 
 
 class Sink(Protocol):
@@ -139,13 +159,16 @@ def check_options(args: argparse.Namespace) -> None:
         sounddevice()
 
 
-def load_causal(spec: str) -> tuple[PressNet, str, OperatingPoint]:
-    """(the causal network, its name, the operating point it stores) for a checkpoint or shipped name;
+def load_causal(spec: str) -> tuple[PressNet, str, OperatingPoint, list[tuple[float, float]]]:
+    """(the causal network, its name, the operating point and the (alpha, beta) recalibration per
+    exit it stores) for a checkpoint or shipped name;
     a PressError for a model that cannot stream, or for a causal config whose weights are not shipped."""
+    from press.engine.backend import exit_scales
     from press.engine.operating_point import OperatingPoint
     from press.errors import PressError
     from press.model.config import config_names
     from press.model.pretrained import load, shipped_names
+    from press.prob.calibration import Recalibration
 
     if spec not in shipped_names() and spec in config_names() and not Path(spec).exists():
         raise PressError(f"{spec} is a configuration whose trained weights are not shipped: train it "
@@ -156,7 +179,8 @@ def load_causal(spec: str) -> tuple[PressNet, str, OperatingPoint]:
         files = "press enhance" if "speech" in net.cfg.source_names else "press separate"
         raise PressError(f"{name} is not causal: stream needs a causal model such as enhance-rt; use {files} "
                          "for files")
-    return net, name, OperatingPoint.from_dict(extra.get("operating_point"))
+    scales = exit_scales(extra.get("recalibration") or Recalibration().to_dict(), net.n_exits)
+    return net, name, OperatingPoint.from_dict(extra.get("operating_point")), scales
 
 
 def open_source(args: argparse.Namespace, model_rate: int, stack: contextlib.ExitStack) -> Source:
@@ -205,31 +229,21 @@ class WavSink:
 
 
 def stream(args: argparse.Namespace) -> int:
-    import torch
-
     from press.commands.signals import ctrl_c_ends_input
-    from press.errors import PressError
 
-    torch.set_num_threads(args.threads)
-    net, name, point = load_causal(args.model)
-    if args.exit is not None and args.exit > net.n_exits:
-        raise PressError(f"{name} has {net.n_exits} exits; --exit {args.exit} is beyond them")
-    rate = net.cfg.sample_rate
-    with torch.inference_mode():   # the first step loads compiled kernels: before a microphone records
-        net.stream_step(torch.zeros(1, max(1, round(args.chunk_ms * rate / 1000))), net.stream_begin(1),
-                        args.exit or net.n_exits)
-    if args.exit:
-        runner: FixedExit | BlockExits = FixedExit(net, args.exit)
-    else:
-        runner = BlockExits(net, *point.resolve(args.target_db, args.confidence), args.catch_up or "lazy")
+    runner, rate = (onnx_runner if args.backend == "onnx" else torch_runner)(args)
     with contextlib.ExitStack() as stack:
+        if args.backend == "torch":
+            import torch
+
+            stack.enter_context(torch.inference_mode())
         source = open_source(args, rate, stack)
         ended = stack.enter_context(ctrl_c_ends_input()) if args.input == MIC else (lambda: False)
         sink = open_sink(args, source.rate, stack)
         meter = Meter(show_status(args), runner.label, runner.wait, source.frames / source.rate,
-                      isinstance(runner, BlockExits))
+                      not isinstance(runner, FixedExit))
         try:
-            pump(net, runner, source, sink, meter, ended)
+            pump(rate, runner, source, sink, meter, ended)
         except BrokenPipeError:   # the reader of stdout went away: the stream ends there, quietly
             return 0
         finally:
@@ -238,6 +252,37 @@ def stream(args: argparse.Namespace) -> int:
         print(f"press stream: {meter.summary(runner.compute())}"
               + "".join(f"; {note}" for note in notes(source, sink)), file=sys.stderr)
     return 0
+
+
+def torch_runner(args: argparse.Namespace) -> tuple[FixedExit | BlockExits, int]:
+    """The runner for a causal checkpoint or shipped name, warmed up; the model's rate."""
+    import torch
+
+    from press.errors import PressError
+
+    torch.set_num_threads(args.threads)
+    net, name, point, scales = load_causal(args.model)
+    if args.exit is not None and args.exit > net.n_exits:
+        raise PressError(f"{name} has {net.n_exits} exits; --exit {args.exit} is beyond them")
+    rate = net.cfg.sample_rate
+    with torch.inference_mode():   # the first step loads compiled kernels: before a microphone records
+        net.stream_step(torch.zeros(1, max(1, round(args.chunk_ms * rate / 1000))), net.stream_begin(1),
+                        args.exit or net.n_exits)
+    if args.exit:
+        return FixedExit(net, args.exit), rate
+    return BlockExits(net, *point.resolve(args.target_db, args.confidence), args.catch_up or "lazy", scales), rate
+
+
+def onnx_runner(args: argparse.Namespace) -> tuple[OnnxBlocks, int]:
+    """The runner for a streaming export's manifest (press export of a causal model); its rate."""
+    from press.errors import PressError
+    from press.runtime import OnnxStreamModel, load
+
+    model = load(args.model, threads=args.threads)
+    if not isinstance(model, OnnxStreamModel):
+        raise PressError(f"{args.model}: an export of segment graphs; press stream needs a causal model's "
+                         "streaming export (press export enhance-rt OUT_DIR)")
+    return OnnxBlocks(model, args), model.sample_rate
 
 
 def speech_index(net: PressNet) -> int:
@@ -276,12 +321,13 @@ class BlockExits:
     """Each likelihood block to the first exit where press.engine's exit rule lets it leave
     (press.model.stream_exits.BlockStream); its samples go out once it is decided."""
 
-    def __init__(self, net: PressNet, target_db: float, confidence: float, catch_up: str) -> None:
+    def __init__(self, net: PressNet, target_db: float, confidence: float, catch_up: str,
+                 scales: list[tuple[float, float]] | None = None) -> None:
         from press.engine.stream_rule import StreamRule
         from press.model.stream_exits import BlockStream
 
         self.net, self.speech = net, speech_index(net)
-        self.stream = BlockStream(net, StreamRule(target_db, confidence), catch_up)
+        self.stream = BlockStream(net, StreamRule(target_db, confidence, scales), catch_up)
         self.label = f"t = {target_db:g} dB, p = {confidence:g}, {catch_up} catch-up"
         self.wait = ("block", (net.cfg.block - 1) / net.cfg.sample_rate)
         self.taken: list[int] = []
@@ -301,37 +347,71 @@ class BlockExits:
         return np.concatenate([np.zeros(0, np.float32)] + [out.estimate[0, self.speech].numpy() for out in outputs])
 
     def compute(self) -> str:
-        """The exits the blocks took, and the GMAC/s spent over the audio (catch-up included)."""
-        counts, blocks = Counter(self.taken), max(len(self.taken), 1)
-        exits = " ".join(f"{k}: {counts[k]} ({counts[k] / blocks:.0%})" for k in range(1, self.net.n_exits + 1))
         macs, catch_up = self.stream.macs()
-        seconds = max(self.stream.samples, 1) / self.net.cfg.sample_rate
-        return (f"exits per block {exits}, {macs / seconds / 1e9:.2f} GMAC/s spent "
-                f"(catch-up {catch_up / max(macs, 1):.1%} of it)")
+        return per_block(self.taken, self.net.n_exits, macs, catch_up, self.stream.samples / self.net.cfg.sample_rate)
 
 
-def pump(net: PressNet, runner: FixedExit | BlockExits, source: Source, sink: Sink, meter: Meter,
-         ended: Callable[[], bool]) -> None:
+class OnnxBlocks:
+    """BlockExits on a streaming export with onnxruntime alone (press.runtime.stream.OnnxStream): a
+    fixed --exit too runs whole blocks there."""
+
+    def __init__(self, model, args: argparse.Namespace) -> None:
+        names = model.source_names
+        self.model, self.speech = model, names.index("speech") if "speech" in names else 0
+        if args.exit is not None:
+            self.stream = model.stream(exit=args.exit)
+            self.label = f"exit {args.exit} of {model.n_exits} (onnx)"
+        else:
+            t, p = model.operating_point.resolve(args.target_db, args.confidence)
+            self.stream = model.stream(t, p, catch_up=args.catch_up or "lazy")
+            self.label = f"t = {t:g} dB, p = {p:g}, {args.catch_up or 'lazy'} catch-up (onnx)"
+        self.wait = ("block", model.latency)
+        self.taken: list[int] = []
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        return self._speech(self.stream.push(x[None]))
+
+    def end(self) -> np.ndarray:
+        return self._speech(self.stream.end())
+
+    def _speech(self, outputs: list) -> np.ndarray:
+        import numpy as np
+
+        self.taken += [out.exit for out in outputs]
+        return np.concatenate([np.zeros(0, np.float32)] + [out.estimate[0, self.speech] for out in outputs])
+
+    def compute(self) -> str:
+        macs, catch_up = self.stream.macs()
+        return per_block(self.taken, self.model.n_exits, macs, catch_up, self.stream.samples / self.model.sample_rate)
+
+
+def per_block(taken: list[int], n_exits: int, macs: int, catch_up: int, seconds: float) -> str:
+    """The exits the blocks took, and the GMAC/s spent over the audio (catch-up included)."""
+    counts, blocks = Counter(taken), max(len(taken), 1)
+    exits = " ".join(f"{k}: {counts[k]} ({counts[k] / blocks:.0%})" for k in range(1, n_exits + 1))
+    return (f"exits per block {exits}, {macs / max(seconds, 1e-9) / 1e9:.2f} GMAC/s spent "
+            f"(catch-up {catch_up / max(macs, 1):.1%} of it)")
+
+
+def pump(rate: int, runner: Runner, source: Source, sink: Sink, meter: Meter, ended: Callable[[], bool]) -> None:
     """Every chunk of `source` through `runner`, and the speech it makes final into `sink` at once,
-    resampled to and from the model's rate where the source's differs; at the end of the input, its
+    resampled to and from the model's `rate` where the source's differs; at the end of the input, its
     last samples."""
     import numpy as np
-    import torch
 
     from press.io.audio import StreamResampler
 
-    to_model = StreamResampler(source.rate, net.cfg.sample_rate)
-    to_output = StreamResampler(net.cfg.sample_rate, source.rate)
+    to_model = StreamResampler(source.rate, rate)
+    to_output = StreamResampler(rate, source.rate)
     n_in = n_out = 0
-    with torch.inference_mode():
-        while not ended() and (x := source.read()) is not None:
-            start, decided = time.perf_counter(), len(runner.taken)
-            y = to_output(runner.step(to_model(x)))
-            meter.chunk(len(x) / source.rate, time.perf_counter() - start, to_model.delay() + to_output.delay(),
-                        runner.taken[decided:])
-            sink.write(y)
-            n_in, n_out = n_in + len(x), n_out + len(y)
-        tail = np.concatenate([runner.step(to_model(np.zeros(0, np.float32), last=True)), runner.end()])
+    while not ended() and (x := source.read()) is not None:
+        start, decided = time.perf_counter(), len(runner.taken)
+        y = to_output(runner.step(to_model(x)))
+        meter.chunk(len(x) / source.rate, time.perf_counter() - start, to_model.delay() + to_output.delay(),
+                    runner.taken[decided:])
+        sink.write(y)
+        n_in, n_out = n_in + len(x), n_out + len(y)
+    tail = np.concatenate([runner.step(to_model(np.zeros(0, np.float32), last=True)), runner.end()])
     y = to_output(tail, last=True)[:n_in - n_out]        # the output has the input's length: soxr
     sink.write(np.pad(y, (0, n_in - n_out - len(y))))   # rounds it by a sample either way
     sink.finish()

@@ -10,6 +10,8 @@ streams. On the first block it is that block's own mean power.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from press.engine.rule import exit_probabilities
@@ -18,10 +20,14 @@ from press.engine.rule import exit_probabilities
 class StreamRule:
     """Whether a stream's block may leave at an exit: P(exit-SNR >= target_db) >= confidence for
     every speaker. Called with the blocks in order, each at its first exit first (which is when its
-    input joins P_ref); B streams are judged one by one, each with its own P_ref."""
+    input joins P_ref); B streams are judged one by one, each with its own P_ref. scales: the
+    model's stored recalibration, (alpha, beta) scale per exit (press.engine.backend.exit_scales),
+    applied before the rule as a file's exits apply it; None: none."""
 
-    def __init__(self, target_db: float, confidence: float) -> None:
+    def __init__(self, target_db: float, confidence: float,
+                 scales: Sequence[tuple[float, float]] | None = None) -> None:
         self.target_db, self.confidence = float(target_db), float(confidence)
+        self.scales = None if scales is None else [(np.float32(a), np.float32(b)) for a, b in scales]
         self._block = -1
         self._energy: np.ndarray | float = 0.0   # (B,) sum of squares of the input so far
         self._count = 0                           # its samples
@@ -36,6 +42,8 @@ class StreamRule:
             self._energy = self._energy + np.square(mixture, dtype=np.float64).sum(-1)
             self._count += n
         p_ref = np.broadcast_to(self._energy / max(self._count, 1), mixture.shape[:1])
+        if self.scales is not None:
+            alpha, beta = alpha * self.scales[exit - 1][0], beta * self.scales[exit - 1][1]
         return np.array([exit_probabilities(estimate[b], mixture[b], alpha[b], beta[b], self.target_db,
                                             self.confidence, max(n, 1), float(p_ref[b]), np.asarray(n)).decision[0]
                          for b in range(mixture.shape[0])])

@@ -70,8 +70,9 @@ def running_level(x: torch.Tensor, carry: torch.Tensor, decay: float, patch: int
 
 
 def sample_level(level: torch.Tensor, patch: int) -> torch.Tensor:
-    """The level of every sample (B, T P) from the level of every frame (B, T)."""
-    return level.repeat_interleave(patch, dim=-1)
+    """The level of every sample (B, T P) from the level of every frame (B, T). (An expand, not
+    `repeat_interleave`, whose ONNX form loses the shape that the analysis filters' reshape needs.)"""
+    return level.unsqueeze(-1).expand(*level.shape, patch).flatten(-2)
 
 
 def block_power(level: torch.Tensor, mask: torch.Tensor, frames_per_block: int) -> torch.Tensor:

@@ -194,6 +194,13 @@ def scan_from(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int = 8
     frames, carrying the last frame's state into the next chunk: the state enters `scan` as a frame
     of its own, before the first, whose decay is never applied.
     """
+    if torch.onnx.is_in_onnx_export():
+        # the state folded into the first frame (h_0 = a_0 h0 + b_0), the frames padded with a = 1,
+        # b = 0 to whole chunks: the traced number of frames is fixed (press.export.onnx_stream)
+        T = int(a.shape[-2])
+        b = torch.cat([torch.addcmul(b[..., :1, :], a[..., :1, :], h0.unsqueeze(-2).to(b.dtype)), b[..., 1:, :]], dim=-2)
+        a, b = F.pad(a, (0, 0, 0, -T % chunk), value=1.0), F.pad(b, (0, 0, 0, -T % chunk))
+        return fixed_depth_scan(a, b, chunk, ((T + chunk - 1) // chunk - 1).bit_length())[..., :T, :]
     a = torch.cat([torch.zeros_like(a[..., :1, :]), a], dim=-2)
     b = torch.cat([h0.unsqueeze(-2).to(b.dtype), b], dim=-2)
     return scan(a, b, a.shape[-1], chunk)[..., 1:, :]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -132,18 +133,16 @@ class OnnxModel(SeparationModel):
         return result
 
 
-def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = True) -> OnnxModel:
-    """An exported model from its manifest.json; every graph's sha256 is checked against it.
+def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = True) -> Any:
+    """An exported model from its manifest.json: an `OnnxModel`, or for a causal model's streaming
+    export an `OnnxStreamModel` (press.runtime.stream); every graph's sha256 is checked against it.
 
     Whatever is wrong with an export (a field missing or of the wrong type, another format or
     version, a graph missing, changed, truncated or not matching the manifest's inputs and outputs)
     is a PressError that names the file and the problem, never an onnxruntime traceback.
     """
-    try:
-        import onnxruntime as ort
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
-    except ImportError:
-        raise PressError("the ONNX backend needs onnxruntime: pip install 'press-sep[export]'") from None
+    from press.runtime import stream
+
     if threads is not None and (not is_int(threads) or threads < 1):
         raise PressError(f"threads must be a positive whole number, got {threads!r}")
     path = Path(manifest)
@@ -152,11 +151,45 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
     if not path.is_file():
         raise PressError(f"{path}: no such manifest (press export MODEL OUT_DIR writes OUT_DIR/manifest.json)")
     m = read_json(path, "manifest")
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise PressError(f"{path}: not a PRESS export manifest (no format {FORMAT!r})")
-    if not is_int(m.get("version")) or m["version"] != FORMAT_VERSION:
-        raise PressError(f"{path}: export format version {m.get('version')!r} is not {FORMAT_VERSION}; re-export")
+    formats = {FORMAT: FORMAT_VERSION, stream.FORMAT: stream.FORMAT_VERSION}
+    if not isinstance(m, dict) or m.get("format") not in formats:
+        raise PressError(f"{path}: not a PRESS export manifest (no format {FORMAT!r} or {stream.FORMAT!r})")
+    version = formats[m["format"]]
+    if not is_int(m.get("version")) or m["version"] != version:
+        raise PressError(f"{path}: export format version {m.get('version')!r} is not {version}; re-export")
+    if m["format"] == stream.FORMAT:
+        stream.check_manifest(m, path)
+        return stream.OnnxStreamModel(m, open_sessions(path, m, threads, check_hashes))
     check_manifest(m, path)
+    sessions = open_sessions(path, m, threads, check_hashes)
+    calibration = None
+    if m.get("budget_calibration"):
+        file = verified(path, m["budget_calibration"], "budget calibration", check_hashes)
+        calibration = read_json(file, "budget calibration")
+        check_budget_calibration(calibration, m["n_exits"], file)
+    return OnnxModel(m, sessions, calibration)
+
+
+def verified(path: Path, entry: dict, what: str, check_hashes: bool) -> Path:
+    """The file a manifest entry names (beside the manifest at `path`), present and (unless told
+    not to check) unchanged."""
+    file = path.parent / entry["file"]
+    if not file.is_file():
+        raise PressError(f"{file}: {what} named in the manifest is missing")
+    if check_hashes and sha256_file(file) != entry["sha256"]:
+        raise PressError(f"{file}: sha256 does not match the manifest: the {what} was changed or "
+                         "damaged after export; export again")
+    return file
+
+
+def open_sessions(path: Path, m: dict, threads: int | None, check_hashes: bool) -> list:
+    """An onnxruntime session per graph of a checked manifest, each verified and matching its
+    entry's inputs and outputs."""
+    try:
+        import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+    except ImportError:
+        raise PressError("the ONNX backend needs onnxruntime: pip install 'press-sep[export]'") from None
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -165,20 +198,9 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
     ort_failures = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph,
                     ort_errors.NoSuchFile, ort_errors.NotImplemented, ort_errors.RuntimeException, RuntimeError,
                     ValueError)
-
-    def verified(entry: dict, what: str) -> Path:
-        """The file a manifest entry names, present and (unless told not to check) unchanged."""
-        file = path.parent / entry["file"]
-        if not file.is_file():
-            raise PressError(f"{file}: {what} named in the manifest is missing")
-        if check_hashes and sha256_file(file) != entry["sha256"]:
-            raise PressError(f"{file}: sha256 does not match the manifest: the {what} was changed or "
-                             "damaged after export; export again")
-        return file
-
     sessions = []
     for g in m["graphs"]:
-        file = verified(g, "graph")
+        file = verified(path, g, "graph", check_hashes)
         try:
             session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
         except ort_failures as err:
@@ -189,12 +211,7 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
             raise PressError(f"{file}: the graph's inputs and outputs {names} are not the manifest's "
                              f"{(g['inputs'], g['outputs'])}; export again")
         sessions.append(session)
-    calibration = None
-    if m.get("budget_calibration"):
-        file = verified(m["budget_calibration"], "budget calibration")
-        calibration = read_json(file, "budget calibration")
-        check_budget_calibration(calibration, m["n_exits"], file)
-    return OnnxModel(m, sessions, calibration)
+    return sessions
 
 
 def is_int(value: Any) -> bool:
