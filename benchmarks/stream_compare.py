@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enhance_compare import score_folder  # noqa: E402
+from enhance_compare import score_folder
 
 CAUSAL_PEERS = "rnnoise,deepfilternet3,gtcrn,dtln,nsnet2"
 
