@@ -1,12 +1,13 @@
 """A causal PRESS model streamed beside the causal peers: latency, GMAC/s, one-thread RTF, SI-SNRi, PESQ-WB, STOI.
 
     python benchmarks/stream_compare.py --data DATA --runs RUNS --model runs/enhance-rt/enhance-rt.safetensors \
-        [--backend torch|onnx] [--targets 5] [--confidence 0.9] [--limit N] \
+        [--backend torch|onnx] [--targets 5] [--confidence 0.9] [--catch-up lazy,reset,hold] [--limit N] \
         [--peers-venv PEERS --peers rnnoise,deepfilternet3,gtcrn,dtln,nsnet2]
 
 DATA is what benchmarks/noisy_testset.py writes (noisy/ and clean/). Each file streams through the
 model as a live input would: chunks of one likelihood block pushed one after the other, every block
-at its exit (each fixed exit, then the exit rule at each target with lazy catch-up), one thread.
+at its exit (each fixed exit, then the exit rule at each target with each catch-up policy asked
+for: lazy, exact, by default), one thread.
 Timed is the model's work per file (process CPU time and wall time); GMAC/s is what the stream
 counted (catch-up included); the latency is the algorithmic one, the block (its first sample waits
 for its last; the look-ahead lies inside the block), as DTLN's 32 ms block is its latency. Outputs and a timing.json like the peers' go to RUNS/press-rt-*.
@@ -62,21 +63,22 @@ def open_model(spec: str, backend: str):
             return BlockStream(net, lambda block, exit, *signals: exit >= k, "hold", 0)
         t = options.get("target_db", point.get("target_db", 20.0))
         p = options.get("confidence", point.get("confidence", 0.9))
-        return BlockStream(net, StreamRule(t, p, scales), "lazy")
+        return BlockStream(net, StreamRule(t, p, scales), options.get("catch_up", "lazy"))
 
     names = net.cfg.source_names
     return start, net.n_exits, net.cfg.sample_rate, net.cfg.block, names.index("speech") if "speech" in names else 0
 
 
 def run_press(data: Path, runs: Path, spec: str, backend: str, targets: list[float], confidence: float,
-              limit: int) -> None:
+              catch_ups: list[str], limit: int) -> None:
     import contextlib
 
     start, n_exits, rate, block, speech = open_model(spec, backend)
     files = sorted((data / "noisy").glob("*.wav"))[:limit or None]
     chunk = block   # the unit the exits are decided in: a shorter chunk adds nothing but its own wait
     settings = [(f"press-rt-exit{k}", {"exit": k}) for k in range(1, n_exits + 1)]
-    settings += [(f"press-rt-t{t:g}-p{confidence:g}", {"target_db": t, "confidence": confidence}) for t in targets]
+    settings += [(f"press-rt-t{t:g}-p{confidence:g}" + ("" if c == "lazy" else f"-{c}"),
+                  {"target_db": t, "confidence": confidence, "catch_up": c}) for t in targets for c in catch_ups]
     if backend == "torch":
         import torch
         no_grad = torch.inference_mode
@@ -151,6 +153,7 @@ def main() -> None:
     ap.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     ap.add_argument("--targets", default="5", help="targets in dB for the exit rule (comma-separated; '' for none)")
     ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument("--catch-up", default="lazy", help="catch-up policies for the exit rule (comma-separated)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N files (sorted by name)")
     ap.add_argument("--peers-venv", type=Path, default=None, help="run the causal peers too, with this venv's python")
     ap.add_argument("--peers", default=CAUSAL_PEERS)
@@ -158,7 +161,8 @@ def main() -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.model:
         targets = [float(t) for t in args.targets.split(",") if t]
-        run_press(args.data, args.runs, args.model, args.backend, targets, args.confidence, args.limit)
+        run_press(args.data, args.runs, args.model, args.backend, targets, args.confidence,
+                  args.catch_up.split(","), args.limit)
     if args.peers_venv:
         subprocess.run([str(args.peers_venv / "bin" / "python"), str(Path(__file__).parent / "enhance_peers.py"),
                         "run", "--noisy", str(args.data / "noisy"), "--out", str(args.runs), "--peers", args.peers,
