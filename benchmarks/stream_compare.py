@@ -127,20 +127,25 @@ def _tensor(x: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def table(data: Path, runs: Path) -> None:
-    """Every causal folder of RUNS, scored: one row each."""
-    head = (f"{'method':<24}{'latency ms':>11}{'GMAC/s':>8}{'RTF 1T':>8}{'SI-SNRi':>9}{'PESQ-WB':>9}{'STOI':>7}")
-    print(head)
-    results = {}
+def table(data: Path, runs: Path, jobs: int = 1) -> None:
+    """Every causal folder of RUNS, scored (`jobs` folders at once, after all timing): one row each."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    folders = []
     for folder in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "timing.json").exists()):
         timing = json.loads((folder / "timing.json").read_text())
-        if not timing.get("causal"):
-            continue
-        s = score_folder(data, folder)
+        if timing.get("causal"):
+            folders.append((folder, timing))
+    with ProcessPoolExecutor(jobs) as pool:
+        scores = list(pool.map(score_folder, [data] * len(folders), [f for f, _ in folders]))
+    print(f"{'method':<24}{'latency ms':>11}{'GMAC/s':>8}{'RTF 1T':>8}{'SI-SNRi':>9}{'PESQ-WB':>9}{'STOI':>7}")
+    results = {}
+    for (folder, timing), s in zip(folders, scores):
         results[folder.name] = s | {"timing": timing}
         rtf = timing.get("rtf_cpu_1thread", timing.get("rtf_1thread", float("nan")))
-        print(f"{folder.name:<24}{timing.get('latency_ms') or float('nan'):>11.1f}{timing.get('gmacs_per_s', float('nan')):>8.3f}"
-              f"{rtf:>8.3f}{s['si_snri']:>9.2f}{s['pesq']:>9.2f}{s['stoi']:>7.3f}", flush=True)
+        print(f"{folder.name:<24}{timing.get('latency_ms') or float('nan'):>11.1f}"
+              f"{timing.get('gmacs_per_s', float('nan')):>8.3f}{rtf:>8.3f}{s['si_snri']:>9.2f}{s['pesq']:>9.2f}"
+              f"{s['stoi']:>7.3f}")
     (runs / "stream_scores.json").write_text(json.dumps(results, indent=1))
     print("\nRTF 1T: process CPU time / audio time at one thread, measured in this run")
 
@@ -157,6 +162,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N files (sorted by name)")
     ap.add_argument("--peers-venv", type=Path, default=None, help="run the causal peers too, with this venv's python")
     ap.add_argument("--peers", default=CAUSAL_PEERS)
+    ap.add_argument("--jobs", type=int, default=1, help="folders scored at once (after all timing)")
     args = ap.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.model:
@@ -167,7 +173,7 @@ def main() -> None:
         subprocess.run([str(args.peers_venv / "bin" / "python"), str(Path(__file__).parent / "enhance_peers.py"),
                         "run", "--noisy", str(args.data / "noisy"), "--out", str(args.runs), "--peers", args.peers,
                         "--limit", str(args.limit)], check=True)
-    table(args.data, args.runs)
+    table(args.data, args.runs, args.jobs)
 
 
 if __name__ == "__main__":

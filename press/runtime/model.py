@@ -152,7 +152,7 @@ def load(manifest: str | Path, threads: int | None = None, check_hashes: bool = 
         raise PressError(f"{path}: no such manifest (press export MODEL OUT_DIR writes OUT_DIR/manifest.json)")
     m = read_json(path, "manifest")
     formats = {FORMAT: FORMAT_VERSION, stream.FORMAT: stream.FORMAT_VERSION}
-    if not isinstance(m, dict) or m.get("format") not in formats:
+    if not isinstance(m, dict) or not isinstance(m.get("format"), str) or m["format"] not in formats:
         raise PressError(f"{path}: not a PRESS export manifest (no format {FORMAT!r} or {stream.FORMAT!r})")
     version = formats[m["format"]]
     if not is_int(m.get("version")) or m["version"] != version:
