@@ -18,7 +18,8 @@ nothing of press that does (an import-linter contract in pyproject.toml checks i
 """
 
 from press.engine.results import SeparationResult
-from press.runtime.model import OnnxModel, load
+from press.runtime.load import load
+from press.runtime.model import OnnxModel
 from press.runtime.stream import OnnxStream, OnnxStreamModel
 
 RuntimeResult = SeparationResult   # what OnnxModel.separate returns, under the name this package gives it
