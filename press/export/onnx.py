@@ -87,6 +87,29 @@ def _rms_norm_symbolic(g, x, normalized_shape, weight, eps):
     return y if sh._is_none(weight) else g.op("Mul", y, weight)
 
 
+def prepare_export(net: PressNet, out_dir: str | Path, recalibration: Recalibration | None
+                   ) -> tuple[PressNet, Path, Recalibration]:
+    """(a float32 CPU copy of the network set up for tracing, the output folder made, the
+    recalibration checked against the exits), after checking that onnx is installed: what every
+    export starts with. The copy's scans run `fixed_depth_scan`, its analysis taps are slices."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise PressError("export needs the onnx package: pip install 'press-sep[export]'") from None
+    recalibration = recalibration or Recalibration()
+    recalibration.check_exits(net.cfg.n_exits)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(net).cpu().float().eval()
+    for m in model.modules():
+        if isinstance(m, Scan):
+            m.export_steps = SCAN_STEPS
+        if isinstance(m, EncoderHead):
+            m.taps_by_slicing = True
+    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
+    return model, out, recalibration
+
+
 def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
                 recalibration: Recalibration | None = None, quantize: str | None = None,
                 segment: float = DEFAULT_SEGMENT, context: float = DEFAULT_CONTEXT,
@@ -102,23 +125,12 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
         # the running level runs the scan operator, which the exporter does not convert, and the
         # graphs pass a level per window (B,) from exit to exit, not the level per frame (B, T)
         raise PressError("a causal model has no ONNX export yet; run it with the torch backend")
-    try:
-        import onnx
-    except ImportError:
-        raise PressError("export needs the onnx package: pip install 'press-sep[export]'") from None
     if quantize not in (None, "int8"):
         raise PressError(f"unknown quantisation {quantize!r}: the only one is int8")
+    import onnx
+
     cfg = net.cfg
-    recalibration = recalibration or Recalibration()
-    recalibration.check_exits(cfg.n_exits)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(net).cpu().float().eval()
-    for m in model.modules():
-        if isinstance(m, Scan):
-            m.export_steps = SCAN_STEPS
-        if isinstance(m, EncoderHead):
-            m.taps_by_slicing = True
+    model, out, recalibration = prepare_export(net, out_dir, recalibration)
     pad_multiple = math.lcm(cfg.block, cfg.patch * cfg.scan_chunk)
     S, D = cfg.n_src, cfg.dim
     # example inputs: two windows of two pad multiples (shapes are dynamic in the graph)
@@ -134,7 +146,6 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
            "basis": {0: "batch", 1: "samples"}, "wave": {0: "batch", 1: "samples"},
            "mask": {0: "batch", 2: "frames"}, "alpha_sum": {0: "batch", 2: "blocks"},
            "beta_sum": {0: "batch", 2: "blocks"}}
-    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
     graphs = []
     with torch.no_grad(), kernels.disabled():   # the graph holds ONNX operators, not PRESS's compiled kernels
         state = _First(model)(mixture, lengths, scale)

@@ -25,7 +25,6 @@ holds no PRESS kernel, and batch is the only dynamic axis.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -34,10 +33,10 @@ from torch import nn
 
 from press.engine.operating_point import OperatingPoint
 from press.errors import PressError
+from press.export.onnx import OPSET, prepare_export
 from press.io.files import sha256_file
 from press.model import PressNet, kernels
 from press.model.compute import exit_costs
-from press.model.heads import EncoderHead
 from press.model.level import sample_level
 from press.model.stream import Front, encode, front_begin, group_begin, run_group, tail_begin
 from press.model.stream_exits import frame_costs
@@ -115,21 +114,10 @@ def export_onnx_stream(net: PressNet, out_dir: str | Path, name: str = "model",
     """Write stream_1.onnx .. stream_K.onnx and manifest.json into out_dir; returns the manifest's path."""
     if not net.cfg.causal:
         raise PressError("a streaming export needs a causal model (model.causal: true)")
-    try:
-        import onnx
-    except ImportError:
-        raise PressError("export needs the onnx package: pip install 'press-sep[export]'") from None
-    from press.export.onnx import OPSET, _rms_norm_symbolic
+    model, out, recalibration = prepare_export(net, out_dir, recalibration)
+    import onnx
 
     cfg = net.cfg
-    recalibration = recalibration or Recalibration()
-    recalibration.check_exits(cfg.n_exits)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(net).cpu().float().eval()
-    for m in model.modules():
-        if isinstance(m, EncoderHead):
-            m.taps_by_slicing = True
     B, K = 2, cfg.n_exits
     front = front_begin(model, B)
     groups = [group_begin(model, i, B) for i in range(K)]
@@ -139,7 +127,6 @@ def export_onnx_stream(net: PressNet, out_dir: str | Path, name: str = "model",
     states: dict[str, torch.Tensor] = {"history": front.history, "level": front.level,
                                        **{n: front.encoder[int(n[3:])] for n in enc_names}}
     chunk = torch.randn(B, cfg.block) * 0.1
-    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
     graphs = []
     with torch.no_grad(), kernels.disabled():   # ONNX operators, not PRESS's compiled kernels
         previous: tuple = ()
