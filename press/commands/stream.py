@@ -341,10 +341,8 @@ class BlockExits:
         return self._speech(self.stream.end())
 
     def _speech(self, outputs: list[StreamOutput]) -> np.ndarray:
-        import numpy as np
-
         self.taken += [out.exit for out in outputs]
-        return np.concatenate([np.zeros(0, np.float32)] + [out.estimate[0, self.speech].numpy() for out in outputs])
+        return speech_of(outputs, self.speech)
 
     def compute(self) -> str:
         macs, catch_up = self.stream.macs()
@@ -375,14 +373,19 @@ class OnnxBlocks:
         return self._speech(self.stream.end())
 
     def _speech(self, outputs: list) -> np.ndarray:
-        import numpy as np
-
         self.taken += [out.exit for out in outputs]
-        return np.concatenate([np.zeros(0, np.float32)] + [out.estimate[0, self.speech] for out in outputs])
+        return speech_of(outputs, self.speech)
 
     def compute(self) -> str:
         macs, catch_up = self.stream.macs()
         return per_block(self.taken, self.model.n_exits, macs, catch_up, self.stream.samples / self.model.sample_rate)
+
+
+def speech_of(outputs: list, speech: int) -> np.ndarray:
+    """The first stream's `speech` output of the blocks that left (torch's or the runtime's), back to back."""
+    import numpy as np
+
+    return np.concatenate([np.zeros(0, np.float32)] + [np.asarray(out.estimate[0, speech]) for out in outputs])
 
 
 def per_block(taken: list[int], n_exits: int, macs: int, catch_up: int, seconds: float) -> str:

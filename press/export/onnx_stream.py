@@ -51,7 +51,7 @@ def _kept(states: tuple[torch.Tensor, ...]) -> list[int]:
     return [j for j, s in enumerate(states) if s.numel()]
 
 
-def _fill(net: PressNet, template: tuple[torch.Tensor, ...], kept: list[int], given: tuple[torch.Tensor, ...]
+def _fill(template: tuple[torch.Tensor, ...], kept: list[int], given: tuple[torch.Tensor, ...]
           ) -> tuple[torch.Tensor, ...]:
     """The full state tuple from the graph inputs `given` at positions `kept`, empty elsewhere."""
     out, it = [], iter(given)
@@ -70,7 +70,7 @@ class _Exit(nn.Module):
 
     def run(self, h, basis, wave, scale, power, group, tail, sums):
         net, i = self.net, self.i
-        h, group = run_group(net, i, h, _fill(net, self.template, self.kept, group))
+        h, group = run_group(net, i, h, _fill(self.template, self.kept, group))
         estimate, tail = net.decoder_heads[i].step(h, basis, wave, tail)             # (B, S, block)
         total = net.ig_heads[i].features(h).sum(-2, keepdim=True)                    # (B, S, 1, G)
         a_raw, b_raw = net.ig_heads[i].pool(total, total.new_tensor(float(h.shape[2])))
@@ -88,7 +88,7 @@ class _First(_Exit):
 
     def forward(self, chunk, history, level, *rest):
         n_enc, n_group = len(self.enc_kept), len(self.kept)
-        encoder = _fill(self.net, self.front_template.encoder, self.enc_kept, rest[:n_enc])
+        encoder = _fill(self.front_template.encoder, self.enc_kept, rest[:n_enc])
         group, tail = rest[n_enc:n_enc + n_group], rest[n_enc + n_group]
         frames, front = encode(self.net, chunk, Front(history, level, encoder))
         P = self.net.cfg.patch

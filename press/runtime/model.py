@@ -192,18 +192,22 @@ def read_json(path: Path, what: str) -> Any:
         raise PressError(f"{path}: not a PRESS export {what} ({err})") from None
 
 
-def check_manifest(m: dict, path: Path) -> None:
-    """Refuse a manifest that lacks a field the runtime reads or holds one of the wrong type, naming
-    the field. A manifest is a text file a user may edit, merge or copy in part; a KeyError or
-    TypeError in the middle of a separation would not say which of its fields is wrong."""
+def manifest_checks(m: dict, path: Path) -> tuple[Callable[[bool, str, str, Any], None], Callable[[str], Any]]:
+    """(need, get) for checking manifest `m`: need(ok, field, expected, value) refuses it naming the
+    field, get(key) is the field's value or MISSING."""
     def need(ok: bool, field: str, expected: str, value: Any) -> None:
         if not ok:
             shown = "missing" if value is MISSING else repr(value)[:80]
             raise PressError(f"{path}: manifest field {field!r} must be {expected}, got {shown}; export again")
 
-    def get(key: str) -> Any:
-        return m.get(key, MISSING)
+    return need, lambda key: m.get(key, MISSING)
 
+
+def check_manifest(m: dict, path: Path) -> None:
+    """Refuse a manifest that lacks a field the runtime reads or holds one of the wrong type, naming
+    the field. A manifest is a text file a user may edit, merge or copy in part; a KeyError or
+    TypeError in the middle of a separation would not say which of its fields is wrong."""
+    need, get = manifest_checks(m, path)
     need(isinstance(get("model"), str), "model", "the model's name", get("model"))
     for key in ("sample_rate", "n_src", "n_exits", "block", "patch", "scan_chunk", "pad_multiple",
                 "max_window_samples"):

@@ -34,7 +34,7 @@ from press.engine.backend import exit_scales
 from press.engine.operating_point import OperatingPoint
 from press.engine.stream_rule import StreamRule
 from press.errors import PressError
-from press.runtime.model import MISSING, check_file_entry, is_int, is_number
+from press.runtime.model import check_file_entry, is_int, is_number, manifest_checks
 
 FORMAT = "press-onnx-stream"   # as written by press.export.onnx_stream
 FORMAT_VERSION = 1
@@ -216,12 +216,7 @@ class OnnxStream:
 
 def check_manifest(m: dict, path: Path) -> None:
     """Refuse a streaming manifest that lacks a field the runtime reads, naming the field."""
-    def need(ok: bool, field: str, expected: str, value: Any) -> None:
-        if not ok:
-            shown = "missing" if value is MISSING else repr(value)[:80]
-            raise PressError(f"{path}: manifest field {field!r} must be {expected}, got {shown}; export again")
-
-    get = lambda key: m.get(key, MISSING)
+    need, get = manifest_checks(m, path)
     need(isinstance(get("model"), str), "model", "the model's name", get("model"))
     for key in ("sample_rate", "n_src", "n_exits", "block", "patch"):
         need(is_int(get(key)) and get(key) > 0, key, "a positive whole number", get(key))
