@@ -26,6 +26,7 @@ from press.engine.options import check_options
 from press.engine.plan import SegmentPlan
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
+from press.inference.causal import BUDGET_NEEDS_SEGMENTS, CausalRunner
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
 from press.io.audio import Channel, load_audio, resample, select_channel
 from press.io.streaming import ArrayReader
@@ -112,12 +113,22 @@ class Press(SeparationModel):
             self._budget_calibrations[key] = BudgetCalibration.measure(separator, mixtures)
         return self._budget_calibrations[key]
 
-    def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float = DEFAULT_SEGMENT,
-                  context: float = DEFAULT_CONTEXT, batch_size: int = 8) -> Separator:
-        return Separator(self.model, segment=segment, context=context, target_db=target_db,
+    def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float | None = None,
+                  context: float | None = None, batch_size: int = 8) -> Separator | CausalRunner:
+        """The run for these settings: a causal model with no segment or context asked for runs as
+        one stream (press.inference.causal: its state never restarts); any other in segments of
+        `segment` seconds with `context` on each side (default 2 s and 0.25 s)."""
+        if self.model.cfg.causal and segment is None and context is None:
+            return CausalRunner(self.model, target_db=target_db, confidence=confidence,
+                                recalibration=self.recalibration)
+        return Separator(self.model, segment=DEFAULT_SEGMENT if segment is None else segment,
+                         context=DEFAULT_CONTEXT if context is None else context, target_db=target_db,
                          confidence=confidence, batch_size=batch_size, recalibration=self.recalibration)
 
-    def budget_threshold(self, separator: Separator, gmacs_per_second: float, plan: SegmentPlan) -> float:
+    def budget_threshold(self, separator: Separator | CausalRunner, gmacs_per_second: float, plan: SegmentPlan
+                         ) -> float:
+        if isinstance(separator, CausalRunner):
+            raise PressError(BUDGET_NEEDS_SEGMENTS)
         return self.budget_calibration(separator).threshold(gmacs_per_second, plan)
 
     def separate(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, sample_rate: int | None = None,

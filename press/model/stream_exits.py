@@ -37,8 +37,10 @@ its backlog has a length that varies, so it is no graph to export.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from press.model.compute import count_macs
+from press.model.config import ModelConfig
 from press.model.level import sample_level
 from press.model.press_net import PressNet
 from press.model.stream import (
@@ -81,12 +84,18 @@ class FrameCosts:
     pool: tuple[int, ...]       # per exit: the inverse-gamma head's output layer, once a block
 
 
-@torch.no_grad()
 def frame_costs(net: PressNet) -> FrameCosts:
     """Each part's MACs per frame (per block for `pool`), counted by press.model.compute's hooks on
     a whole-file forward of one block on torch's meta device (shapes only, no arithmetic). Every
-    counted operation is per frame, per sample or per block, so one block gives the exact rates."""
-    cfg = net.cfg
+    counted operation is per frame, per sample or per block, so one block gives the exact rates.
+    They depend on the configuration alone: counted once per configuration (~0.5 s each)."""
+    return _frame_costs(json.dumps(asdict(net.cfg), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+@torch.no_grad()
+def _frame_costs(config: str) -> FrameCosts:
+    cfg = ModelConfig(**json.loads(config))
     with torch.device("meta"):
         shadow = PressNet(cfg).eval()
         x = torch.zeros(1, cfg.block)
@@ -155,7 +164,8 @@ class BlockStream:
     length, then `end`: each returns a `StreamOutput` per block that left, at the exit it took."""
 
     def __init__(self, net: PressNet, decide: Decide, catch_up: str = "lazy", backlog: int = BACKLOG,
-                 batch: int = 1) -> None:
+                 batch: int = 1, costs: FrameCosts | None = None) -> None:
+        """costs: `frame_costs(net)`, when the caller has it (it takes a meta-device forward)."""
         cfg = net.cfg
         if catch_up not in CATCH_UP:
             raise ValueError(f"catch_up must be one of {', '.join(CATCH_UP)}, got {catch_up!r}")
@@ -167,7 +177,7 @@ class BlockStream:
         self.net, self.decide, self.catch_up, self.batch = net, decide, catch_up, batch
         self.limit = 0 if catch_up == "reset" else backlog
         self.tail_frames = -(-(cfg.enc_kernel - 1) // cfg.patch)   # m: frames whose taps reach the next
-        self.costs = frame_costs(net)
+        self.costs = frame_costs(net) if costs is None else costs
         self.spent = Spent(net.n_exits)
         self.front = front_begin(net, batch)
         self.groups = [group_begin(net, i, batch) for i in range(net.n_exits)]
