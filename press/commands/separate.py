@@ -40,8 +40,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "fitted for it on built-in validation mixtures (docs/exits.md)")
     p.add_argument("--channel", type=channel_choice, default=None,
                    help="for multi-channel input: 'mix' (average) or a channel index")
-    p.add_argument("--segment", type=number(0, low_open=True), default=None, help="seconds per compute segment")
-    p.add_argument("--context", type=number(0), default=None, help="seconds of context on each side")
+    p.add_argument("--segment", type=number(0, low_open=True), default=None,
+                   help="seconds per compute segment (default 2; a causal model such as enhance-rt runs a "
+                        "file as one stream unless given a segment or context)")
+    p.add_argument("--context", type=number(0), default=None, help="seconds of context on each side (default 0.25)")
     p.add_argument("--subtype", choices=["FLOAT", "PCM_16", "PCM_24"], default="FLOAT",
                    help="WAV sample format of the sources: FLOAT (32-bit, the default: twice a 16-bit input's "
                         "size), PCM_16 or PCM_24 (clipped to full scale)")
