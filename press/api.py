@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from press.engine.block_runner import BUDGET_NEEDS_SEGMENTS, BlockRunner
 from press.engine.model import SeparationModel
 from press.engine.operating_point import OperatingPoint
 from press.engine.options import check_options
 from press.engine.plan import SegmentPlan
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
-from press.inference.causal import BUDGET_NEEDS_SEGMENTS, CausalRunner
+from press.inference.causal import causal_runner
 from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
 from press.io.audio import Channel, load_audio, resample, select_channel
 from press.io.streaming import ArrayReader
@@ -114,20 +115,19 @@ class Press(SeparationModel):
         return self._budget_calibrations[key]
 
     def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float | None = None,
-                  context: float | None = None, batch_size: int = 8) -> Separator | CausalRunner:
+                  context: float | None = None, batch_size: int = 8) -> Separator | BlockRunner:
         """The run for these settings: a causal model with no segment or context asked for runs as
-        one stream (press.inference.causal: its state never restarts); any other in segments of
+        one stream (press.engine.block_runner: its state never restarts); any other in segments of
         `segment` seconds with `context` on each side (default 2 s and 0.25 s)."""
         if self.model.cfg.causal and segment is None and context is None:
-            return CausalRunner(self.model, target_db=target_db, confidence=confidence,
-                                recalibration=self.recalibration)
+            return causal_runner(self.model, target_db, confidence, self.recalibration)
         return Separator(self.model, segment=DEFAULT_SEGMENT if segment is None else segment,
                          context=DEFAULT_CONTEXT if context is None else context, target_db=target_db,
                          confidence=confidence, batch_size=batch_size, recalibration=self.recalibration)
 
-    def budget_threshold(self, separator: Separator | CausalRunner, gmacs_per_second: float, plan: SegmentPlan
+    def budget_threshold(self, separator: Separator | BlockRunner, gmacs_per_second: float, plan: SegmentPlan
                          ) -> float:
-        if isinstance(separator, CausalRunner):
+        if isinstance(separator, BlockRunner):
             raise PressError(BUDGET_NEEDS_SEGMENTS)
         return self.budget_calibration(separator).threshold(gmacs_per_second, plan)
 

@@ -1,4 +1,4 @@
-"""A causal model through the API and `press enhance` runs as one stream (press.inference.causal):
+"""A causal model through the API and `press enhance` runs as one stream (press.engine.block_runner):
 its output is the whole-file forward's, block by block at the exit each block took, and it never
 restarts its state the way the segment runner does."""
 
@@ -11,9 +11,9 @@ import torch
 from test_causal import random_synthesis
 
 import press
+from press.engine.block_runner import BlockRunner
 from press.engine.policies import OutputChange
 from press.errors import PressError
-from press.inference.causal import CausalRunner
 from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 from press.model import PressNet, load_config, model_config
@@ -87,7 +87,7 @@ def test_the_stream_is_not_the_segment_runner(checkpoint):
     runs as one stream, whose output differs from the segments' after the first segment."""
     model = press.load(str(checkpoint))
     x = mixture(3 * SR)
-    assert isinstance(model.separator(), CausalRunner)
+    assert isinstance(model.separator(), BlockRunner)
     assert isinstance(model.separator(segment=1.0), Separator)
     streamed = model.separate(x, exit=3).sources
     segmented = model.separate(x, exit=3, segment=1.0, context=0.1)

@@ -167,3 +167,32 @@ def test_a_cumulative_model_carries_its_sums_from_exit_to_exit(signal, tmp_path)
     stream = load(export(model, tmp_path)).stream(batch=2)
     stream.decide = forced([1, 3, 2, 1, 1, 3, 2])
     assert_matches(pushed(stream, signal.numpy()), whole)
+
+
+def test_a_file_runs_as_one_stream_as_torch_runs_it(exported, model, tmp_path):
+    """`separate_file` on a streaming export (what `press enhance --backend onnx` calls) is torch's
+    file runner for a causal model: the same exit per block and the same samples."""
+    import soundfile as sf
+
+    from press.engine.policies import Dynamic
+    from press.inference.causal import causal_runner
+    from press.io.streaming import ArrayReader
+
+    onnx_model = load(exported / "manifest.json", threads=1)
+    x = np.random.default_rng(4).standard_normal(LENGTH).astype(np.float32) * 0.1
+    x[LENGTH // 3:LENGTH // 2] *= 8.0
+    sf.write(tmp_path / "in.wav", x, 8000, subtype="FLOAT")
+    paths = [tmp_path / "s1.wav", tmp_path / "s2.wav"]
+    for target in (-20.0, 10.0):
+        report = onnx_model.separate_file(tmp_path / "in.wav", paths, target_db=target, confidence=0.5)
+        torch_result = causal_runner(model, target, 0.5).run(ArrayReader(x), Dynamic())
+        assert [b["exit"] for b in report["blocks"]] == torch_result.exits
+        written = np.stack([sf.read(p, dtype="float32")[0] for p in paths])
+        np.testing.assert_allclose(written, torch_result.sources, rtol=0,
+                                   atol=1e-5 * np.abs(torch_result.sources).max())
+        assert report["backend"] == "onnx"
+    assert set(torch_result.exits) != {1}        # the two targets took different paths
+    with pytest.raises(PressError, match="no segment"):
+        onnx_model.separate_file(tmp_path / "in.wav", paths, segment=1.0)
+    with pytest.raises(PressError, match="budget is fitted on segments"):
+        onnx_model.separate_file(tmp_path / "in.wav", paths, budget=0.01)

@@ -31,7 +31,10 @@ from typing import Any
 import numpy as np
 
 from press.engine.backend import exit_scales
+from press.engine.block_runner import BUDGET_NEEDS_SEGMENTS, BlockRunner
+from press.engine.model import SeparationModel
 from press.engine.operating_point import OperatingPoint
+from press.engine.plan import SegmentPlan
 from press.engine.stream_rule import StreamRule
 from press.errors import PressError
 from press.runtime.model import check_file_entry, is_int, is_number, manifest_checks
@@ -64,8 +67,12 @@ class _Skipped:
     inputs: dict[str, np.ndarray]   # h after them, and the block's basis, wave, scale, power [, sums]
 
 
-class OnnxStreamModel:
-    """A streaming export: its manifest and one onnxruntime session per exit's graph."""
+class OnnxStreamModel(SeparationModel):
+    """A streaming export: its manifest and one onnxruntime session per exit's graph. Live input goes
+    through `stream`; a file (`separate_file`, `run`) through press.engine.block_runner, as one stream
+    with exits per block, as torch runs a causal model's file."""
+
+    backend_name = "onnx"
 
     def __init__(self, manifest: dict, sessions: list) -> None:
         m = self.manifest = manifest
@@ -92,6 +99,27 @@ class OnnxStreamModel:
             return OnnxStream(self, lambda block, k, *signals: k >= exit, "hold", 0, batch)
         t, p = self.operating_point.resolve(target_db, confidence)
         return OnnxStream(self, StreamRule(t, p, self.scales), catch_up, backlog, batch)
+
+    # ------------------------------------------------------------------ files (press.engine.model)
+
+    def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float | None = None,
+                  context: float | None = None, batch_size: int = 8) -> BlockRunner:
+        """A file as one stream (the graphs run one block per call: there are no segments to cut)."""
+        if segment is not None or context is not None:
+            raise PressError("a streaming export runs a file as one stream, block by block: it takes no "
+                             "segment or context")
+        return BlockRunner(self, self.scales, target_db, confidence)
+
+    def budget_threshold(self, separator: BlockRunner, gmacs_per_second: float, plan: SegmentPlan) -> float:
+        raise PressError(BUDGET_NEEDS_SEGMENTS)
+
+    def open(self, decide: Decide) -> OnnxStream:
+        """One stream with lazy catch-up (exact) deciding by `decide` (press.engine.block_runner)."""
+        return OnnxStream(self, decide, "lazy")
+
+    def last_exit_macs(self, n_samples: int) -> float:
+        """Every block through every exit's graph."""
+        return float(-(-n_samples // self.block) * sum(self.manifest["macs_per_block"]))
 
 
 class OnnxStream:
