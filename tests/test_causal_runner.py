@@ -121,3 +121,5 @@ def test_enhance_writes_the_stream_to_files(checkpoint, tmp_path):
     written = np.stack([sf.read(p, dtype="float32")[0] for p in paths])
     assert_close(written, whole(model, x)[1])
     assert report["exit_histogram"] == [0, len(report["blocks"]), 0]
+    assert report["run"] == "stream"
+    assert model.separate_file(tmp_path / "in.wav", paths, exit=2, segment=1.0)["run"] == "segments"

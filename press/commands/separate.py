@@ -133,7 +133,8 @@ def separate_each(args: argparse.Namespace, names: list[str], n_exits: int, sepa
             print(f"press {command}: note: {name}: {report['note']}", file=sys.stderr)
         if not args.json:
             print(f"{name}: {report['gmacs_per_second']:.3f} GMAC/s ({report['saving']:.0%} saved against "
-                  f"exit {n_exits}), exits per segment {report['exit_histogram']} -> "
+                  f"exit {n_exits}), exits per {'block' if report['run'] == 'stream' else 'segment'} "
+                  f"{report['exit_histogram']} -> "
                   f"{', '.join(str(p) for p in written)}")
     if args.json:
         print(json.dumps(reports))

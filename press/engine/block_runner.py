@@ -125,7 +125,8 @@ class BlockRunner:
                 on_batch(len(left))
         seconds = max(-(-n // block), 1) * block / sr   # whole likelihood blocks, as the segment runner counts
         return SeparationResult(out, sr, segments, blocks, spent / seconds / 1e9,
-                                be.last_exit_macs(n) / seconds / 1e9, n / sr, 1.0 - n / max(len(segments) * block, 1))
+                                be.last_exit_macs(n) / seconds / 1e9, n / sr, 1.0 - n / max(len(segments) * block, 1),
+                                run="stream")
 
     def _report(self, b: LeftBlock, decide: PolicyDecide, reader: Reader, p_ref: float, macs: int,
                 segments: list[SegmentReport], blocks: list[BlockReport]) -> None:

@@ -14,7 +14,8 @@ def file_report(result: SeparationResult, policy: ExitPolicy, *, model: str, sou
                 model_sample_rate: int, sample_rate: int, target_db: float, confidence: float,
                 n_exits: int, backend: str | None = None) -> dict[str, Any]:
     """The report of one separation: the model and its outputs, the policy and target it ran with,
-    compute spent against the last exit, and the exit, probabilities and compute per segment and block.
+    compute spent against the last exit, and the exit, probabilities and compute per segment and block
+    (`run`: "segments", or "stream" for a causal model's file run as one stream, a segment per block).
 
     `sample_rate` is the input's (the sources are written at it); `backend` names a backend other
     than torch ("onnx"), which the report then states first.
@@ -22,6 +23,7 @@ def file_report(result: SeparationResult, policy: ExitPolicy, *, model: str, sou
     return {
         **({"backend": backend} if backend else {}),
         "model": model, "sources": sources, "model_sample_rate": model_sample_rate, "sample_rate": sample_rate,
+        "run": result.run,
         "policy": type(policy).__name__.lower(), "target_db": target_db, "confidence": confidence,
         **({"budget_gmacs_per_second": policy.gmacs_per_second, "budget_threshold_db": policy.threshold_db}
            if isinstance(policy, Budget) else {}),

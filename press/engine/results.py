@@ -50,6 +50,7 @@ class SeparationResult:
     padding_share: float           # share of the samples the network ran that were not input:
                                    # context read twice, and padding to whole blocks
     threshold_db: float | None = None   # budget mode: the threshold on expected exit-SNR it ran at
+    run: str = "segments"          # "stream": a causal model's file as one stream, one segment per block
 
     @property
     def exits(self) -> list[int]:
