@@ -39,3 +39,21 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(path, PressNet(model_config(cfg)), cfg)
     return path
+
+
+@pytest.fixture(scope="session")
+def causal_checkpoint(tmp_path_factory):
+    """`tiny` made causal, with named outputs (speech first) and random synthesis filters (at
+    initialisation they are zero, and every estimate would be the input / S)."""
+    from press.model import load_config, model_config
+    from press.model.checkpoint import save_model
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny", ["model.causal=true", "model.sources=[speech,noise]"])
+    model = PressNet(model_config(cfg)).eval()
+    with torch.no_grad():
+        for head in model.decoder_heads:
+            head.synthesis.weight.normal_(std=0.3)
+    path = tmp_path_factory.mktemp("model") / "tiny-rt.safetensors"
+    save_model(path, model, cfg)
+    return path

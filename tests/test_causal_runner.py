@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_causal import random_synthesis
 
 import press
 from press.engine.block_runner import BlockRunner
@@ -16,20 +15,8 @@ from press.engine.policies import OutputChange
 from press.errors import PressError
 from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
-from press.model import PressNet, load_config, model_config
-from press.model.checkpoint import save_model
 
 SR = 8000
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """`tiny` made causal, speech first, with random synthesis filters."""
-    torch.manual_seed(0)
-    cfg = load_config("tiny", ["model.causal=true", "model.sources=[speech,noise]"])
-    path = tmp_path_factory.mktemp("model") / "tiny-rt.safetensors"
-    save_model(path, random_synthesis(PressNet(model_config(cfg)).eval(), 0.3), cfg)
-    return path
 
 
 def mixture(samples: int, seed: int = 0) -> np.ndarray:
@@ -50,8 +37,8 @@ def assert_close(y: np.ndarray, reference: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("exit", [1, 3])
-def test_fixed_exit_is_the_whole_file_forward(checkpoint, exit):
-    model = press.load(str(checkpoint))
+def test_fixed_exit_is_the_whole_file_forward(causal_checkpoint, exit):
+    model = press.load(str(causal_checkpoint))
     x = mixture(2 * SR + 3)                                    # not a whole number of blocks
     result = model.separate(x, exit=exit)
     assert_close(result.sources, whole(model, x)[exit - 1])
@@ -64,8 +51,8 @@ def test_fixed_exit_is_the_whole_file_forward(checkpoint, exit):
         assert report["gmacs_per_second"] < report["last_exit_gmacs_per_second"]
 
 
-def test_each_block_is_the_whole_file_forward_at_the_exit_it_took(checkpoint):
-    model = press.load(str(checkpoint))
+def test_each_block_is_the_whole_file_forward_at_the_exit_it_took(causal_checkpoint):
+    model = press.load(str(causal_checkpoint))
     x = mixture(3 * SR)
     exits_by_target = {}
     for target in (-20.0, 10.0, 60.0):
@@ -82,10 +69,10 @@ def test_each_block_is_the_whole_file_forward_at_the_exit_it_took(checkpoint):
     assert set(exits_by_target[60.0]) == {3}                  # none sure of 60 dB: all to the last exit
 
 
-def test_the_stream_is_not_the_segment_runner(checkpoint):
+def test_the_stream_is_not_the_segment_runner(causal_checkpoint):
     """Asked for segments, a causal model runs in them (its state restarting at each); by default it
     runs as one stream, whose output differs from the segments' after the first segment."""
-    model = press.load(str(checkpoint))
+    model = press.load(str(causal_checkpoint))
     x = mixture(3 * SR)
     assert isinstance(model.separator(), BlockRunner)
     assert isinstance(model.separator(segment=1.0), Separator)
@@ -95,16 +82,16 @@ def test_the_stream_is_not_the_segment_runner(checkpoint):
     assert np.abs(streamed[:, SR + 200:] - segmented.sources[:, SR + 200:]).max() > 1e-3
 
 
-def test_budget_needs_segments(checkpoint):
-    model = press.load(str(checkpoint))
+def test_budget_needs_segments(causal_checkpoint):
+    model = press.load(str(causal_checkpoint))
     with pytest.raises(PressError, match="budget is fitted on segments"):
         model.separate(mixture(SR), budget=0.01)
 
 
-def test_output_change_policy_runs_on_blocks(checkpoint):
+def test_output_change_policy_runs_on_blocks(causal_checkpoint):
     """Any segment policy decides a stream's blocks: the output-change heuristic with a threshold no
     change passes takes every block to the last exit, one every change passes leaves at exit 2."""
-    model = press.load(str(checkpoint))
+    model = press.load(str(causal_checkpoint))
     x = mixture(2 * SR)
     runner = model.separator()
     never = runner.run(ArrayReader(x), OutputChange(threshold=0.0))
@@ -112,8 +99,8 @@ def test_output_change_policy_runs_on_blocks(checkpoint):
     assert set(never.exits) == {3} and set(always.exits) == {2}
 
 
-def test_enhance_writes_the_stream_to_files(checkpoint, tmp_path):
-    model = press.load(str(checkpoint))
+def test_enhance_writes_the_stream_to_files(causal_checkpoint, tmp_path):
+    model = press.load(str(causal_checkpoint))
     x = mixture(2 * SR + 100, seed=1)
     sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
     paths = [tmp_path / "speech.wav", tmp_path / "noise.wav"]

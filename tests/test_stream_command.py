@@ -28,16 +28,6 @@ PRESS = [sys.executable, "-m", "press.cli", "stream"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def causal_checkpoint(tmp_path_factory):
-    """`tiny` made causal, with named outputs (speech first) and random synthesis filters."""
-    torch.manual_seed(0)
-    cfg = load_config("tiny", ["model.causal=true", "model.sources=[speech,noise]"])
-    path = tmp_path_factory.mktemp("model") / "tiny-rt.safetensors"
-    save_model(path, random_synthesis(PressNet(model_config(cfg)).eval(), 0.3), cfg)
-    return path
-
-
 def noise(samples: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(samples) * 0.1).astype(np.float32)
 

@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from press.engine.backend import Exit
-from press.engine.loop import check_confidence
+from press.engine.loop import check_confidence, in_memory
 from press.engine.plan import SegmentPlan
 from press.engine.policies import Budget, ExitContext, ExitPolicy
 from press.engine.results import BlockReport, SegmentReport, SeparationResult
@@ -103,11 +103,7 @@ class BlockRunner:
         p_ref = reader.mean_power() if p_ref is None else p_ref
         out = None
         if sink is None:
-            out = np.zeros((be.n_src, n), dtype=np.float32)
-
-            def sink(start: int, x: np.ndarray) -> None:
-                out[:, start:start + x.shape[1]] = x
-
+            out, sink = in_memory(be.n_src, n)
         decide = PolicyDecide(policy, be.n_exits, p_ref, self.scales, self.target_db, self.confidence)
         stream = be.open(decide)
         segments: list[SegmentReport] = []

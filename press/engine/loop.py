@@ -46,6 +46,16 @@ def check_confidence(confidence: float) -> None:
         raise PressError(f"confidence must be a probability in [0, 1], got {confidence}")
 
 
+def in_memory(n_src: int, n: int) -> tuple[np.ndarray, Callable[[int, np.ndarray], None]]:
+    """Sources (n_src, n) to fill, and the sink that writes a run's outputs into them."""
+    out = np.zeros((n_src, n), dtype=np.float32)
+
+    def sink(start: int, x: np.ndarray) -> None:
+        out[:, start:start + x.shape[1]] = x
+
+    return out, sink
+
+
 @dataclass
 class Engine:
     """Runs a backend segment by segment with early exits. See the module docstring.
@@ -78,11 +88,7 @@ class Engine:
         p_ref = reader.mean_power() if p_ref is None else p_ref
         out = None
         if sink is None:
-            out = np.zeros((backend.n_src, n), dtype=np.float32)
-
-            def sink(start: int, x: np.ndarray) -> None:
-                out[:, start:start + x.shape[1]] = x
-
+            out, sink = in_memory(backend.n_src, n)
         stitcher = Stitcher(plan, sink, align=backend.sources is None)
         core = plan.core_blocks(block)
         segments: list[SegmentReport] = []
