@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from press.engine.operating_point import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.engine.policies import Dynamic, Static
-from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 from press.model.device import synchronize
 

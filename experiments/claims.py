@@ -105,9 +105,10 @@ def score(model: str, spec: dict, task: str, root: str, out: Path, long: bool = 
     `long`, on whole files and with a recalibration fitted on validation items ("recalibrated")."""
     import torch
 
+    from press.engine.operating_point import DEFAULT_CONTEXT, DEFAULT_SEGMENT
     from press.evaluation.evaluate import Options, evaluate, fit_on
     from press.evaluation.report import dataset_items, resolve_model
-    from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+    from press.inference.runner import Separator
     from press.prob.calibration import reliability_diagram
 
     s, long_cfg = spec["tasks"][task]["score"], spec["long_scoring"]

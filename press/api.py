@@ -28,7 +28,7 @@ from press.engine.plan import SegmentPlan
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.inference.causal import causal_runner
-from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+from press.inference.runner import Separator
 from press.io.audio import Channel, load_audio, resample, select_channel
 from press.io.streaming import ArrayReader
 from press.model import PressNet
@@ -118,11 +118,11 @@ class Press(SeparationModel):
                   context: float | None = None, batch_size: int = 8) -> Separator | BlockRunner:
         """The run for these settings: a causal model with no segment or context asked for runs as
         one stream (press.engine.block_runner: its state never restarts); any other in segments of
-        `segment` seconds with `context` on each side (default 2 s and 0.25 s)."""
+        `segment` seconds with `context` on each side (default: the model's operating point's)."""
         if self.model.cfg.causal and segment is None and context is None:
             return causal_runner(self.model, target_db, confidence, self.recalibration)
-        return Separator(self.model, segment=DEFAULT_SEGMENT if segment is None else segment,
-                         context=DEFAULT_CONTEXT if context is None else context, target_db=target_db,
+        segment, context = self.operating_point.cut(segment, context)
+        return Separator(self.model, segment=segment, context=context, target_db=target_db,
                          confidence=confidence, batch_size=batch_size, recalibration=self.recalibration)
 
     def budget_threshold(self, separator: Separator | BlockRunner, gmacs_per_second: float, plan: SegmentPlan

@@ -37,9 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--targets", default="10,15,20,25", help="exit-SNR targets t in dB (comma-separated)")
     p.add_argument("--confidence", type=float, default=0.9, help="confidence p of the dynamic rule")
     p.add_argument("--segment", type=float, default=None,
-                   help="compute segment in seconds (default: the API's, 2.0)")
+                   help="compute segment in seconds (default: the model's operating point's, 2.0 "
+                        "where it names none)")
     p.add_argument("--context", type=float, default=None,
-                   help="context on each side in seconds (default: the API's, 0.25)")
+                   help="context on each side in seconds (default: the model's operating point's, "
+                        "0.25 where it names none)")
     p.add_argument("--batch-size", type=int, default=8, help="segments per batch")
     p.add_argument("--no-quality", action="store_true", help="skip SDRi, PESQ and STOI (faster)")
     p.add_argument("--calibrate-split", default=None,

@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
               f"{e['static_gmacs_per_second']:>8.2f} {e['head_params'] / 1e3:>10.1f}k "
               f"{e['head_gmacs_per_second']:>11.3f} {e['heads_share']:>10.1%}")
     print("GMAC/s: the network's, on audio run whole; `press separate` reports the rate spent, with each "
-          "segment's context (x1.25 at its default 2 s segments and 0.25 s context) and padding")
+          "segment's context (x(1 + 2 context / segment): x1.25 at 2 s segments and 0.25 s context) and padding")
     if "operating_point" in info:
         point = info["operating_point"]
         print(f"operating point (press separate's default): t = {point['target_db']:g} dB, "
-              f"p = {point['confidence']:g}")
+              f"p = {point['confidence']:g}, {point['segment']:g} s segments with {point['context']:g} s of context")
     return 0

@@ -41,9 +41,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", type=channel_choice, default=None,
                    help="for multi-channel input: 'mix' (average) or a channel index")
     p.add_argument("--segment", type=number(0, low_open=True), default=None,
-                   help="seconds per compute segment (default 2; a causal model such as enhance-rt runs a "
-                        "file as one stream unless given a segment or context)")
-    p.add_argument("--context", type=number(0), default=None, help="seconds of context on each side (default 0.25)")
+                   help="seconds per compute segment (default: the model's operating point's, as `press info` "
+                        "shows; 2 where it names none; a causal model such as enhance-rt runs a file as one "
+                        "stream unless given a segment or context)")
+    p.add_argument("--context", type=number(0), default=None,
+                   help="seconds of context on each side (default: the model's operating point's; 0.25 where it "
+                        "names none)")
     p.add_argument("--subtype", choices=["FLOAT", "PCM_16", "PCM_24"], default="FLOAT",
                    help="WAV sample format of the sources: FLOAT (32-bit, the default: twice a 16-bit input's "
                         "size), PCM_16 or PCM_24 (clipped to full scale)")

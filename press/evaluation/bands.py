@@ -44,16 +44,16 @@ def exit_snr_bands(model, mixture: np.ndarray, rate: int, target_db: float = 5.0
                    confidence: float = 0.5) -> ExitBands:
     """Run every segment of `mixture` (mono, at `rate`) through every exit of `model` (a
     press.api.Press) once and return the predicted exit-SNR bands per exit and block (with the
-    model's recalibration and the segmentation of `separate_file`: the default segments, which a
-    causal model too is traced in; see ExitBands)."""
+    model's recalibration and the segmentation of `separate_file`: its operating point's segments,
+    which a causal model too is traced in; see ExitBands)."""
     from press.evaluation.analysis import trace_exit_snr
-    from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
     from press.inference.trace import trace_exits
     from press.io.audio import resample
     from press.io.streaming import ArrayReader
 
     inner = resample(mixture, rate, model.sample_rate) if rate != model.sample_rate else mixture
-    separator = model.separator(target_db, confidence, segment=DEFAULT_SEGMENT, context=DEFAULT_CONTEXT)
+    point = model.operating_point
+    separator = model.separator(target_db, confidence, segment=point.segment, context=point.context)
     trace = trace_exits(separator, ArrayReader(np.asarray(inner, np.float32)))
     q = trace_exit_snr(trace, BAND_QUANTILES, model.recalibration)           # (Q, K, n_seg, S, n_core)
     q = np.swapaxes(q, 2, 3)                                                   # (Q, K, S, n_seg, n_core)

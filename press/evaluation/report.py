@@ -85,14 +85,14 @@ def run_request(req: Request) -> dict:
     """Everything `press evaluate` does after parsing; returns the summary it wrote into `req.out`."""
     from tqdm import tqdm
 
+    from press.engine.operating_point import OperatingPoint
     from press.evaluation.evaluate import Options, evaluate, fit_on
-    from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT, Separator
+    from press.inference.runner import Separator
     from press.model.checkpoint import save_model
 
     model, cfg, recal, extra = resolve_model(req.model, req.device)
     options = Options(targets=req.targets, confidence=req.confidence, quality=req.quality)
-    segment = DEFAULT_SEGMENT if req.segment is None else req.segment
-    context = DEFAULT_CONTEXT if req.context is None else req.context
+    segment, context = OperatingPoint.from_dict(extra.get("operating_point")).cut(req.segment, req.context)
     separator = Separator(model, segment=segment, context=context, batch_size=req.batch_size,
                           recalibration=recal)
     items, n = dataset_items(req.dataset, req.root, req.split, model, req.subset, req.limit)

@@ -33,7 +33,6 @@ import torch.nn as nn
 from press.engine.operating_point import OperatingPoint
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
-from press.inference.runner import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.io.files import sha256_file
 from press.model import PressNet, kernels
 from press.model.blocks import Scan
@@ -112,12 +111,13 @@ def prepare_export(net: PressNet, out_dir: str | Path, recalibration: Recalibrat
 
 def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
                 recalibration: Recalibration | None = None, quantize: str | None = None,
-                segment: float = DEFAULT_SEGMENT, context: float = DEFAULT_CONTEXT,
+                segment: float | None = None, context: float | None = None,
                 budget: BudgetCalibration | None = None, operating_point: OperatingPoint | None = None) -> Path:
     """Write one graph per exit and the manifest into out_dir; returns the manifest's path.
 
-    operating_point: the (t, p) the model runs at when its user names none (its card's; default the
-    generic 20 dB, 0.9), kept in the manifest.
+    operating_point: the target, confidence, segment and context the model runs at when its user
+    names none (its card's; default the generic 20 dB, 0.9, 2 s, 0.25 s), kept in the manifest.
+    segment, context: the manifest's cut (seconds); default the operating point's.
     budget: the model's budget calibration measured with a Separator cut at `segment`/`context`
     (press.api.Press.budget_calibration), written to budget_calibration.json for the runtime's
     budget mode; None: the export has no budget mode."""
@@ -130,6 +130,8 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
     import onnx
 
     cfg = net.cfg
+    operating_point = operating_point or OperatingPoint()
+    segment, context = operating_point.cut(segment, context)
     model, out, recalibration = prepare_export(net, out_dir, recalibration)
     pad_multiple = math.lcm(cfg.block, cfg.patch * cfg.scan_chunk)
     S, D = cfg.n_src, cfg.dim
@@ -187,7 +189,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
         "segment": segment, "context": context,
         "gmacs_per_second": [c.gmacs_per_second for c in costs],
         "recalibration": recalibration.to_dict(),
-        "operating_point": (operating_point or OperatingPoint()).to_dict(),
+        "operating_point": operating_point.to_dict(),
         "graphs": graphs,
         "budget_calibration": _write_budget(out, budget, costs, cfg, segment, context),
     }

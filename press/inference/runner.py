@@ -17,6 +17,7 @@ import torch
 
 from press.engine.backend import Exit, exit_scales
 from press.engine.loop import Engine, check_confidence
+from press.engine.operating_point import DEFAULT_CONTEXT, DEFAULT_SEGMENT
 from press.engine.plan import Cut, SegmentPlan
 from press.engine.policies import Dynamic, ExitPolicy
 from press.engine.results import SeparationResult
@@ -25,8 +26,6 @@ from press.model import ExitOutput, ExitState, PressNet
 from press.model.compute import exit_costs
 from press.prob.calibration import Recalibration
 
-DEFAULT_SEGMENT = 2.0   # seconds of audio that leave the network together (measured)
-DEFAULT_CONTEXT = 0.25  # seconds read on each side of a segment (measured: docs/results.md)
 
 
 class TorchBackend:
