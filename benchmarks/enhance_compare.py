@@ -10,7 +10,8 @@
 
 The first call writes PRESS's outputs (each exit, and the dynamic rule at each target) to RUNS/press-*
 with a timing.json like the peers' (one thread, wall time inside the model, GMAC/s from the reports);
-then every folder of RUNS is scored on DATA/clean: each output is aligned to its reference (the lag of
+then every folder of RUNS is scored on DATA/clean (RTF: one thread, in process CPU time, which other
+jobs on the machine do not inflate): each output is aligned to its reference (the lag of
 the cross-correlation peak within ±100 ms: RNNoise and DeepFilterNet delay their output), then SI-SNRi,
 PESQ-WB and STOI (press.evaluation.metrics), and DNSMOS P.835 OVRL where RUNS/dnsmos.json has it.
 PRESS's segment-wise model is offline (it sees seconds of future audio); every peer is causal.
@@ -61,21 +62,22 @@ def run_press(data: Path, runs: Path, model_name: str, targets: list[float], con
     for name, options in settings:
         out = runs / name
         out.mkdir(parents=True, exist_ok=True)
-        wall = audio = macs = 0.0
+        wall = cpu = audio = macs = 0.0
         for f in files:
             x, sr = sf.read(f, dtype="float32")
-            tic = time.perf_counter()
+            tic, cpu_tic = time.perf_counter(), time.process_time()
             result = model.separate(x, sample_rate=sr, **options)
             wall += time.perf_counter() - tic
+            cpu += time.process_time() - cpu_tic
             seconds = len(x) / sr
             audio += seconds
             macs += result.report["gmacs_per_second"] * seconds
             sf.write(out / f.name, result.sources[speech], sr)
         timing = {"audio_seconds": audio, "wall_seconds": wall, "rtf_1thread": wall / audio,
-                  "gmacs_per_s": macs / audio, "causal": False, "latency_ms": None,
+                  "cpu_seconds": cpu, "rtf_cpu_1thread": cpu / audio, "gmacs_per_s": macs / audio, "causal": False, "latency_ms": None,
                   "latency_source": "offline: segments of seconds with context on both sides", **options}
         (out / "timing.json").write_text(json.dumps(timing, indent=1))
-        print(f"{name}: RTF {wall / audio:.3f} at 1 thread, {macs / audio:.3f} GMAC/s")
+        print(f"{name}: RTF {wall / audio:.3f} at 1 thread ({cpu / audio:.3f} in CPU time), {macs / audio:.3f} GMAC/s")
 
 
 def item_si_snri(data: Path, folder: Path) -> dict[str, float]:
@@ -141,6 +143,12 @@ def groups(data: Path, runs: Path, folders: list[str], least: int = 5) -> None:
                   + " | ".join(f"{np.mean([scores[f][n] for n in names]):.2f}" for f in folders) + " |")
 
 
+def rtf(timing: dict) -> float:
+    """One-thread real-time factor in process CPU time where the run recorded it (the figure other jobs
+    on the machine do not inflate), else in wall time."""
+    return timing.get("rtf_cpu_1thread", timing.get("rtf_1thread", float("nan")))
+
+
 def table(data: Path, runs: Path) -> None:
     dnsmos = json.loads((runs / "dnsmos.json").read_text())["dirs"] if (runs / "dnsmos.json").exists() else {}
     dnsmos |= json.loads((runs / "dnsmos-press.json").read_text())["dirs"] if (runs / "dnsmos-press.json").exists() else {}
@@ -159,7 +167,7 @@ def table(data: Path, runs: Path) -> None:
             name = "noisy input" if folder == data / "noisy" else folder.name
             causal = "" if folder == data / "noisy" else "yes" if timing.get("causal") else "no"
             print(f"{name:<22}{causal:>7}{timing.get('gmacs_per_s', float('nan')):>8.3f}"
-                  f"{timing.get('rtf_1thread', float('nan')):>8.3f}"
+                  f"{rtf(timing):>8.3f}"
                   + "".join(f"{scores[k]:>6.2f}" for k in ("SIG", "BAK", "OVRL")))
         (runs / "scores.json").write_text(json.dumps(results, indent=1))
         return
@@ -177,7 +185,7 @@ def table(data: Path, runs: Path) -> None:
         s = score_folder(data, folder)
         results[folder.name] = s | {"timing": timing}
         print(f"{folder.name:<22}{'yes' if timing.get('causal') else 'no':>7}"
-              f"{timing.get('gmacs_per_s', float('nan')):>8.3f}{timing.get('rtf_1thread', float('nan')):>8.3f}"
+              f"{timing.get('gmacs_per_s', float('nan')):>8.3f}{rtf(timing):>8.3f}"
               f"{s['si_snri']:>9.2f}{s['pesq']:>9.2f}{s['stoi']:>7.3f}{mos(folder):>6.2f}")
     (runs / "scores.json").write_text(json.dumps(results, indent=1))
 
