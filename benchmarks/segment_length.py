@@ -2,12 +2,13 @@
 
     python benchmarks/segment_length.py [MODEL] [--limit 20] [--segments 0.25,0.5,1,2,4]
                                         [--contexts 0.25,0.5] [--targets 15,20] [--subset real] [--split val]
-                                        [--long N]
+                                        [--long N] [--dataset noisy --root NOISY]
 
 MODEL: a shipped model's name (`default`), a checkpoint .safetensors, or a config name randomly
 initialised (default: `small`, which only checks that the script runs: the numbers mean something
 for a trained model). On the first
---limit utterances of a built-in split (--split: choose defaults on `val`, report on `test`), each
+--limit utterances of a split of the built-in corpus, or of --dataset at --root (`noisy` for an
+enhancer: its speech alone is scored; --split: choose defaults on `val`, report on `test`), each
 (segment, context) pair with context at most half the segment is evaluated by press.evaluation.evaluate: SI-SNRi and GMAC/s of the last exit (what the
 context costs and what too little context loses) and of dynamic inference at each target with
 p = --confidence (what a finer segment saves). Lengths are rounded to whole likelihood blocks.
@@ -34,18 +35,25 @@ from press.inference.runner import Separator
 from press.io.streaming import ArrayReader
 
 
-def long_inputs(items: list[dict], n: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """Every n consecutive items as one group of (mixture (N,), sources (S, N)) pairs."""
-    pairs = [(it["mixture"].numpy().astype(np.float32), it["sources"].numpy().astype(np.float32)) for it in items]
+def scored_sources(names: list[str]) -> slice:
+    """The outputs scored: an enhancer's speech (the removed noise is no output a listener hears), else all."""
+    return slice(names.index("speech"), names.index("speech") + 1) if "speech" in names else slice(None)
+
+
+def long_inputs(items: list[dict], n: int, scored: slice = slice(None)) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Every n consecutive items as one group of (mixture (N,), scored sources (S, N)) pairs."""
+    pairs = [(it["mixture"].numpy().astype(np.float32), it["sources"].numpy().astype(np.float32)[scored])
+             for it in items]
     return [pairs[i:i + n] for i in range(0, len(pairs), n)]
 
 
-def score_long(separator: Separator, groups: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[float, float]:
+def score_long(separator: Separator, groups: list[list[tuple[np.ndarray, np.ndarray]]],
+               scored: slice = slice(None)) -> tuple[float, float]:
     """(mean SI-SNRi over utterances, GMAC/s over all inputs) at the last exit, groups end to end."""
     outputs, macs, seconds = [], 0.0, 0.0
     for group in groups:
         res = separator.run(ArrayReader(np.concatenate([m for m, _ in group])), Static(separator.model.n_exits))
-        outputs.append(res.sources)
+        outputs.append(res.sources[scored])
         macs += res.gmacs_per_second * res.seconds
         seconds += res.seconds
     return quality(outputs, groups, separator.model.cfg.sample_rate), macs / seconds
@@ -63,26 +71,29 @@ def main() -> None:
     p.add_argument("--split", default="test", choices=("val", "test"), help="builtin split (default test)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--long", type=int, default=0, help="mixtures end to end per input (0: each on its own)")
+    p.add_argument("--dataset", default="builtin", help="corpus (default: the built-in one; `noisy` for an enhancer)")
+    p.add_argument("--root", default=None, help="the corpus's folder (not for builtin)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from overhead import load  # same model loading as the overhead benchmark
 
     model = load(args.model)
     targets = tuple(float(v) for v in args.targets.split(","))
-    items = list(dataset_items("builtin", None, args.split, model, args.subset, args.limit)[0])
+    items = list(dataset_items(args.dataset, args.root, args.split, model, args.subset, args.limit)[0])
     if args.long:
-        groups = long_inputs(items, args.long)
+        scored = scored_sources(model.cfg.source_names)
+        groups = long_inputs(items, args.long, scored)
         seconds = sum(len(m) for g in groups for m, _ in g) / model.cfg.sample_rate / len(groups)
-        print(f"{args.model}: {len(items)} builtin {args.split} utterances as {len(groups)} inputs of "
+        print(f"{args.model}: {len(items)} {args.dataset} {args.split} utterances as {len(groups)} inputs of "
               f"{seconds:.0f} s on average; last exit, SI-SNRi dB / GMAC/s")
         for seg in (float(v) for v in args.segments.split(",")):
             for ctx in (float(v) for v in args.contexts.split(",")):
                 if 2 * ctx <= seg:
-                    db, gm = score_long(Separator(model, segment=seg, context=ctx), groups)
+                    db, gm = score_long(Separator(model, segment=seg, context=ctx), groups, scored)
                     print(f"{seg:>8g} {ctx:>8g} {db:>7.2f} / {gm:<5.2f}", flush=True)
         return
     head = " ".join(f"{'t=' + format(t, 'g'):>15}" for t in targets)
-    print(f"{args.model}: {len(items)} builtin {args.split} utterances; SI-SNRi dB / GMAC/s")
+    print(f"{args.model}: {len(items)} {args.dataset} {args.split} utterances; SI-SNRi dB / GMAC/s")
     print(f"{'segment':>8} {'context':>8} {'last exit':>15} {head}")
     for seg in (float(v) for v in args.segments.split(",")):
         for ctx in (float(v) for v in args.contexts.split(",")):

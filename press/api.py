@@ -102,7 +102,7 @@ class Press(SeparationModel):
     def budget_calibration(self, separator: Separator) -> BudgetCalibration:
         """Every exit's quality on the calibration mixtures cut by `separator` (measured once per
         segment/context and kept)."""
-        key = (separator.segment_samples, separator.context_samples)
+        key = (separator.segment_samples, separator.context_samples, separator.cut.whole)
         if key not in self._budget_calibrations:
             mixtures = self._budget_mixtures
             if mixtures is None:
@@ -118,11 +118,12 @@ class Press(SeparationModel):
                   context: float | None = None, batch_size: int = 8) -> Separator | BlockRunner:
         """The run for these settings: a causal model with no segment or context asked for runs as
         one stream (press.engine.block_runner: its state never restarts); any other in segments of
-        `segment` seconds with `context` on each side (default: the model's operating point's)."""
+        `segment` seconds with `context` on each side (default: the model's operating point's, with
+        the inputs it runs whole)."""
         if self.model.cfg.causal and segment is None and context is None:
             return causal_runner(self.model, target_db, confidence, self.recalibration)
-        segment, context = self.operating_point.cut(segment, context)
-        return Separator(self.model, segment=segment, context=context, target_db=target_db,
+        segment, context, whole = self.operating_point.cut(segment, context)
+        return Separator(self.model, segment=segment, context=context, whole=whole, target_db=target_db,
                          confidence=confidence, batch_size=batch_size, recalibration=self.recalibration)
 
     def budget_threshold(self, separator: Separator | BlockRunner, gmacs_per_second: float, plan: SegmentPlan

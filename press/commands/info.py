@@ -52,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
     if "operating_point" in info:
         point = info["operating_point"]
         print(f"operating point (press separate's default): t = {point['target_db']:g} dB, "
-              f"p = {point['confidence']:g}, {point['segment']:g} s segments with {point['context']:g} s of context")
+              f"p = {point['confidence']:g}, {point['segment']:g} s segments with {point['context']:g} s of context"
+              + (f", inputs up to {point['whole']:g} s run whole" if point["whole"] else ""))
     return 0

@@ -17,15 +17,19 @@ from press.io.streaming import Reader
 
 @dataclass(frozen=True)
 class Cut:
-    """How inputs are cut: segment and context in samples, whole likelihood blocks of `block`."""
+    """How inputs are cut: segment and context in samples, whole likelihood blocks of `block`; an
+    input of at most `whole` samples (or that fits one window) runs whole, in one segment."""
 
     segment: int
     context: int
     block: int
+    whole: int = 0
 
     @classmethod
-    def from_seconds(cls, segment: float, context: float, sample_rate: int, block: int) -> Cut:
+    def from_seconds(cls, segment: float, context: float, sample_rate: int, block: int, whole: float = 0.0) -> Cut:
         """Seconds rounded to whole blocks; a context of none, or of more than half a segment, is refused."""
+        if not whole >= 0:
+            raise PressError(f"whole must be a number of seconds >= 0, got {whole}")
         seg = max(1, round(segment * sample_rate / block)) * block
         ctx = max(0, round(context * sample_rate / block)) * block
         if 2 * ctx > seg:
@@ -36,15 +40,16 @@ class Cut:
             raise PressError(f"context must be at least one likelihood block ({block / sample_rate:g} s): "
                              "segments' speakers are aligned on the overlap of their windows; a longer "
                              "segment runs more of the input whole")
-        return cls(seg, ctx, block)
+        return cls(seg, ctx, block, int(whole * sample_rate))
 
     def plan(self, n_samples: int, utterance: bool = False) -> SegmentPlan:
         """Segments for an input of n_samples. The whole input is one segment without context in
-        utterance mode, and also when it fits in one window (segment + context on both sides):
-        the network then sees all of it at once, and no compute goes on padding. An empty input is refused."""
+        utterance mode, when it fits in one window (segment + context on both sides) and when it is
+        at most `whole` samples long: the network then sees all of it at once, and no compute goes on
+        padding. An empty input is refused."""
         if n_samples == 0:
             raise PressError("the input holds no samples")
-        if utterance or n_samples <= self.segment + 2 * self.context:
+        if utterance or n_samples <= max(self.segment + 2 * self.context, self.whole):
             return SegmentPlan(n_samples, max(1, -(-n_samples // self.block)) * self.block, 0)
         return SegmentPlan(n_samples, self.segment, self.context)
 

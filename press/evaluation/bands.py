@@ -52,8 +52,9 @@ def exit_snr_bands(model, mixture: np.ndarray, rate: int, target_db: float = 5.0
     from press.io.streaming import ArrayReader
 
     inner = resample(mixture, rate, model.sample_rate) if rate != model.sample_rate else mixture
-    point = model.operating_point
-    separator = model.separator(target_db, confidence, segment=point.segment, context=point.context)
+    point = model.operating_point   # a causal model, which files stream through, is traced in segments too
+    cut = {"segment": point.segment, "context": point.context} if model.model.cfg.causal else {}
+    separator = model.separator(target_db, confidence, **cut)
     trace = trace_exits(separator, ArrayReader(np.asarray(inner, np.float32)))
     q = trace_exit_snr(trace, BAND_QUANTILES, model.recalibration)           # (Q, K, n_seg, S, n_core)
     q = np.swapaxes(q, 2, 3)                                                   # (Q, K, S, n_seg, n_core)

@@ -259,6 +259,7 @@ def _summary(totals: dict[tuple, PointTotals], calibration: CalibrationData, opt
         "audio_seconds": audio,
         "segment_seconds": separator.segment_samples / separator.model.cfg.sample_rate,
         "context_seconds": separator.context_samples / separator.model.cfg.sample_rate,
+        "whole_seconds": separator.cut.whole / separator.model.cfg.sample_rate,
         "rtf_all_exits": trace_wall / max(audio, 1e-12),
         "exits": rows("static", lambda k: {"exit": k[1]}),
         "dynamic": [d for d in dynamic if d["confidence"] == options.confidence],

@@ -92,8 +92,8 @@ def run_request(req: Request) -> dict:
 
     model, cfg, recal, extra = resolve_model(req.model, req.device)
     options = Options(targets=req.targets, confidence=req.confidence, quality=req.quality)
-    segment, context = OperatingPoint.from_dict(extra.get("operating_point")).cut(req.segment, req.context)
-    separator = Separator(model, segment=segment, context=context, batch_size=req.batch_size,
+    segment, context, whole = OperatingPoint.from_dict(extra.get("operating_point")).cut(req.segment, req.context)
+    separator = Separator(model, segment=segment, context=context, whole=whole, batch_size=req.batch_size,
                           recalibration=recal)
     items, n = dataset_items(req.dataset, req.root, req.split, model, req.subset, req.limit)
     fitted = None

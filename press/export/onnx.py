@@ -131,7 +131,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
 
     cfg = net.cfg
     operating_point = operating_point or OperatingPoint()
-    segment, context = operating_point.cut(segment, context)
+    segment, context, whole = operating_point.cut(segment, context)
     model, out, recalibration = prepare_export(net, out_dir, recalibration)
     pad_multiple = math.lcm(cfg.block, cfg.patch * cfg.scan_chunk)
     S, D = cfg.n_src, cfg.dim
@@ -191,7 +191,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
         "recalibration": recalibration.to_dict(),
         "operating_point": operating_point.to_dict(),
         "graphs": graphs,
-        "budget_calibration": _write_budget(out, budget, costs, cfg, segment, context),
+        "budget_calibration": _write_budget(out, budget, costs, cfg, segment, context, whole),
     }
     path = out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1))
@@ -199,7 +199,7 @@ def export_onnx(net: PressNet, out_dir: str | Path, name: str = "model",
 
 
 def _write_budget(out: Path, budget: BudgetCalibration | None, costs, cfg, segment: float,
-                  context: float) -> dict | None:
+                  context: float, whole: float) -> dict | None:
     """budget_calibration.json: per calibration segment and exit, the expected quality (dB) that
     the budget threshold is chosen on, and the exits' GMAC/s; its manifest entry (sha256)."""
     path = out / BUDGET
@@ -212,7 +212,8 @@ def _write_budget(out: Path, budget: BudgetCalibration | None, costs, cfg, segme
     seg = max(1, round(segment * cfg.sample_rate / cfg.block)) * cfg.block
     ctx = max(0, round(context * cfg.sample_rate / cfg.block)) * cfg.block
     quality = [[float(q) for q in row] for row in budget.quality]
-    path.write_text(json.dumps({"segment_samples": seg, "context_samples": ctx, "gmacs_per_second": gmacs,
+    path.write_text(json.dumps({"segment_samples": seg, "context_samples": ctx,
+                                "whole_samples": int(whole * cfg.sample_rate), "gmacs_per_second": gmacs,
                                 "quality": quality}))
     return {"file": BUDGET, "sha256": sha256_file(path), "segment_samples": seg, "context_samples": ctx,
             "n_segments": len(quality)}

@@ -64,8 +64,9 @@ def to_numpy(out: ExitOutput) -> Exit:
 class Separator:
     """Runs a PRESS model segment by segment with early exits (press.engine.loop).
 
-    segment / context in seconds (rounded to whole likelihood blocks); target_db / confidence:
-    the report target at which per-block probabilities are computed (and the rule of `Dynamic`).
+    segment / context in seconds (rounded to whole likelihood blocks); whole: inputs up to this many
+    seconds run whole (press.engine.plan.Cut); target_db / confidence: the report target at which
+    per-block probabilities are computed (and the rule of `Dynamic`).
     """
 
     model: PressNet
@@ -75,11 +76,12 @@ class Separator:
     confidence: float = 0.9
     batch_size: int = 8
     recalibration: Recalibration = field(default_factory=Recalibration)
+    whole: float = 0.0
 
     def __post_init__(self) -> None:
         cfg = self.model.cfg
         self.block = cfg.block
-        self.cut = Cut.from_seconds(self.segment, self.context, cfg.sample_rate, cfg.block)
+        self.cut = Cut.from_seconds(self.segment, self.context, cfg.sample_rate, cfg.block, self.whole)
         self.segment_samples, self.context_samples = self.cut.segment, self.cut.context
         self.recalibration.check_exits(self.model.n_exits)
         self.gmacs = [c.gmacs_per_second for c in exit_costs(self.model)]

@@ -101,10 +101,12 @@ class OnnxModel(SeparationModel):
 
     def separator(self, target_db: float = 20.0, confidence: float = 0.9, segment: float | None = None,
                   context: float | None = None, batch_size: int = 8) -> Engine:
-        """The engine over these graphs; segment and context default to the manifest's."""
+        """The engine over these graphs; segment and context default to the manifest's, with the inputs
+        its operating point runs whole."""
         m = self.manifest
+        whole = self.operating_point.whole if segment is None and context is None else 0.0
         cut = Cut.from_seconds(m["segment"] if segment is None else segment,
-                               m["context"] if context is None else context, self.sample_rate, self.block)
+                               m["context"] if context is None else context, self.sample_rate, self.block, whole)
         return Engine(self, cut, exit_scales(m["recalibration"], self.n_exits), target_db, confidence, batch_size)
 
     def budget_threshold(self, separator: Engine, gmacs_per_second: float, plan: SegmentPlan) -> float:
@@ -113,9 +115,11 @@ class OnnxModel(SeparationModel):
         if cal is None:
             raise PressError("this export has no budget calibration (exported with --no-budget); "
                              "export again without it to use --budget")
-        if (cal["segment_samples"], cal["context_samples"]) != (separator.cut.segment, separator.cut.context):
+        measured = (cal["segment_samples"], cal["context_samples"], cal.get("whole_samples", 0))
+        if measured != (separator.cut.segment, separator.cut.context, separator.cut.whole):
             raise PressError(f"the budget calibration was measured with {cal['segment_samples'] / sr:g} s "
-                             f"segments and {cal['context_samples'] / sr:g} s context; --budget needs those")
+                             f"segments and {cal['context_samples'] / sr:g} s context (inputs up to "
+                             f"{measured[2] / sr:g} s run whole); --budget needs those")
         return budget_threshold(np.asarray(cal["quality"], dtype=np.float64),
                                 np.asarray(cal["gmacs_per_second"], dtype=np.float64), gmacs_per_second, plan)
 
@@ -268,6 +272,7 @@ def check_budget_calibration(cal: Any, n_exits: int, path: Path) -> None:
     """budget_calibration.json holds what `OnnxModel.budget_threshold` reads, per exit."""
     rows = cal.get("quality") if isinstance(cal, dict) else None
     ok = (isinstance(cal, dict) and is_int(cal.get("segment_samples")) and is_int(cal.get("context_samples"))
+          and is_int(cal.get("whole_samples", 0)) and cal.get("whole_samples", 0) >= 0
           and isinstance(cal.get("gmacs_per_second"), list) and len(cal["gmacs_per_second"]) == n_exits
           and all(is_number(g) and g > 0 for g in cal["gmacs_per_second"])
           and isinstance(rows, list) and len(rows) > 0
