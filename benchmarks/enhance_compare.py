@@ -11,7 +11,7 @@
 The first call writes PRESS's outputs (each exit, and the dynamic rule at each target) to RUNS/press-*
 with a timing.json like the peers' (one thread, wall time inside the model, GMAC/s from the reports);
 then every folder of RUNS is scored on DATA/clean (RTF: one thread, in process CPU time, which other
-jobs on the machine do not inflate): each output is aligned to its reference (the lag of
+jobs on the machine inflate far less than wall time, though not at all only on an idle machine): each output is aligned to its reference (the lag of
 the cross-correlation peak within ±100 ms: RNNoise and DeepFilterNet delay their output), then SI-SNRi,
 PESQ-WB and STOI (press.evaluation.metrics), and DNSMOS P.835 OVRL where RUNS/dnsmos.json has it.
 PRESS's segment-wise model is offline (it sees seconds of future audio); every peer is causal.
@@ -145,7 +145,7 @@ def groups(data: Path, runs: Path, folders: list[str], least: int = 5) -> None:
 
 def rtf(timing: dict) -> float:
     """One-thread real-time factor in process CPU time where the run recorded it (the figure other jobs
-    on the machine do not inflate), else in wall time."""
+    on the machine inflate least: shared caches and memory bandwidth still slow it), else in wall time."""
     return timing.get("rtf_cpu_1thread", timing.get("rtf_1thread", float("nan")))
 
 

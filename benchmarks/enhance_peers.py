@@ -36,7 +36,8 @@ Timing: every peer runs at ONE thread (OMP/MKL/OpenBLAS = 1, onnxruntime intra/i
 RNNoise C library and DeepFilterNet's tract runtime are single-threaded). Timed per file is the peer's own
 processing at its native rate (model construction and the 16k<->48k resampling are outside, the latter
 recorded separately): time.process_time() and wall time. On a loaded machine the wall RTF is inflated
-by other processes; the CPU-time RTF is the figure that does not depend on load.
+by other processes; the CPU-time RTF depends on load far less (shared caches and memory bandwidth
+still slow it: PRESS's exit 3 measured 0.14 beside one training job and 0.19 beside three).
 
 Compute (GMAC per second of audio) is counted, not quoted, for every neural peer: for the ONNX peers the
 graph is run once on 1 s of input through onnxruntime with every intermediate tensor exposed, and the MACs
