@@ -75,7 +75,7 @@ def test_the_api_evaluate_and_export_cut_as_the_checkpoints_point_unless_told(ti
 
 
 def test_the_shipped_default_runs_at_its_cards_point():
-    assert press.load("default").operating_point == OperatingPoint(2.5, 0.9)
+    assert press.load("default").operating_point == OperatingPoint(2.5, 0.9, whole=10.0)
 
 
 def test_cli_and_api_use_the_checkpoints_point_unless_told(tiny_checkpoint, tmp_path, capsys):
