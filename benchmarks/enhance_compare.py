@@ -11,7 +11,7 @@
 The first call writes PRESS's outputs (each exit, and the dynamic rule at each target) to RUNS/press-*
 with a timing.json like the peers' (one thread, wall time inside the model, GMAC/s from the reports);
 then every folder of RUNS is scored on DATA/clean (RTF: one thread, in process CPU time, which other
-jobs on the machine inflate far less than wall time, though not at all only on an idle machine): each output is aligned to its reference (the lag of
+jobs on the machine inflate far less than wall time): each output is aligned to its reference (the lag of
 the cross-correlation peak within ±100 ms: RNNoise and DeepFilterNet delay their output), then SI-SNRi,
 PESQ-WB and STOI (press.evaluation.metrics), and DNSMOS P.835 OVRL where RUNS/dnsmos.json has it.
 PRESS's segment-wise model is offline (it sees seconds of future audio); every peer is causal.
@@ -74,7 +74,8 @@ def run_press(data: Path, runs: Path, model_name: str, targets: list[float], con
             macs += result.report["gmacs_per_second"] * seconds
             sf.write(out / f.name, result.sources[speech], sr)
         timing = {"audio_seconds": audio, "wall_seconds": wall, "rtf_1thread": wall / audio,
-                  "cpu_seconds": cpu, "rtf_cpu_1thread": cpu / audio, "gmacs_per_s": macs / audio, "causal": False, "latency_ms": None,
+                  "cpu_seconds": cpu, "rtf_cpu_1thread": cpu / audio, "gmacs_per_s": macs / audio,
+                  "causal": False, "latency_ms": None,
                   "latency_source": "offline: segments of seconds with context on both sides", **options}
         (out / "timing.json").write_text(json.dumps(timing, indent=1))
         print(f"{name}: RTF {wall / audio:.3f} at 1 thread ({cpu / audio:.3f} in CPU time), {macs / audio:.3f} GMAC/s")

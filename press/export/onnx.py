@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from press.engine.operating_point import OperatingPoint
+from press.engine.plan import Cut
 from press.errors import PressError
 from press.inference.budget import BudgetCalibration
 from press.io.files import sha256_file
@@ -209,14 +210,12 @@ def _write_budget(out: Path, budget: BudgetCalibration | None, costs, cfg, segme
     gmacs = [float(g) for g in budget.gmacs]
     if len(gmacs) != cfg.n_exits or not all(math.isclose(g, c.gmacs_per_second) for g, c in zip(gmacs, costs)):
         raise PressError("the budget calibration was measured on another model (its exits' GMAC/s differ)")
-    seg = max(1, round(segment * cfg.sample_rate / cfg.block)) * cfg.block
-    ctx = max(0, round(context * cfg.sample_rate / cfg.block)) * cfg.block
+    cut = Cut.from_seconds(segment, context, cfg.sample_rate, cfg.block, whole)   # as the runtime cuts
     quality = [[float(q) for q in row] for row in budget.quality]
-    path.write_text(json.dumps({"segment_samples": seg, "context_samples": ctx,
-                                "whole_samples": int(whole * cfg.sample_rate), "gmacs_per_second": gmacs,
-                                "quality": quality}))
-    return {"file": BUDGET, "sha256": sha256_file(path), "segment_samples": seg, "context_samples": ctx,
-            "n_segments": len(quality)}
+    path.write_text(json.dumps({"segment_samples": cut.segment, "context_samples": cut.context,
+                                "whole_samples": cut.whole, "gmacs_per_second": gmacs, "quality": quality}))
+    return {"file": BUDGET, "sha256": sha256_file(path), "segment_samples": cut.segment,
+            "context_samples": cut.context, "n_segments": len(quality)}
 
 
 def _quantize(path: Path) -> Path:

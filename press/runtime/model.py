@@ -104,7 +104,7 @@ class OnnxModel(SeparationModel):
         """The engine over these graphs; segment and context default to the manifest's, with the inputs
         its operating point runs whole."""
         m = self.manifest
-        whole = self.operating_point.whole if segment is None and context is None else 0.0
+        _, _, whole = self.operating_point.cut(segment, context)   # `whole` only where no cut is named
         cut = Cut.from_seconds(m["segment"] if segment is None else segment,
                                m["context"] if context is None else context, self.sample_rate, self.block, whole)
         return Engine(self, cut, exit_scales(m["recalibration"], self.n_exits), target_db, confidence, batch_size)
