@@ -234,7 +234,7 @@ def table(claim: int, spec: dict, out: Path) -> list[str]:
     if claim in (1, 2, 3, 5):
         k = max((len(s["exits"]) for a in arms for s in _seeds(out, a)), default=0)
         head = ["arm", "seeds", "CPU min"] + [f"SI-SNRi exit {i + 1}" for i in range(k)]
-        if claim == 1:
+        if claim in (1, 2):
             head += ["PESQ-WB last", "STOI last"]
         if claim in (2, 5):
             head += ["ECE", "KS last exit"]
@@ -247,7 +247,7 @@ def table(claim: int, spec: dict, out: Path) -> list[str]:
                 continue
             cells = [a, str(len(ss)), _ms([s["cpu_minutes"] for s in ss], "{:.1f}")]
             cells += [_ms([_exit(s, i, "si_snri") for s in ss]) for i in range(k)]
-            if claim == 1:
+            if claim in (1, 2):
                 cells += [_ms([s["exits"][-1].get("pesq") for s in ss]),
                           _ms([s["exits"][-1].get("stoi") for s in ss], "{:.3f}")]
             if claim in (2, 5):   # an SI-SNR-trained network predicts no variance worth scoring
