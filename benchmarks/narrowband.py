@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 
 import press
 from press.evaluation.metrics import aligned_si_snri
+from press.io.audio import resample
 
 RATE = 16000
 NARROW = 8000
@@ -34,7 +34,7 @@ NARROW = 8000
 
 def band_limit(x: np.ndarray) -> np.ndarray:
     """x through an 8 kHz resampling and back: what a telephone-band recording holds, at 16 kHz."""
-    return soxr.resample(soxr.resample(x, RATE, NARROW), NARROW, RATE)[: len(x)].astype(np.float32)
+    return resample(resample(x, RATE, NARROW), NARROW, RATE)[: len(x)]
 
 
 def high_band_db(x: np.ndarray, mixture: np.ndarray) -> float:
@@ -51,8 +51,7 @@ def conditions(clean: np.ndarray, noisy: np.ndarray) -> dict[str, tuple[np.ndarr
     narrow = band_limit(clean)
     return {"wideband": (noisy, clean, RATE),
             "narrowband speech": (narrow + noise, narrow, RATE),
-            "8 kHz file": (soxr.resample(noisy, RATE, NARROW).astype(np.float32),
-                           soxr.resample(clean, RATE, NARROW).astype(np.float32), NARROW)}
+            "8 kHz file": (resample(noisy, RATE, NARROW), resample(clean, RATE, NARROW), NARROW)}
 
 
 def main() -> None:
