@@ -83,11 +83,12 @@ def test_dynamic_gap_against_the_static_line(claims):
     assert half["hi"] - half["lo"] > 0.2
 
 
-def test_best_saving_keeps_within_the_tolerance(claims):
-    s = {"exits": [{"si_snri": 4.0, "gmacs_per_second": 1.0}, {"si_snri": 6.0, "gmacs_per_second": 3.0}],
+def test_dynamic_share_reads_the_point_at_its_target_and_confidence(claims):
+    s = {"exits": [{"si_snri": 4.0, "gmacs_per_second": 1.0}, {"si_snri": 6.0, "gmacs_per_second": 4.0}],
          "dynamic_sweep": [
-             {"confidence": 0.9, "target_db": 0.0, "si_snri": 4.5, "gmacs_per_second": 1.5},    # too far below
-             {"confidence": 0.9, "target_db": 5.0, "si_snri": 5.8, "gmacs_per_second": 2.4},    # 20 % saved
+             {"confidence": 0.9, "target_db": 2.5, "si_snri": 4.5, "gmacs_per_second": 1.5},
+             {"confidence": 0.9, "target_db": 5.0, "si_snri": 5.8, "gmacs_per_second": 3.0},
              {"confidence": 0.5, "target_db": 5.0, "si_snri": 5.9, "gmacs_per_second": 1.2}]}   # other p
-    saving, target = claims.best_saving(s)
-    assert saving == pytest.approx(0.2) and target == 5.0
+    assert claims.dynamic_share(s, 5.0) == pytest.approx(0.75)
+    assert claims.dynamic_share(s, 2.5) == pytest.approx(0.375)
+    assert claims.dynamic_share(s, 7.5) is None
