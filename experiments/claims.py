@@ -100,16 +100,55 @@ def train(spec: dict, arm: str, seed: int, out: Path, root: str, threads: int) -
 
 # ---------------------------------------------------------------- scoring
 
+def _separator(net, recalibration, long_cfg: dict | None = None):
+    """The scoring cut: the API's 2 s segments with 0.25 s of context, or `long_cfg`'s; the context
+    holds at least one likelihood block, which segments' speakers are aligned on."""
+    from press.engine.operating_point import DEFAULT_CONTEXT, DEFAULT_SEGMENT
+    from press.inference.runner import Separator
+
+    block = net.cfg.block / net.cfg.sample_rate
+    segment, context = (long_cfg["segment"], long_cfg["context"]) if long_cfg else (DEFAULT_SEGMENT, DEFAULT_CONTEXT)
+    return Separator(net, segment=segment, context=max(context, block), recalibration=recalibration)
+
+
+def block_passes(model: str, spec: dict, task: str, root: str, limit: int, target_db: float,
+                 confidence: float = 0.9) -> dict:
+    """Why the block size moves the dynamic savings: at exit 1, the share of likelihood blocks whose
+    exit probability reaches `confidence` at `target_db`, and the share of segments where every
+    block does (what the rule asks before a segment leaves), over the first `limit` test items."""
+    import torch
+
+    from press.engine.rule import exit_probabilities, segment_decision
+    from press.evaluation.report import dataset_items, resolve_model
+    from press.inference.trace import trace_exits
+    from press.io.streaming import ArrayReader
+
+    torch.set_num_threads(1)
+    net, _, recal, _ = resolve_model(model, "cpu")
+    separator, s = _separator(net, recal), spec["tasks"][task]["score"]
+    items, _ = dataset_items(s["dataset"], None if s["dataset"] == "builtin" else root, s["split"], net,
+                             s.get("subset"), limit)
+    blocks, segments = [], []
+    with torch.no_grad():
+        for item in items:
+            tr = trace_exits(separator, ArrayReader(item["mixture"].numpy().astype(np.float32)))
+            pr = exit_probabilities(tr.estimates[0], tr.windows, tr.alpha[0], tr.beta[0], target_db, confidence,
+                                    tr.block, tr.p_ref, tr.lengths)
+            decision = pr.decision[:, tr.core]                                  # (n_seg, n_core)
+            blocks += [d[v] for d, v in zip(decision, tr.valid)]
+            segments += segment_decision(decision, tr.valid).tolist()
+    return {"blocks_per_segment": float(np.mean([len(b) for b in blocks])),
+            "blocks_passing": float(np.concatenate(blocks).mean()), "segments_passing": float(np.mean(segments))}
+
+
 def score(model: str, spec: dict, task: str, root: str, out: Path, long: bool = False) -> dict:
     """Score a model on its task's test split: the evaluation of `press evaluate` (quality per exit,
     dynamic sweep, calibration) plus PIT histograms, reliability bins and per-file rows; with
     `long`, on whole files and with a recalibration fitted on validation items ("recalibrated")."""
     import torch
 
-    from press.engine.operating_point import DEFAULT_CONTEXT, DEFAULT_SEGMENT
     from press.evaluation.evaluate import Options, evaluate, fit_on
     from press.evaluation.report import dataset_items, resolve_model
-    from press.inference.runner import Separator
     from press.prob.calibration import reliability_diagram
 
     s, long_cfg = spec["tasks"][task]["score"], spec["long_scoring"]
@@ -118,9 +157,7 @@ def score(model: str, spec: dict, task: str, root: str, out: Path, long: bool = 
         return json.loads(path.read_text())
     torch.set_num_threads(1)
     net, _, recal, _ = resolve_model(model, "cpu")
-    block = net.cfg.block / net.cfg.sample_rate        # the context must hold one likelihood block
-    separator = Separator(net, segment=long_cfg["segment"] if long else DEFAULT_SEGMENT,
-                          context=max(long_cfg["context"] if long else DEFAULT_CONTEXT, block), recalibration=recal)
+    separator = _separator(net, recal, long_cfg if long else None)
     data_root = None if s["dataset"] == "builtin" else root
     fitted = None
     with torch.no_grad():
@@ -185,6 +222,11 @@ def _in_child(argv: list[str], threads: int) -> None:
 
 # ---------------------------------------------------------------- report
 
+def _weights(out: Path, arm: str) -> list[Path]:
+    """The trained weights of an arm's finished seeds, in seed order."""
+    return [r / "last.safetensors" for r in sorted((out / arm).glob("seed-*")) if (r / "train.done").exists()]
+
+
 def _seeds(out: Path, arm: str, name: str = "score.json") -> list[dict]:
     runs = sorted((out / arm).glob("seed-*"))
     found = []
@@ -241,7 +283,7 @@ def table(claim: int, spec: dict, out: Path) -> list[str]:
         if claim in (2, 5):
             head += ["ECE", "KS last exit"]
         if claim == 5:
-            head += [f"GMAC/s vs last exit, t = {t:g} dB" for t in BLOCK_TARGETS]
+            head += ["GMAC/s last exit"] + [f"GMAC/s vs last exit, t = {t:g} dB" for t in BLOCK_TARGETS]
             head += [f"gap to static line, t = {t:g} dB" for t in BLOCK_TARGETS]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for a in arms:
@@ -259,6 +301,7 @@ def table(claim: int, spec: dict, out: Path) -> list[str]:
                     _ms([_calibration(s)["ece"] for s in ss], "{:.3f}"),
                     _ms([_calibration(s)["exits"][-1]["ks"] for s in ss], "{:.3f}")]
             if claim == 5:
+                cells += [_ms([s["exits"][-1]["gmacs_per_second"] for s in ss])]
                 cells += [_ms([100 * dynamic_share(s, t) for s in ss], "{:.0f} %") for t in BLOCK_TARGETS]
                 cells += [_ms([_gap_at(s, t) for s in ss], "{:+.2f}") for t in BLOCK_TARGETS]
             lines.append("| " + " | ".join(cells) + " |")
@@ -400,12 +443,26 @@ def main() -> None:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--root", required=True)
     s.add_argument("--long", action="store_true")
-    for command in (r, p, s):
+    b = sub.add_parser("passes", help="claim 5: block and segment pass rates of the exit rule at exit 1")
+    b.add_argument("out", type=Path)
+    b.add_argument("--root", required=True)
+    b.add_argument("--claim", type=int, default=5)
+    b.add_argument("--limit", type=int, default=30, help="first test items")
+    b.add_argument("--target", type=float, default=2.5)
+    for command in (r, p, s, b):
         command.add_argument("--spec", type=Path, default=SPEC, help="the arms (default: experiments/claims.yaml)")
     args = parser.parse_args()
     if args.command == "run":
         args.out.mkdir(parents=True, exist_ok=True)
         run_all(args)
+    elif args.command == "passes":
+        spec = load_spec(args.spec)
+        for arm in spec["claims"][args.claim]["arms"]:
+            for seed, weights in enumerate(_weights(args.out, arm)):
+                r = block_passes(str(weights), spec, spec["arms"][arm]["task"], args.root, args.limit, args.target)
+                print(f"{arm} seed {seed}: {r['blocks_per_segment']:.1f} blocks per segment, "
+                      f"{100 * r['blocks_passing']:.0f} % of blocks and {100 * r['segments_passing']:.0f} % of "
+                      f"segments pass at exit 1 (t = {args.target:g} dB, p = 0.9)")
     elif args.command == "score":
         score(args.model, load_spec(args.spec), args.task, args.root, args.out, args.long)
     else:

@@ -92,3 +92,13 @@ def test_dynamic_share_reads_the_point_at_its_target_and_confidence(claims):
     assert claims.dynamic_share(s, 5.0) == pytest.approx(0.75)
     assert claims.dynamic_share(s, 2.5) == pytest.approx(0.375)
     assert claims.dynamic_share(s, 7.5) is None
+
+
+def test_only_finished_seeds_have_weights(claims, tmp_path):
+    for seed, done in ((0, True), (1, False), (2, True)):
+        run = tmp_path / "arm" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "last.safetensors").write_bytes(b"")
+        if done:
+            (run / "train.done").write_text("")
+    assert claims._weights(tmp_path, "arm") == [tmp_path / "arm" / f"seed-{s}" / "last.safetensors" for s in (0, 2)]
