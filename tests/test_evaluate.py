@@ -98,6 +98,23 @@ def test_stored_recalibration_drives_the_dynamic_exits(checkpoint, tmp_path, cap
                [{k: v for k, v in row.items() if k != "rtf"} for row in doubtful[key]]
 
 
+def test_a_lower_quantile_never_leaves_later(checkpoint, tmp_path, capsys):
+    """Fewer of a segment's blocks must pass at a lower quantile, so each target's dynamic point
+    can only move to earlier exits and less compute; the static exits do not move."""
+    summaries = {}
+    for q in ("1", "0.5"):
+        assert main(["evaluate", str(checkpoint), "--limit", "2", "--no-quality", "--json", "--segment", "2",
+                     "--context", "0.25", "--targets", "0,5,10,20", "--quantile", q,
+                     "--out", str(tmp_path / f"q{q}")]) == 0
+        summaries[q] = json.loads(capsys.readouterr().out)
+        assert summaries[q]["quantile"] == float(q)
+    strict, loose = summaries["1"], summaries["0.5"]
+    assert [e["si_snri"] for e in strict["exits"]] == [e["si_snri"] for e in loose["exits"]]
+    for a, b in zip(strict["dynamic_sweep"], loose["dynamic_sweep"]):
+        assert (a["target_db"], a["confidence"]) == (b["target_db"], b["confidence"])
+        assert b["gmacs_per_second"] <= a["gmacs_per_second"] + 1e-9
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--dataset", "nosuch"], "unknown dataset"),
     (["--dataset", "wsj0-2mix"], "root"),
@@ -105,6 +122,7 @@ def test_stored_recalibration_drives_the_dynamic_exits(checkpoint, tmp_path, cap
     (["--targets", "10,abc"], "--targets"),
     (["--targets", ","], "--targets"),
     (["--confidence", "1.5"], "--confidence"),
+    (["--quantile", "0"], "--quantile"),
     (["--subset", "real", "--dataset", "wsj0-2mix", "--root", "."], "builtin"),
     (["--save-calibrated", "x.safetensors"], "--calibrate-split"),
 ])

@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N utterances")
     p.add_argument("--targets", default="10,15,20,25", help="exit-SNR targets t in dB (comma-separated)")
     p.add_argument("--confidence", type=float, default=0.9, help="confidence p of the dynamic rule")
+    p.add_argument("--quantile", type=float, default=1.0,
+                   help="share of a segment's blocks that must reach p before it leaves an exit (default 1: "
+                        "every block; docs/exits.md)")
     p.add_argument("--segment", type=float, default=None,
                    help="compute segment in seconds (default: the model's operating point's, 2.0 "
                         "where it names none)")
@@ -66,12 +69,15 @@ def run(args: argparse.Namespace) -> int:
     targets = _floats(args.targets, "--targets")
     if not 0.0 <= args.confidence <= 1.0:
         raise PressError(f"--confidence must be in [0, 1], got {args.confidence}")
+    if not 0.0 < args.quantile <= 1.0:
+        raise PressError(f"--quantile must be in (0, 1], got {args.quantile}")
     if args.limit is not None and args.limit < 1:
         raise PressError(f"--limit must be at least 1, got {args.limit}")
     if args.save_calibrated and not args.calibrate_split:
         raise PressError("--save-calibrated needs --calibrate-split (the split to fit on)")
     summary = run_request(Request(
         model=args.model, dataset=args.dataset, out=Path(args.out), targets=targets, confidence=args.confidence,
+        quantile=args.quantile,
         quality=not args.no_quality, root=args.root, split=args.split, subset=args.subset, limit=args.limit,
         device=args.device, segment=args.segment, context=args.context, batch_size=args.batch_size,
         calibrate_split=args.calibrate_split, calibrate_limit=args.calibrate_limit,

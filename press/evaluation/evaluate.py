@@ -59,6 +59,7 @@ class Options:
 
     targets: tuple[float, ...] = (10.0, 15.0, 20.0, 25.0)
     confidence: float = 0.9
+    quantile: float = 1.0                  # share of a segment's valid blocks that must pass
     confidences: tuple[float, ...] = CONFIDENCE_SWEEP
     thresholds: tuple[float, ...] = CHANGE_THRESHOLDS
     seed: int = 0
@@ -171,7 +172,7 @@ def strategy_points(a: UtteranceAnalysis, options: Options, recal: Recalibration
     for t in options.targets:
         _, block_prob = a.probabilities(t, recal)
         for p in sorted(set(options.confidences) | {options.confidence}):
-            points[("dynamic", t, p)] = dynamic_exits(block_prob, a.valid, p)
+            points[("dynamic", t, p)] = dynamic_exits(block_prob, a.valid, p, options.quantile)
         points[("oracle", t)] = oracle_exits(a.exit_snr, a.valid, t)
     points[("uniform", options.seed)] = uniform_exits(n_seg, K, options.seed)
     for th in options.thresholds:
@@ -260,6 +261,7 @@ def _summary(totals: dict[tuple, PointTotals], calibration: CalibrationData, opt
         "segment_seconds": separator.segment_samples / separator.model.cfg.sample_rate,
         "context_seconds": separator.context_samples / separator.model.cfg.sample_rate,
         "whole_seconds": separator.cut.whole / separator.model.cfg.sample_rate,
+        "quantile": options.quantile,
         "rtf_all_exits": trace_wall / max(audio, 1e-12),
         "exits": rows("static", lambda k: {"exit": k[1]}),
         "dynamic": [d for d in dynamic if d["confidence"] == options.confidence],

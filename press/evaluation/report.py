@@ -64,6 +64,7 @@ class Request:
     out: Path
     targets: tuple[float, ...]
     confidence: float = 0.9
+    quantile: float = 1.0                # share of a segment's blocks that must pass
     quality: bool = True                 # SDRi, PESQ and STOI besides SI-SNRi
     root: str | None = None
     split: str = "test"
@@ -91,7 +92,7 @@ def run_request(req: Request) -> dict:
     from press.model.checkpoint import save_model
 
     model, cfg, recal, extra = resolve_model(req.model, req.device)
-    options = Options(targets=req.targets, confidence=req.confidence, quality=req.quality)
+    options = Options(targets=req.targets, confidence=req.confidence, quantile=req.quantile, quality=req.quality)
     segment, context, whole = OperatingPoint.from_dict(extra.get("operating_point")).cut(req.segment, req.context)
     separator = Separator(model, segment=segment, context=context, whole=whole, batch_size=req.batch_size,
                           recalibration=recal)
