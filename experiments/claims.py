@@ -3,6 +3,7 @@ and print the tables and figures of docs/claims.md.
 
     python experiments/claims.py run OUT --root NOISY [--claims 1 2 3 4 5 6] [--seeds 0 1] [--jobs 2]
     python experiments/claims.py report OUT [--figures DIR]
+    python experiments/claims.py passes OUT --root NOISY      # claim 5: why block size moves savings
 
 NOISY is the recorded-noise corpus of `press data noisy` (docs/data.md); the separation arms use
 the built-in corpus. Every arm runs `press train` from scratch in its own folder (OUT/ARM/seed-N),
