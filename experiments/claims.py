@@ -119,7 +119,8 @@ def block_passes(model: str, spec: dict, task: str, root: str, limit: int, targe
     block does (what the rule asks before a segment leaves), over the first `limit` test items."""
     import torch
 
-    from press.engine.rule import exit_probabilities, segment_decision
+    from press.engine.rule import segment_decision
+    from press.evaluation.analysis import analyse
     from press.evaluation.report import dataset_items, resolve_model
     from press.inference.trace import trace_exits
     from press.io.streaming import ArrayReader
@@ -132,12 +133,11 @@ def block_passes(model: str, spec: dict, task: str, root: str, limit: int, targe
     blocks, segments = [], []
     with torch.no_grad():
         for item in items:
-            tr = trace_exits(separator, ArrayReader(item["mixture"].numpy().astype(np.float32)))
-            pr = exit_probabilities(tr.estimates[0], tr.windows, tr.alpha[0], tr.beta[0], target_db, confidence,
-                                    tr.block, tr.p_ref, tr.lengths)
-            decision = pr.decision[:, tr.core]                                  # (n_seg, n_core)
-            blocks += [d[v] for d, v in zip(decision, tr.valid)]
-            segments += segment_decision(decision, tr.valid).tolist()
+            mixture = item["mixture"].numpy().astype(np.float32)
+            a = analyse(trace_exits(separator, ArrayReader(mixture)), mixture, item["sources"].numpy())
+            passing = a.probabilities(target_db, recal)[1][0] >= confidence    # exit 1: (n_seg, n_core)
+            blocks += [b[v] for b, v in zip(passing, a.valid)]
+            segments += segment_decision(passing, a.valid).tolist()
     return {"blocks_per_segment": float(np.mean([len(b) for b in blocks])),
             "blocks_passing": float(np.concatenate(blocks).mean()), "segments_passing": float(np.mean(segments))}
 
@@ -263,11 +263,6 @@ def dynamic_share(s: dict, target: float, confidence: float = 0.9) -> float | No
     return None
 
 
-def _gap_at(s: dict, target: float) -> float | None:
-    """Claim 6's gap of the p = 0.9 point at `target` against the static exits' line."""
-    return next((g["gap"] for g in dynamic_gaps(s) if g["point"] == f"t = {target:g} dB"), None)
-
-
 def _calibration(s: dict, label: str = "raw") -> dict:
     return s["calibration"].get(label, {"exits": [], "ece": None})
 
@@ -304,7 +299,8 @@ def table(claim: int, spec: dict, out: Path) -> list[str]:
             if claim == 5:
                 cells += [_ms([s["exits"][-1]["gmacs_per_second"] for s in ss])]
                 cells += [_ms([100 * dynamic_share(s, t) for s in ss], "{:.0f} %") for t in BLOCK_TARGETS]
-                cells += [_ms([_gap_at(s, t) for s in ss], "{:+.2f}") for t in BLOCK_TARGETS]
+                gaps = [{g["point"]: g["gap"] for g in dynamic_gaps(s)} for s in ss]    # claim 6's gaps
+                cells += [_ms([g.get(f"t = {t:g} dB") for g in gaps], "{:+.2f}") for t in BLOCK_TARGETS]
             lines.append("| " + " | ".join(cells) + " |")
     elif claim == 4:
         head = ["weights", "seeds", "CPU min", "SI-SNRi last exit", "ECE raw", "KS last exit raw",
