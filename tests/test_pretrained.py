@@ -34,11 +34,11 @@ def test_default_separates_the_first_test_mixtures():
     """A quality floor, so that a broken checkpoint fails: mean SI-SNRi at exit 3 over the first
     20 built-in test mixtures (speakers aligned to the references) must reach 4 dB.
 
-    Measured (CPU): stage 6 of the shipped model (its model card) gives a mean of 5.50 dB, stage 5
-    5.43; the same weights broken give 2.16 (every weight perturbed by half its tensor's
-    standard deviation), -0.37 (shuffled within each tensor) and 0.00 (re-initialised: a fresh model
-    outputs mixture / 2). Over the first 5 alone the two working models gave 2.89 and 3.99 dB, too
-    few mixtures to tell a working model from a damaged one, hence 20.
+    Measured (CPU): the shipped weights give a mean of 5.13 dB; the same weights broken give 1.95
+    (every weight perturbed by half its tensor's standard deviation), -0.30 (shuffled within each
+    tensor) and 0.00 (re-initialised: a fresh model outputs mixture / 2). Over the first 5 alone two
+    earlier working models gave 2.89 and 3.99 dB, too few mixtures to tell a working model from a
+    damaged one, hence 20.
     """
     model = press.load("default")
     test = get_dataset("builtin", split="test")

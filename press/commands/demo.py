@@ -8,7 +8,7 @@ speech, mean GMAC/s, saving against the last exit. `--model default` separates t
 mixtures of the built-in test split instead (recorded speech, and synthetic voices).
 
 It starts with enhancement because that is what the shipped models do well on recorded audio: the
-CPU-trained separator averages about 1.5 dB SI-SNRi on recorded voices it never heard, and a few
+CPU-trained separator averages about 2.7 dB SI-SNRi on recorded voices it never heard, and a few
 mixtures of it can land below 0 dB (docs/results.md).
 """
 
