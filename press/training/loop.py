@@ -59,6 +59,10 @@ from press.training.state import capture_rng, load_state, restore_rng, save_stat
 # values, e.g. a causal `enhance-rt` from the bidirectional `enhance` (the same tensors, run forward
 # only and with a running level) or another likelihood block.
 WEIGHTLESS_FIELDS = ("name", "causal", "block")
+# Branches a run may add to a model that has none (the field 0 in the source): the branch's
+# parameters start as the branch itself initialises them (a zero projection, so the outputs start
+# as the source's), every other tensor is the source's.
+GROWN_BRANCHES = {"spec_window": "encoder_head.spectrum."}
 
 
 @dataclass(frozen=True)
@@ -237,13 +241,18 @@ class Trainer:
         or a checkpoint path."""
         source, source_cfg, _ = load_model(path)
         mine, theirs = model_config(self.cfg), model_config(source_cfg)
-        changed = [f for f in WEIGHTLESS_FIELDS if getattr(mine, f) != getattr(theirs, f)]
+        grown = [f for f in GROWN_BRANCHES if getattr(mine, f) != getattr(theirs, f) and not getattr(theirs, f)]
+        changed = [f for f in WEIGHTLESS_FIELDS + tuple(grown) if getattr(mine, f) != getattr(theirs, f)]
         if replace(theirs, **{f: getattr(mine, f) for f in changed}) != mine:
             raise PressError(f"train.init={path}: its model config differs from this run's; "
                              "only a model of the same architecture can be continued")
-        self.model.load_state_dict(source.state_dict())
+        missing, unexpected = self.model.load_state_dict(source.state_dict(), strict=False)
+        new = tuple(GROWN_BRANCHES[f] for f in grown)
+        if unexpected or any(not key.startswith(new) for key in missing):   # startswith(()) is False
+            raise PressError(f"train.init={path}: its weights do not fit this model "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         if changed and self.dist.is_main:
-            print(f"press train: train.init={path}: the same weights in another setting: "
+            print(f"press train: train.init={path}: its weights, with the model's settings changed: "
                   + ", ".join(f"{f} {getattr(theirs, f)} -> {getattr(mine, f)}" for f in changed), file=sys.stderr)
 
     def _enter(self, stage: str, position: Position) -> None:
