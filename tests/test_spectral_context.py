@@ -142,3 +142,22 @@ def test_onnx_export_matches_torch(tmp_path):
             peak = float(ref.estimate.abs().max())
             assert float(np.abs(ref.estimate.numpy() - got[0]).max()) <= 1e-3 * peak
             assert float(np.abs(ref.alpha.numpy() - got[1]).max()) <= 1e-4
+
+
+def test_the_branch_learns_at_its_own_rate():
+    """`train.spectrum_lr_scale` puts the branch's parameters, and only them, in groups at that
+    multiple of the schedule's learning rate; a model without the branch keeps the two usual groups."""
+    from omegaconf import OmegaConf
+
+    from press.training.loop import make_optimizer
+
+    cfg = OmegaConf.create({"train": {"weight_decay": 0.01, "lr": 1e-3, "betas": [0.9, 0.999],
+                                      "spectrum_lr_scale": 10.0}})
+    model = PressNet(tiny_config(spec_window=W))
+    groups = make_optimizer(model, cfg).param_groups
+    branch = {id(p) for p in model.encoder_head.spectrum.parameters()}
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(id(p) for p in model.parameters())
+    for g in groups:
+        assert {id(p) in branch for p in g["params"]} == {g["lr_scale"] == 10.0}
+    assert len(make_optimizer(PressNet(tiny_config()), cfg).param_groups) == 2

@@ -62,7 +62,8 @@ WEIGHTLESS_FIELDS = ("name", "causal", "block")
 # Branches a run may add to a model that has none (the field 0 in the source): the branch's
 # parameters start as the branch itself initialises them (a zero projection, so the outputs start
 # as the source's), every other tensor is the source's.
-GROWN_BRANCHES = {"spec_window": "encoder_head.spectrum."}
+SPECTRUM_BRANCH = "encoder_head.spectrum."
+GROWN_BRANCHES = {"spec_window": SPECTRUM_BRANCH}
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,19 @@ class TrainResult:
 
 def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices and kernels only: not on biases, norm gains or LayerScale
-    [ours: decaying LayerScale towards zero would fight the near-identity initialisation]."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    keep = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": float(cfg.train.weight_decay)},
-              {"params": keep, "weight_decay": 0.0}]
+    [ours: decaying LayerScale towards zero would fight the near-identity initialisation].
+
+    The log-spectrum branch's parameters (`model.spec_window`), if any, form groups of their own
+    whose learning rate is `train.spectrum_lr_scale` times the schedule's (`lr_scale`): grown at zero
+    onto trained weights, the branch moves about lr a step under AdamW, as slowly as the tuned rest."""
+    named = list(model.named_parameters())
+    groups = []
+    for scale, branch in ((1.0, False), (float(cfg.train.spectrum_lr_scale), True)):
+        mine = [p for n, p in named if n.startswith(SPECTRUM_BRANCH) == branch]
+        for params, decay in (([p for p in mine if p.dim() >= 2], float(cfg.train.weight_decay)),
+                              ([p for p in mine if p.dim() < 2], 0.0)):
+            if params or not branch:
+                groups.append({"params": params, "weight_decay": decay, "lr_scale": scale})
     return torch.optim.AdamW(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
 
 
@@ -200,6 +209,8 @@ class Trainer:
         self.loss_fn = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
                                     float(cfg.loss.sisnr_weight), model=self.model.cfg)
         self.optimizer = make_optimizer(self.model, cfg)
+        # from the config, not the groups: a resumed optimiser's groups are the saved ones
+        self.lr_scales = [group["lr_scale"] for group in self.optimizer.param_groups]
         self.precision = precision_for(cfg, dev)
         self.amp = autocast_for(self.precision, dev)
         self.step, self.best_val = 0, math.inf
@@ -294,8 +305,8 @@ class Trainer:
         n_local = lengths.sum().double() * counts
         n_global = self.dist.sum(n_local.reshape(1))[0]
         lr = lr_at(self.cfg, self.step, self.crop_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group, scale in zip(self.optimizer.param_groups, self.lr_scales):
+            group["lr"] = lr * scale
         with self.amp():
             outputs = self.net(mix, lengths)
         res = self.loss_fn(float_outputs(outputs), src, mix, lengths)
