@@ -117,21 +117,3 @@ def test_resume_keeps_the_runs_own_overrides_and_refuses_a_changed_model(tmp_pat
     assert main(["train", "tiny", "--out", str(run), "--resume", "--device", "cpu", "--no-progress",
                  "model.dim=32"]) == 2
     assert "model.dim" in capsys.readouterr().err
-
-
-def test_train_init_grows_a_spectral_branch_but_never_drops_one(tmp_path, capsys):
-    """A model without the log-spectrum branch continues into one with it (`model.spec_window`): every
-    source tensor carries over and the new branch starts at zero; the reverse loses weights: refused."""
-    first, grown = tmp_path / "first", tmp_path / "grown"
-    assert main(["train", "tiny", "--out", str(first), "--device", "cpu", "--no-progress", *SHORT]) == 0
-    source = load_file(str(first / "best.safetensors"))
-    assert main(["train", "tiny", "--out", str(grown), "--device", "cpu", "--no-progress", *SHORT,
-                 f"train.init={first / 'best.safetensors'}", "model.spec_window=32", "train.steps=1",
-                 "train.lr=0", "finetune.lr=0", "finetune.steps=0"]) == 0
-    assert "spec_window 0 -> 32" in capsys.readouterr().err
-    after = load_file(str(grown / "last.safetensors"))
-    assert all(torch.equal(after[k], source[k]) for k in source)
-    assert not after["encoder_head.spectrum.proj.weight"].any()
-    assert main(["train", "tiny", "--out", str(tmp_path / "back"), "--device", "cpu", "--no-progress", *SHORT,
-                 f"train.init={grown / 'last.safetensors'}"]) == 2
-    assert "architecture" in capsys.readouterr().err

@@ -38,9 +38,6 @@ class ModelConfig:
     enc_channels: int = 64              # C: channels of the waveform conv (also the mask/decoder basis)
     enc_kernel: int = 16                # conv kernel in samples
     patch: int = 4                      # P: samples per frame
-    # the log spectrum of a W-sample window around each frame added to it (heads.SpectralContext);
-    # 0: none
-    spec_window: int = 0
     dim: int = 64                       # D: width of the residual stream
     # separator
     n_enc_blocks: int = 8               # blocks on the single mixture stream
@@ -78,8 +75,6 @@ class ModelConfig:
             (self.attn_heads >= 1 and self.dim % self.attn_heads == 0,
              "attn_heads must be >= 1 and divide dim"),
             (self.conv_kernel % 2 == 1, "conv_kernel must be odd"),
-            (self.spec_window == 0 or (self.spec_window >= 2 * self.patch and self.spec_window % self.patch == 0),
-             f"spec_window must be 0 or a multiple of patch of at least 2 * patch, got {self.spec_window}"),
             (isinstance(self.causal, bool), f"causal must be true or false, got {self.causal!r}"),
             (self.sources is None or (len(self.sources) == self.n_src and len(set(self.sources)) == self.n_src
                                       and all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in self.sources)),

@@ -24,8 +24,6 @@ the inverse-gamma head's block mean as a running sum (`features`, then `pool` on
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -78,58 +76,8 @@ class ShiftNorm(nn.Module):
         return torch.cat([z, std.log()], dim=-1)
 
 
-class SpectralContext(nn.Module):
-    """The log power spectrum of a long window around each frame, projected onto the frame [ours].
-
-    The analysis filters are K samples long (2 ms for `enhance`), so they resolve the spectrum to
-    about sample_rate / K (500 Hz): wind, rain, engines and hum differ from speech in a spectrum
-    finer than that, which the blocks would have to rebuild from many frames. A Hann window of W
-    samples (32 ms at W = 512 and 16 kHz: 31 Hz bins) around every frame hands it to them directly;
-    ShiftNorm keeps its shape and level. The projection starts at zero, so adding the branch to a
-    trained model (`train.init`) leaves its outputs as they were until training moves it.
-
-    The window is centred on the frame, or ends with it in a causal model (which then looks no
-    further ahead than the frame itself).
-    """
-
-    def __init__(self, window: int, patch: int, dim: int, causal: bool = False) -> None:
-        super().__init__()
-        self.window, self.patch, self.causal = window, patch, causal
-        self.register_buffer("taper", torch.hann_window(window, periodic=True), persistent=False)
-        bins = window // 2 + 1
-        self.norm = ShiftNorm(bins)
-        self.proj = nn.Linear(bins + 1, dim)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        # wave: (B, L) with L a multiple of P -> (B, 1, T, D)
-        W, P = self.window, self.patch
-        left = W - P if self.causal else (W - P) // 2
-        return self.frames(F.pad(wave, (left, W - P - left)))
-
-    def frames(self, padded: torch.Tensor) -> torch.Tensor:
-        """The frames' features (B, 1, T, D) from the samples their windows span (B, W - P + T P):
-        the padded input, or in a stream the W - P samples before a chunk and the chunk."""
-        W, P = self.window, self.patch
-        padded = padded.float()
-        if torch.onnx.is_in_onnx_export():   # ONNX's STFT gives real and imaginary parts, no complex
-            parts = torch.stft(padded, W, P, window=self.taper, center=False, return_complex=False)
-            power = parts.pow(2).sum(-1)                                        # (B, W/2 + 1, T)
-        else:
-            power = torch.stft(padded, W, P, window=self.taper, center=False, return_complex=True).abs().pow(2)
-        return self.proj(self.norm(power.transpose(1, 2).add(1e-10).log())).unsqueeze(1)   # (B, 1, T, D)
-
-    def macs(self, inputs: tuple, output: torch.Tensor) -> int:
-        """The window, a real FFT counted as (W / 2) log2 W complex multiplies (4 MACs each) and the
-        power: 2 W log2 W + 2 W per frame (the projection is a Linear, counted on its own)."""
-        frames = output.shape[0] * output.shape[2]
-        return frames * int(2 * self.window * math.log2(self.window) + 2 * self.window)
-
-
 class EncoderHead(nn.Module):
-    def __init__(self, channels: int, kernel: int, patch: int, dim: int, causal: bool = False,
-                 spectrum: int = 0) -> None:
+    def __init__(self, channels: int, kernel: int, patch: int, dim: int, causal: bool = False) -> None:
         super().__init__()
         self.kernel, self.patch, self.causal = kernel, patch, causal
         # set by the ONNX exporter (press.export): build the taps from K slices, since ONNX has no
@@ -138,28 +86,10 @@ class EncoderHead(nn.Module):
         self.analysis = nn.Linear(kernel, channels, bias=False)   # the conv's C filters of K taps
         self.norm = ShiftNorm(channels * patch)
         self.proj = nn.Linear(channels * patch + 1, dim)
-        self.spectrum = SpectralContext(spectrum, patch, dim, causal) if spectrum else None
-
-    @property
-    def history(self) -> int:
-        """Samples before a chunk that a causal stream keeps: the analysis taps reach back K - 1,
-        the spectrum's windows W - P."""
-        return max(self.kernel - 1, self.spectrum.window - self.patch if self.spectrum is not None else 0)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # wave: (B, L) with L a multiple of P -> frames (B, 1, T, D), basis (B, L, C)
-        frames, basis = self.encode((causal_pad if self.causal else same_pad)(wave, self.kernel))
-        if self.spectrum is not None:
-            frames = frames + self.spectrum(wave)
-        return frames, basis
-
-    def step(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A causal stream's next n frames (B, 1, n, D) and basis (B, n P, C) from its last
-        `history` normalised samples and the n P new ones (B, history + n P)."""
-        frames, basis = self.encode(samples[:, self.history - (self.kernel - 1):])
-        if self.spectrum is not None:
-            frames = frames + self.spectrum.frames(samples[:, self.history - (self.spectrum.window - self.patch):])
-        return frames, basis
+        return self.encode((causal_pad if self.causal else same_pad)(wave, self.kernel))
 
     def encode(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames (B, 1, T, D) and basis (B, L, C) from the samples (B, K - 1 + L) the L outputs'

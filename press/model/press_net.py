@@ -92,8 +92,7 @@ class PressNet(nn.Module):
                          ffn_hidden=round((cfg.enc_ffn_expand or cfg.ffn_expand) * D), **shared)
         enc_kinds = [cfg.enc_pattern[i % len(cfg.enc_pattern)] for i in range(cfg.n_enc_blocks)]
         dec_kinds = [cfg.dec_pattern[i % len(cfg.dec_pattern)] for i in range(cfg.n_dec_blocks)]
-        self.encoder_head = EncoderHead(cfg.enc_channels, cfg.enc_kernel, cfg.patch, D, cfg.causal,
-                                        cfg.spec_window)
+        self.encoder_head = EncoderHead(cfg.enc_channels, cfg.enc_kernel, cfg.patch, D, cfg.causal)
         self.encoder = nn.ModuleList(Block(k, D, causal=cfg.causal, **enc_sizes) for k in enc_kinds)
         self.split_norm = RMSNorm(D)
         self.split = nn.Linear(D, cfg.n_src * D)

@@ -11,8 +11,8 @@ and returned (no state hidden in the modules), so that a step can be exported wi
 graph inputs and outputs:
 
   pending    (B, r)         input samples of the frame not yet complete, r < P
-  history    (B, H)         the last H level-normalised samples: what the analysis taps (K - 1)
-                            and the spectrum's windows (W - P) reach back to in earlier chunks
+  history    (B, K - 1)     the last K - 1 level-normalised samples: the analysis taps that reach
+                            back into earlier chunks
   level      (B, 2)         the running level's sums (`press.model.level.running_level`)
   encoder    per encoder block: a linear RNN's hidden state (B, H), a long conv's last kernel - 1
                             GLU frames (B, kernel - 1, E), attention's nothing (an empty tensor)
@@ -61,7 +61,7 @@ class StreamState:
 class Front:
     """What the network before the decoder groups carries from frame to frame (see StreamState)."""
 
-    history: torch.Tensor             # (B, H) the last level-normalised samples (EncoderHead.history)
+    history: torch.Tensor             # (B, K - 1) the last level-normalised samples
     level: torch.Tensor               # (B, 2) the running level's sums
     encoder: tuple[torch.Tensor, ...]  # per encoder block
 
@@ -113,7 +113,7 @@ def front_begin(net: nn.Module, batch: int) -> Front:
     if not net.cfg.causal:
         raise ValueError("only a causal model (model.causal: true) runs on a stream")
     like = net.split.weight
-    return Front(history=like.new_zeros(batch, net.encoder_head.history), level=level_start(batch, like),
+    return Front(history=like.new_zeros(batch, net.cfg.enc_kernel - 1), level=level_start(batch, like),
                  encoder=tuple(block.stream_state(batch, like) for block in net.encoder))
 
 
@@ -206,14 +206,14 @@ def encode(net: nn.Module, x: torch.Tensor, front: Front) -> tuple[Frames, Front
     cfg = net.cfg
     level, level_state = running_level(x, front.level, net.level_decay, cfg.patch)   # (B, n)
     wave = x / sample_level(level, cfg.patch)                                        # (B, n P)
-    samples = torch.cat([front.history, wave], dim=1)                                # (B, H + n P)
-    h, basis = net.encoder_head.step(samples)                                        # (B,1,n,D), (B,nP,C)
+    taps = torch.cat([front.history, wave], dim=1)                                   # (B, K - 1 + n P)
+    h, basis = net.encoder_head.encode(taps)                                         # (B,1,n,D), (B,nP,C)
     encoder = []
     for block, s in zip(net.encoder, front.encoder):
         h, s = block.step(h, s)
         encoder.append(s)
     frames = Frames(h=net.speakers(h), basis=basis, wave=wave, level=level)         # h: (B, S, n, D)
-    return frames, Front(history=samples[:, wave.shape[1]:], level=level_state, encoder=tuple(encoder))
+    return frames, Front(history=taps[:, wave.shape[1]:], level=level_state, encoder=tuple(encoder))
 
 
 def run_group(net: nn.Module, i: int, h: torch.Tensor, state: tuple[torch.Tensor, ...]

@@ -85,15 +85,13 @@ class TrainConfig:
     init: Optional[str] = None          # weights to start from: a shipped name or .safetensors of the same architecture
     max_minutes: Optional[float] = None  # wall-time cap on the crop stage; fine-tuning follows it (docs/training.md)
     snapshots: bool = False             # also keep the weights of every validation: snapshots/step-NNNNNN.safetensors
-    spectrum_lr_scale: float = 1.0      # the log-spectrum branch's lr / the schedule's (make_optimizer)
 
     def __post_init__(self) -> None:
         _require([(self.amp in AMP_MODES, f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")]
                  + [(getattr(self, k) >= 1, f"train.{k} must be >= 1, got {getattr(self, k)}")
                     for k in ("batch_size", "val_every", "ckpt_every", "log_every")]
                  + [(getattr(self, k) >= 0, f"train.{k} must be >= 0, got {getattr(self, k)}")
-                    for k in ("steps", "lr", "weight_decay", "warmup_steps", "final_lr_ratio", "num_workers",
-                              "spectrum_lr_scale")]
+                    for k in ("steps", "lr", "weight_decay", "warmup_steps", "final_lr_ratio", "num_workers")]
                  + [(self.crop_seconds > 0, f"train.crop_seconds must be > 0, got {self.crop_seconds}"),
                     (self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}"),
                     (self.max_minutes is None or self.max_minutes > 0,

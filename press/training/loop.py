@@ -59,11 +59,6 @@ from press.training.state import capture_rng, load_state, restore_rng, save_stat
 # values, e.g. a causal `enhance-rt` from the bidirectional `enhance` (the same tensors, run forward
 # only and with a running level) or another likelihood block.
 WEIGHTLESS_FIELDS = ("name", "causal", "block")
-# Branches a run may add to a model that has none (the field 0 in the source): the branch's
-# parameters start as the branch itself initialises them (a zero projection, so the outputs start
-# as the source's), every other tensor is the source's.
-SPECTRUM_BRANCH = "encoder_head.spectrum."
-GROWN_BRANCHES = {"spec_window": SPECTRUM_BRANCH}
 
 
 @dataclass(frozen=True)
@@ -78,19 +73,11 @@ class TrainResult:
 
 def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices and kernels only: not on biases, norm gains or LayerScale
-    [ours: decaying LayerScale towards zero would fight the near-identity initialisation].
-
-    The log-spectrum branch's parameters (`model.spec_window`), if any, form groups of their own
-    whose learning rate is `train.spectrum_lr_scale` times the schedule's (`lr_scale`): grown at zero
-    onto trained weights, the branch moves about lr a step under AdamW, as slowly as the tuned rest."""
-    named = list(model.named_parameters())
-    groups = []
-    for scale, branch in ((1.0, False), (float(cfg.train.spectrum_lr_scale), True)):
-        mine = [p for n, p in named if n.startswith(SPECTRUM_BRANCH) == branch]
-        for params, decay in (([p for p in mine if p.dim() >= 2], float(cfg.train.weight_decay)),
-                              ([p for p in mine if p.dim() < 2], 0.0)):
-            if params or not branch:
-                groups.append({"params": params, "weight_decay": decay, "lr_scale": scale})
+    [ours: decaying LayerScale towards zero would fight the near-identity initialisation]."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    keep = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": float(cfg.train.weight_decay)},
+              {"params": keep, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
 
 
@@ -209,8 +196,6 @@ class Trainer:
         self.loss_fn = TrainingLoss(int(cfg.model.block), str(cfg.loss.objective), str(cfg.loss.pit),
                                     float(cfg.loss.sisnr_weight), model=self.model.cfg)
         self.optimizer = make_optimizer(self.model, cfg)
-        # from the config, not the groups: a resumed optimiser's groups are the saved ones
-        self.lr_scales = [group["lr_scale"] for group in self.optimizer.param_groups]
         self.precision = precision_for(cfg, dev)
         self.amp = autocast_for(self.precision, dev)
         self.step, self.best_val = 0, math.inf
@@ -252,18 +237,13 @@ class Trainer:
         or a checkpoint path."""
         source, source_cfg, _ = load_model(path)
         mine, theirs = model_config(self.cfg), model_config(source_cfg)
-        grown = [f for f in GROWN_BRANCHES if getattr(mine, f) != getattr(theirs, f) and not getattr(theirs, f)]
-        changed = [f for f in WEIGHTLESS_FIELDS + tuple(grown) if getattr(mine, f) != getattr(theirs, f)]
+        changed = [f for f in WEIGHTLESS_FIELDS if getattr(mine, f) != getattr(theirs, f)]
         if replace(theirs, **{f: getattr(mine, f) for f in changed}) != mine:
             raise PressError(f"train.init={path}: its model config differs from this run's; "
                              "only a model of the same architecture can be continued")
-        missing, unexpected = self.model.load_state_dict(source.state_dict(), strict=False)
-        new = tuple(GROWN_BRANCHES[f] for f in grown)
-        if unexpected or any(not key.startswith(new) for key in missing):   # startswith(()) is False
-            raise PressError(f"train.init={path}: its weights do not fit this model "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        self.model.load_state_dict(source.state_dict())
         if changed and self.dist.is_main:
-            print(f"press train: train.init={path}: its weights, with the model's settings changed: "
+            print(f"press train: train.init={path}: the same weights in another setting: "
                   + ", ".join(f"{f} {getattr(theirs, f)} -> {getattr(mine, f)}" for f in changed), file=sys.stderr)
 
     def _enter(self, stage: str, position: Position) -> None:
@@ -305,8 +285,8 @@ class Trainer:
         n_local = lengths.sum().double() * counts
         n_global = self.dist.sum(n_local.reshape(1))[0]
         lr = lr_at(self.cfg, self.step, self.crop_steps)
-        for group, scale in zip(self.optimizer.param_groups, self.lr_scales):
-            group["lr"] = lr * scale
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         with self.amp():
             outputs = self.net(mix, lengths)
         res = self.loss_fn(float_outputs(outputs), src, mix, lengths)
